@@ -1,0 +1,455 @@
+"""The one conversation layer both chat adapters use: a question in, answer events out.
+
+Slack and Discord modules translate platform events into a `Question` and render the events an `AnswerSink`
+receives; access, rate limits, the spend cap, A/B arms, streaming, feedback and failure handling live here.
+Nothing in this module knows about slack_sdk or discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rag_core.errors import UserError
+from rag_core.kv import KeyValue
+from rag_core.settings import Settings
+from rag_core.tokens import count_tokens
+from rag_core.types import Answer, Citation, Turn, Vote
+
+if TYPE_CHECKING:
+    from rag_core.engine import Engine
+
+    from rag_core.feedback import FeedbackStore
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, something went wrong while answering. Here are the sources I found:"
+APOLOGY_NO_SOURCES = "Sorry, something went wrong while answering, and I could not look up sources either."
+EMPTY_QUESTION = "Please include a question, e.g. “how do I request time off?”."
+RESYNC_USAGE = "Usage: /resync [source] [--full]"
+RESYNC_REFUSAL = "Sorry, only ragbot admins can run /resync. Ask an admin if the index looks out of date."
+
+# A resync callable: (source or None for all, full re-read, progress line callback) -> report text.
+# It runs in a worker thread; the adapter's `main` binds it to connectors.sync.
+ResyncFn = Callable[[str | None, bool, Callable[[str], None]], str]
+
+
+@dataclass
+class Question:
+    """One question from a chat platform, with what the layer needs to answer it safely."""
+
+    platform: str  # "slack" | "discord"
+    text: str
+    user_id: str
+    channel_id: str
+    is_dm: bool = False
+    thread_id: str | None = None
+    history: list[Turn] = field(default_factory=list)  # earlier thread messages, oldest first
+    roles: list[str] = field(default_factory=list)  # platform role names (Discord admin role check)
+
+
+class AnswerSink(Protocol):
+    """Where the answer events go; each adapter implements one per question."""
+
+    async def started(self) -> None:
+        """The question was accepted: show 👀 / typing and a "Searching…" placeholder."""
+
+    async def update(self, partial_text: str) -> None:
+        """The answer so far, while it streams; calls are already throttled by the layer."""
+
+    async def finished(self, answer: Answer) -> str | None:
+        """Render the final answer; return the platform message id votes will refer to (None if not votable)."""
+
+    async def refused(self, message: str) -> None:
+        """A short, clear reply instead of an answer (rate limit, spend cap, empty question)."""
+
+    async def failed(self, message: str, citations: list[Citation]) -> None:
+        """An apology with whatever sources were found."""
+
+
+def bound_history(turns: Sequence[Turn], max_tokens: int, encoding: str = "o200k_base") -> list[Turn]:
+    """The most recent turns whose texts fit in `max_tokens`, oldest first."""
+    kept: list[Turn] = []
+    used = 0
+    for turn in reversed(turns):
+        cost = count_tokens(turn.text, encoding)
+        if used + cost > max_tokens:
+            break
+        kept.append(turn)
+        used += cost
+    kept.reverse()
+    return kept
+
+
+def parse_resync_args(text: str, known_sources: Sequence[str] = ()) -> tuple[str | None, bool]:
+    """`[source] [--full]` → (source or None for all, full). Raises UserError carrying the usage line."""
+    try:
+        words = shlex.split(text or "")
+    except ValueError as exc:
+        raise UserError(f"Could not read the arguments ({exc}). {RESYNC_USAGE}") from exc
+    full = False
+    names: list[str] = []
+    for word in words:
+        if word == "--full":
+            full = True
+        elif word.startswith("-"):
+            raise UserError(f"Unknown option {word!r}. {RESYNC_USAGE}")
+        else:
+            names.append(word)
+    if len(names) > 1:
+        raise UserError(f"Give at most one source, got {len(names)}: {', '.join(names)}. {RESYNC_USAGE}")
+    source = names[0] if names else None
+    if source is not None and known_sources and source not in known_sources:
+        raise UserError(f"Unknown source {source!r}; configured: {', '.join(known_sources)}. {RESYNC_USAGE}")
+    return source, full
+
+
+class _Throttle:
+    """Collects streamed tokens from the engine's thread and forwards the text to the sink at most once per
+    interval, so chat platforms' edit rate limits are respected."""
+
+    def __init__(self, sink: AnswerSink, interval_s: float, loop: asyncio.AbstractEventLoop) -> None:
+        self._sink = sink
+        self._interval = interval_s
+        self._loop = loop
+        self._parts: list[str] = []
+        self._mutex = threading.Lock()
+        self._changed = asyncio.Event()
+        self._done = False
+        self._sent = ""
+        self._task = loop.create_task(self._run())
+
+    def on_token(self, token: str) -> None:
+        """Called from the engine's worker thread."""
+        with self._mutex:
+            self._parts.append(token)
+        self._loop.call_soon_threadsafe(self._changed.set)
+
+    async def _run(self) -> None:
+        while not self._done:
+            await self._changed.wait()
+            self._changed.clear()
+            if self._done:
+                break
+            with self._mutex:
+                text = "".join(self._parts)
+            if text.strip() and text != self._sent:
+                self._sent = text
+                try:
+                    await self._sink.update(text)
+                except Exception:  # a failed edit must not lose the answer; the final render follows
+                    log.warning(
+                        "streaming update failed", exc_info=True, extra={"event": "stream_update_failed"}
+                    )
+            await asyncio.sleep(self._interval)
+
+    async def close(self) -> None:
+        self._done = True
+        self._changed.set()
+        await self._task
+
+
+def _utc_day() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+class Conversation:
+    """Turns questions into answer events, enforcing access, limits and budgets, and records feedback."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        kv: KeyValue,
+        feedback: FeedbackStore | None = None,
+        resync: ResyncFn | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.kv = kv
+        self.feedback = feedback
+        self._resync = resync
+
+    # --- access --------------------------------------------------------------------------------------------
+    def allowed_sources(self, channel_id: str, is_dm: bool) -> list[str] | None:
+        """Sources a question from this channel may search; None means every source."""
+        s = self.settings
+        if channel_id in s.channel_sources:
+            return list(s.channel_sources[channel_id])
+        if is_dm and s.dm_sources is not None:
+            return list(s.dm_sources)
+        if not s.sources:
+            return None  # nothing configured (e.g. a single ad-hoc index): everything is searchable
+        if is_dm:
+            return s.public_sources()
+        return [src.name for src in s.sources if src.public or channel_id in src.allowed_channels]
+
+    def is_admin(self, user_id: str, roles: Sequence[str] = ()) -> bool:
+        if user_id in self.settings.admin_user_ids:
+            return True
+        role = self.settings.discord_admin_role
+        return bool(role) and role in roles
+
+    def first_delivery(self, platform: str, event_id: str, ttl_s: float = 3600) -> bool:
+        """True the first time an event id is seen (retried and duplicate deliveries return False)."""
+        return self.kv.set_if_absent(f"dedupe:{platform}:{event_id}", "1", ttl_s)
+
+    # --- limits --------------------------------------------------------------------------------------------
+    def _over_limit(self, q: Question) -> str | None:
+        """A refusal message when this user or the whole team is over its limit, else None."""
+        per_minute = self.settings.rate_limit_per_minute
+        if per_minute > 0:
+            count = self.kv.incr(f"rate:{q.platform}:{q.user_id}", 1, ttl_s=60)
+            if count > per_minute:
+                return (
+                    f"You've asked more than {per_minute} questions in the last minute. "
+                    "Please wait a minute and ask again."
+                )
+        cap = self.settings.daily_spend_cap_usd
+        if cap > 0:
+            spent = float(self.kv.get(f"spend:{_utc_day()}") or 0)
+            if spent >= cap:
+                return "Today's question budget is used up. I'll answer again tomorrow (UTC); sorry for the wait."
+        return None
+
+    def _add_spend(self, cost_usd: float) -> None:
+        if cost_usd > 0:
+            self.kv.incr(f"spend:{_utc_day()}", cost_usd, ttl_s=2 * 24 * 3600)
+
+    # --- answering -----------------------------------------------------------------------------------------
+    async def ask(self, q: Question, sink: AnswerSink) -> Answer | None:
+        """Answer one question through the sink; returns the answer, or None when refused or failed."""
+        started = time.perf_counter()
+        text = q.text.strip()
+        if not text:
+            await sink.refused(EMPTY_QUESTION)
+            return None
+        refusal = self._over_limit(q)
+        if refusal:
+            await sink.refused(refusal)
+            await self._record(
+                q, Answer(question=text, text=refusal, citations=[]), "rate_limited", None, None, started
+            )
+            return None
+
+        arm, overrides = _assign_arm(q.user_id, self.settings)
+        allowed = self.allowed_sources(q.channel_id, q.is_dm)
+        await sink.started()
+        throttle = _Throttle(sink, self.settings.stream_edit_interval_s, asyncio.get_running_loop())
+        try:
+            answer = await asyncio.to_thread(
+                self.engine.answer,
+                text,
+                allowed_sources=allowed,
+                history=list(q.history),
+                on_token=throttle.on_token,
+                overrides=overrides or None,
+            )
+        except UserError as exc:
+            await throttle.close()
+            await sink.refused(str(exc))
+            return None
+        except Exception as exc:
+            await throttle.close()
+            await self._fail(q, text, allowed, exc, arm, started, sink)
+            return None
+        await throttle.close()
+
+        self._add_spend(answer.cost_usd)
+        outcome = "abstained" if answer.abstained else "answered"
+        try:
+            message_id = await sink.finished(answer)
+        except Exception as exc:
+            # Rendering failed (e.g. the platform rejected the blocks): still reply, never silence.
+            log.exception(
+                "rendering the answer failed", extra={"event": "render_failed", "platform": q.platform}
+            )
+            await self._fail(q, text, allowed, exc, arm, started, sink, citations=answer.citations)
+            return None
+        await self._record(q, answer, outcome, arm, message_id, started)
+        return answer
+
+    async def _fail(
+        self,
+        q: Question,
+        text: str,
+        allowed: list[str] | None,
+        exc: BaseException,
+        arm: str | None,
+        started: float,
+        sink: AnswerSink,
+        citations: list[Citation] | None = None,
+    ) -> None:
+        log.error(
+            "answering failed",
+            exc_info=exc,
+            extra={"event": "answer_failed", "platform": q.platform, "channel": q.channel_id},
+        )
+        if citations is None:
+            try:
+                citations = await asyncio.to_thread(self.engine.sources, text, allowed_sources=allowed)
+            except Exception:
+                log.warning("sources lookup after a failure failed too", exc_info=True)
+                citations = []
+        failed = Answer(question=text, text="", citations=citations, error=f"{type(exc).__name__}: {exc}")
+        await sink.failed(APOLOGY if citations else APOLOGY_NO_SOURCES, citations)
+        await self._record(q, failed, "error", arm, None, started)
+
+    async def _record(
+        self,
+        q: Question,
+        answer: Answer,
+        outcome: str,
+        arm: str | None,
+        message_id: str | None,
+        started: float,
+    ) -> None:
+        self._log_outcome(q, answer, outcome, arm, started)
+        if self.feedback is None:
+            return
+        try:
+            await asyncio.to_thread(self._store_feedback, q, answer, outcome, arm, message_id)
+        except Exception:  # the person has their answer; a logging failure must not turn into an error reply
+            log.exception(
+                "storing the answer in the query log failed", extra={"event": "feedback_store_failed"}
+            )
+
+    def _store_feedback(
+        self, q: Question, answer: Answer, outcome: str, arm: str | None, message_id: str | None
+    ) -> None:
+        assert self.feedback is not None
+        self.feedback.log_answer(
+            answer, platform=q.platform, channel=q.channel_id, user=q.user_id, arm=arm, outcome=outcome
+        )
+        if message_id:
+            self.feedback.link_message(
+                answer.id, platform=q.platform, channel=q.channel_id, message_id=message_id
+            )
+
+    def _log_outcome(
+        self, q: Question, answer: Answer, outcome: str, arm: str | None, started: float
+    ) -> None:
+        log.info(
+            "question handled",
+            extra={
+                "event": "question",
+                "platform": q.platform,
+                "channel": q.channel_id,
+                "answer_id": answer.id,
+                "outcome": outcome,
+                "arm": arm,
+                "citations": len(answer.citations),
+                "cost_usd": answer.cost_usd,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        _observe("observe_answer", answer, q.platform, outcome)
+
+    async def sources(self, q: Question, k: int | None = None) -> list[Citation]:
+        """Top sources for a question, no LLM. Raises UserError for an empty question."""
+        text = q.text.strip()
+        if not text:
+            raise UserError(EMPTY_QUESTION)
+        allowed = self.allowed_sources(q.channel_id, q.is_dm)
+        return await asyncio.to_thread(self.engine.sources, text, allowed_sources=allowed, k=k)
+
+    # --- admin ---------------------------------------------------------------------------------------------
+    async def resync(
+        self,
+        user_id: str,
+        roles: Sequence[str],
+        source: str | None,
+        full: bool,
+        progress: Callable[[str], Awaitable[Any]],
+    ) -> str:
+        """Run a sync for an admin and return the report text; anyone else gets a polite refusal text."""
+        if not self.is_admin(user_id, roles):
+            log.info("resync refused", extra={"event": "resync_refused", "user": user_id})
+            return RESYNC_REFUSAL
+        if self._resync is None:
+            return "Syncing is not available in this process."
+        loop = asyncio.get_running_loop()
+
+        def progress_from_thread(line: str) -> None:
+            fut = asyncio.run_coroutine_threadsafe(progress(line), loop)
+            try:
+                fut.result(timeout=30)
+            except Exception:
+                log.warning("posting resync progress failed", exc_info=True)
+
+        log.info("resync started", extra={"event": "resync", "user": user_id, "source": source, "full": full})
+        try:
+            return await asyncio.to_thread(self._resync, source, full, progress_from_thread)
+        except UserError as exc:
+            return f"Sync not started: {exc}"
+        except Exception as exc:
+            log.exception("resync failed", extra={"event": "resync_failed", "source": source})
+            return f"Sync failed: {type(exc).__name__}: {exc}"
+
+    # --- feedback ------------------------------------------------------------------------------------------
+    async def vote(self, *, platform: str, channel: str, message_id: str, user: str, value: int) -> bool:
+        """Record a 👍 (+1) / 👎 (-1) on a bot answer; False when the message is not an answer."""
+        if self.feedback is None or value not in (1, -1):
+            return False
+        answer_id = await asyncio.to_thread(
+            self.feedback.answer_for_message, platform=platform, channel=channel, message_id=message_id
+        )
+        if answer_id is None:
+            return False
+        vote = Vote(answer_id=answer_id, user=user, value=value, platform=platform, channel=channel)
+        await asyncio.to_thread(self.feedback.record_vote, vote)
+        _observe("observe_vote", platform, value)
+        log.info(
+            "vote recorded",
+            extra={"event": "vote", "platform": platform, "answer_id": answer_id, "value": value},
+        )
+        return True
+
+    async def retract(self, *, platform: str, channel: str, message_id: str, user: str, value: int) -> bool:
+        """Withdraw a vote whose reaction was removed; False when there was nothing to withdraw."""
+        if self.feedback is None or value not in (1, -1):
+            return False
+        answer_id = await asyncio.to_thread(
+            self.feedback.answer_for_message, platform=platform, channel=channel, message_id=message_id
+        )
+        if answer_id is None:
+            return False
+        removed = await asyncio.to_thread(
+            self.feedback.retract_vote, answer_id=answer_id, user=user, value=value
+        )
+        if removed:
+            _observe("observe_vote", platform, value, retracted=True)
+            log.info(
+                "vote retracted",
+                extra={"event": "vote_retracted", "platform": platform, "answer_id": answer_id},
+            )
+        return bool(removed)
+
+
+def _assign_arm(user_id: str, settings: Settings) -> tuple[str | None, dict]:
+    try:
+        from rag_core.feedback.experiments import assign_arm
+    except ImportError:  # experiments module not installed in this build: no A/B test
+        return None, {}
+    return assign_arm(user_id, settings)
+
+
+def _observe(name: str, *args: Any, **kwargs: Any) -> None:
+    """Call a rag_core.feedback.metrics observer; metrics must never break an answer."""
+    try:
+        from rag_core.feedback import metrics
+    except ImportError:
+        return
+    try:
+        getattr(metrics, name)(*args, **kwargs)
+    except Exception:
+        log.warning(
+            "metrics observer failed", exc_info=True, extra={"event": "metrics_failed", "observer": name}
+        )
