@@ -20,6 +20,7 @@ class SourceConfig(BaseModel):
     cron: str | None = None  # crontab expression, e.g. "0 */2 * * *"
     public: bool = True  # public sources are searchable from every channel without an explicit mapping
     allowed_channels: list[str] = Field(default_factory=list)  # channel ids that may search it (ACL)
+    base_url: str | None = None  # Confluence base URL for page links (https://x.atlassian.net/wiki); unset = file URIs
 
 
 class ModelPrice(BaseModel):
