@@ -1,0 +1,79 @@
+"""A/B experiments: two (or more) arms of engine overrides, users assigned by a hash of their id."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rag_core.errors import UserError
+from rag_core.settings import Settings
+
+# The per-answer settings `Engine.answer(overrides=...)` accepts, with the type each must have.
+OVERRIDE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "top_k": int,
+    "candidate_multiplier": int,
+    "use_reranker": bool,
+    "min_relevance": (int, float),
+    "max_context_tokens": int,
+    "llm_model": str,
+}
+
+
+class Experiment(BaseModel):
+    """`RAG_AB_EXPERIMENT`: {"name": "rerank-off", "arms": {"a": {}, "b": {"use_reranker": false}}}."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    arms: dict[str, dict[str, Any]]
+
+    @field_validator("arms")
+    @classmethod
+    def _arms_are_valid(cls, arms: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if len(arms) < 2:
+            raise ValueError(f"an experiment needs at least two arms, got {len(arms)}")
+        for arm, overrides in arms.items():
+            for key, value in overrides.items():
+                if key not in OVERRIDE_TYPES:
+                    raise ValueError(
+                        f"arm {arm!r}: unknown setting {key!r}; allowed: {', '.join(OVERRIDE_TYPES)}"
+                    )
+                expected = OVERRIDE_TYPES[key]
+                # bool is an int in Python; only use_reranker may be one
+                if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+                    raise ValueError(f"arm {arm!r}: {key}={value!r} has the wrong type")
+        return arms
+
+    @property
+    def arm_names(self) -> list[str]:
+        """Arm names in a fixed (sorted) order, so assignment does not depend on the JSON's key order."""
+        return sorted(self.arms)
+
+
+def load_experiment(settings: Settings) -> Experiment | None:
+    """The configured experiment, or None; a malformed one is a `UserError` naming what is wrong."""
+    if not settings.ab_experiment:
+        return None
+    try:
+        return Experiment.model_validate(settings.ab_experiment)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        raise UserError(f"RAG_AB_EXPERIMENT is invalid: {problems}") from None
+
+
+def arm_for(user_id: str, experiment: Experiment) -> str:
+    """Deterministic: the same person always gets the same arm of the same experiment."""
+    digest = hashlib.sha256(f"{experiment.name}:{user_id}".encode()).digest()
+    names = experiment.arm_names
+    return names[int.from_bytes(digest[:8], "big") % len(names)]
+
+
+def assign_arm(user_id: str, settings: Settings) -> tuple[str | None, dict[str, Any]]:
+    """(arm name, engine overrides) for this user; (None, {}) when no experiment runs."""
+    experiment = load_experiment(settings)
+    if experiment is None:
+        return None, {}
+    arm = arm_for(user_id, experiment)
+    return arm, dict(experiment.arms[arm])

@@ -1,0 +1,1 @@
+"""Alembic migrations of the query log; run by `FeedbackStore` on start (upgrade head)."""

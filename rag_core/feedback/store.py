@@ -1,0 +1,307 @@
+"""The durable query log: every answer, its citations, the message that carries it, and the votes on it.
+
+SQLite file under `settings.data_dir` by default (WAL, no server); `RAG_DATABASE_URL` points it at PostgreSQL.
+The schema comes from the alembic migrations next to this file, upgraded to head whenever a store opens.
+Methods are synchronous (SQLAlchemy); async callers run them with `asyncio.to_thread`. Database failures raise
+`sqlalchemy.exc.SQLAlchemyError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, exists, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from rag_core.errors import UserError
+from rag_core.feedback.models import AnswerRecord, CitationRecord, MessageLink, VoteRecord
+from rag_core.feedback.outcome import outcome_of, total_latency_ms
+from rag_core.settings import Settings, get_settings
+from rag_core.types import Answer, Vote
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_PG_MIGRATION_LOCK = 0x7261_6762  # pg_advisory_xact_lock key: one process migrates at a time
+
+
+class UnknownAnswer(ValueError):
+    """A vote or message link names an answer id the query log does not hold."""
+
+
+def utc_naive(at: datetime | None = None) -> datetime:
+    """Times are stored as naive UTC so SQLite and PostgreSQL read back the same values."""
+    at = at or datetime.now(UTC)
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return at
+
+
+def database_url(settings: Settings) -> str:
+    """`RAG_DATABASE_URL`, or the SQLite file under the data dir; plain postgres URLs get the psycopg 3 driver."""
+    if not settings.database_url:
+        return f"sqlite:///{settings.sqlite_path}"
+    url = settings.database_url
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (the report) never block the bots' writes
+    cursor.execute("PRAGMA busy_timeout=10000")  # several bot processes may share the file
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UserError(f"RAG_DATABASE_URL is not a database URL: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed)
+        else:
+            engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return create_engine(parsed, pool_pre_ping=True)  # survives a database restart
+    except Exception as exc:  # e.g. a driver that is not installed
+        raise UserError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """Two bot processes starting together must not both create the tables of a fresh SQLite file."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory file locks; a race there only fails one start
+        yield
+        return
+    with open(f"{database}.migrate-lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest migration (a no-op when it is there already)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with _sqlite_migration_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class FeedbackStore:
+    """Query log and votes. Open once per process; thread-safe."""
+
+    def __init__(self, url: str, *, user_hash_salt: str = "ragbot") -> None:
+        self._engine = _make_engine(url)
+        self.url = self._engine.url.render_as_string(hide_password=True)
+        self._salt = user_hash_salt.encode()
+        try:
+            migrate(self._engine)
+        except OperationalError as exc:
+            self._engine.dispose()
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise UserError(f"query log database {self.url} cannot be opened: {reason}") from None
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> FeedbackStore:
+        settings = settings or get_settings()
+        return cls(database_url(settings), user_hash_salt=settings.user_hash_salt.get_secret_value())
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for read-only queries such as the admin report's."""
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> FeedbackStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def hash_user(self, user: str) -> str:
+        """A salted, one-way id for a person: the log can count and group people without naming them."""
+        return hmac.new(self._salt, user.encode(), hashlib.sha256).hexdigest()[:32]
+
+    # --- answers -------------------------------------------------------------------------------------------------
+
+    def log_answer(
+        self,
+        answer: Answer,
+        *,
+        platform: str,
+        channel: str,
+        user: str,
+        arm: str | None = None,
+        outcome: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Log one question and what was answered. `at` defaults to now; an id logged before is kept as it was."""
+        record = AnswerRecord(
+            id=answer.id,
+            created_at=utc_naive(at),
+            platform=platform,
+            channel=channel,
+            user_hash=self.hash_user(user),
+            question=answer.question,
+            answer_text=answer.text,
+            outcome=outcome_of(answer, outcome),
+            abstained=answer.abstained,
+            extractive=answer.extractive,
+            cache_hit=answer.cache_hit,
+            tokens_in=answer.tokens_in,
+            tokens_out=answer.tokens_out,
+            cost_usd=answer.cost_usd,
+            latency_ms=total_latency_ms(answer),
+            timings_ms=dict(answer.timings_ms),
+            model=answer.model,
+            error=answer.error,
+            arm=arm,
+            overrides=dict(overrides) if overrides is not None else None,
+            citations=[
+                CitationRecord(
+                    n=c.n,
+                    source=c.source,
+                    doc_id=c.doc_id,
+                    title=c.title,
+                    url=c.url,
+                    score=float(c.score),
+                    heading_path=list(c.heading_path),
+                    snippet=c.snippet,
+                )
+                for c in answer.citations
+            ],
+        )
+        with self._sessions() as session:
+            if session.get(AnswerRecord, answer.id) is not None:
+                log.warning("answer id logged before; keeping the first", extra={"answer_id": answer.id})
+                return
+            session.add(record)
+            try:
+                session.commit()
+            except IntegrityError:  # the same id logged concurrently by another process
+                session.rollback()
+                log.warning("answer id logged before; keeping the first", extra={"answer_id": answer.id})
+
+    def get_answer(self, answer_id: str) -> AnswerRecord | None:
+        """The logged answer with its citations, or None."""
+        with self._sessions() as session:
+            stmt = (
+                select(AnswerRecord)
+                .where(AnswerRecord.id == answer_id)
+                .options(selectinload(AnswerRecord.citations))
+            )
+            return session.scalars(stmt).first()
+
+    # --- message links ---------------------------------------------------------------------------------------------
+
+    def link_message(self, answer_id: str, *, platform: str, channel: str, message_id: str) -> None:
+        """Remember that this platform message shows this answer (a repeated link moves it)."""
+        with self._sessions() as session, session.begin():
+            self._require_answer(session, answer_id)
+            link = session.get(MessageLink, (platform, channel, message_id))
+            if link is None:
+                session.add(
+                    MessageLink(
+                        platform=platform, channel=channel, message_id=message_id, answer_id=answer_id
+                    )
+                )
+            else:
+                link.answer_id = answer_id
+
+    def answer_for_message(self, *, platform: str, channel: str, message_id: str) -> str | None:
+        with self._sessions() as session:
+            link = session.get(MessageLink, (platform, channel, message_id))
+            return link.answer_id if link else None
+
+    # --- votes -------------------------------------------------------------------------------------------------------
+
+    def record_vote(self, vote: Vote) -> None:
+        """Store a 👍 (+1) or 👎 (-1); the same person's earlier vote on that answer is replaced."""
+        if vote.value not in (1, -1):
+            raise ValueError(f"a vote is +1 or -1, not {vote.value!r}")
+        user_hash = self.hash_user(vote.user)
+        for attempt in range(2):
+            with self._sessions() as session:
+                try:
+                    with session.begin():
+                        self._require_answer(session, vote.answer_id)
+                        record = session.get(VoteRecord, (vote.answer_id, user_hash))
+                        if record is None:
+                            record = VoteRecord(answer_id=vote.answer_id, user_hash=user_hash)
+                            session.add(record)
+                        record.value = vote.value
+                        record.platform = vote.platform
+                        record.channel = vote.channel
+                        record.created_at = utc_naive()
+                    return
+                except IntegrityError:  # a concurrent first vote by the same person: replace it
+                    if attempt:
+                        raise
+
+    def retract_vote(self, *, answer_id: str, user: str, value: int | None = None) -> bool:
+        """Remove a person's vote (only if it has `value`, when given); True when one was removed."""
+        stmt = delete(VoteRecord).where(
+            VoteRecord.answer_id == answer_id, VoteRecord.user_hash == self.hash_user(user)
+        )
+        if value is not None:
+            stmt = stmt.where(VoteRecord.value == value)
+        with self._sessions() as session, session.begin():
+            return session.execute(stmt).rowcount > 0
+
+    def votes(self, answer_id: str) -> list[Vote]:
+        """The votes on an answer; `Vote.user` holds the hashed voter id."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(VoteRecord).where(VoteRecord.answer_id == answer_id).order_by(VoteRecord.created_at)
+            )
+            return [
+                Vote(
+                    answer_id=r.answer_id,
+                    user=r.user_hash,
+                    value=r.value,
+                    platform=r.platform,
+                    channel=r.channel,
+                )
+                for r in rows
+            ]
+
+    @staticmethod
+    def _require_answer(session: Session, answer_id: str) -> None:
+        if not session.scalar(select(exists().where(AnswerRecord.id == answer_id))):
+            raise UnknownAnswer(f"no answer with id {answer_id!r} in the query log")
