@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # query log + votes; unset = SQLite file under data_dir
     http_port: int = 8080  # /healthz, /readyz, /metrics (and Slack HTTP mode)
     ab_experiment: dict | None = None  # {"name": ..., "arms": {"a": {...overrides}, "b": {...}}}
+    user_hash_salt: SecretStr = SecretStr("ragbot")  # salts the hashed user ids in the query log; set your own
 
     # --- logging -------------------------------------------------------------------------------------------------
     log_level: str = "INFO"
