@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag_core.errors import UserError
+from rag_core.feedback import metrics
+from rag_core.feedback.experiments import assign_arm
 from rag_core.kv import KeyValue
 from rag_core.settings import Settings
 from rag_core.tokens import count_tokens
@@ -25,7 +27,6 @@ from rag_core.types import Answer, Citation, Turn, Vote
 
 if TYPE_CHECKING:
     from rag_core.engine import Engine
-
     from rag_core.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,18 @@ class _Throttle:
         await self._task
 
 
+@dataclass
+class _Run:
+    """One question being answered: what the layer decided for it."""
+
+    q: Question
+    text: str
+    allowed: list[str] | None
+    arm: str | None
+    overrides: dict[str, Any]
+    started: float = field(default_factory=time.perf_counter)
+
+
 def _utc_day() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
 
@@ -226,28 +239,25 @@ class Conversation:
     # --- answering -----------------------------------------------------------------------------------------
     async def ask(self, q: Question, sink: AnswerSink) -> Answer | None:
         """Answer one question through the sink; returns the answer, or None when refused or failed."""
-        started = time.perf_counter()
         text = q.text.strip()
         if not text:
             await sink.refused(EMPTY_QUESTION)
             return None
+        arm, overrides = assign_arm(q.user_id, self.settings)
+        run = _Run(q, text, self.allowed_sources(q.channel_id, q.is_dm), arm, overrides)
         refusal = self._over_limit(q)
         if refusal:
             await sink.refused(refusal)
-            await self._record(
-                q, Answer(question=text, text=refusal, citations=[]), "rate_limited", None, None, started
-            )
+            await self._record(run, Answer(question=text, text=refusal, citations=[]), "rate_limited", None)
             return None
 
-        arm, overrides = _assign_arm(q.user_id, self.settings)
-        allowed = self.allowed_sources(q.channel_id, q.is_dm)
         await sink.started()
         throttle = _Throttle(sink, self.settings.stream_edit_interval_s, asyncio.get_running_loop())
         try:
             answer = await asyncio.to_thread(
                 self.engine.answer,
                 text,
-                allowed_sources=allowed,
+                allowed_sources=run.allowed,
                 history=list(q.history),
                 on_token=throttle.on_token,
                 overrides=overrides or None,
@@ -258,12 +268,11 @@ class Conversation:
             return None
         except Exception as exc:
             await throttle.close()
-            await self._fail(q, text, allowed, exc, arm, started, sink)
+            await self._fail(run, exc, sink)
             return None
         await throttle.close()
 
         self._add_spend(answer.cost_usd)
-        outcome = "abstained" if answer.abstained else "answered"
         try:
             message_id = await sink.finished(answer)
         except Exception as exc:
@@ -271,71 +280,36 @@ class Conversation:
             log.exception(
                 "rendering the answer failed", extra={"event": "render_failed", "platform": q.platform}
             )
-            await self._fail(q, text, allowed, exc, arm, started, sink, citations=answer.citations)
+            await self._fail(run, exc, sink, citations=answer.citations)
             return None
-        await self._record(q, answer, outcome, arm, message_id, started)
+        await self._record(run, answer, "abstained" if answer.abstained else "answered", message_id)
         return answer
 
     async def _fail(
-        self,
-        q: Question,
-        text: str,
-        allowed: list[str] | None,
-        exc: BaseException,
-        arm: str | None,
-        started: float,
-        sink: AnswerSink,
-        citations: list[Citation] | None = None,
+        self, run: _Run, exc: BaseException, sink: AnswerSink, citations: list[Citation] | None = None
     ) -> None:
         log.error(
             "answering failed",
             exc_info=exc,
-            extra={"event": "answer_failed", "platform": q.platform, "channel": q.channel_id},
+            extra={"event": "answer_failed", "platform": run.q.platform, "channel": run.q.channel_id},
         )
         if citations is None:
             try:
-                citations = await asyncio.to_thread(self.engine.sources, text, allowed_sources=allowed)
+                citations = await asyncio.to_thread(
+                    self.engine.sources, run.text, allowed_sources=run.allowed
+                )
             except Exception:
                 log.warning("sources lookup after a failure failed too", exc_info=True)
                 citations = []
-        failed = Answer(question=text, text="", citations=citations, error=f"{type(exc).__name__}: {exc}")
-        await sink.failed(APOLOGY if citations else APOLOGY_NO_SOURCES, citations)
-        await self._record(q, failed, "error", arm, None, started)
-
-    async def _record(
-        self,
-        q: Question,
-        answer: Answer,
-        outcome: str,
-        arm: str | None,
-        message_id: str | None,
-        started: float,
-    ) -> None:
-        self._log_outcome(q, answer, outcome, arm, started)
-        if self.feedback is None:
-            return
+        failed = Answer(question=run.text, text="", citations=citations, error=f"{type(exc).__name__}: {exc}")
         try:
-            await asyncio.to_thread(self._store_feedback, q, answer, outcome, arm, message_id)
-        except Exception:  # the person has their answer; a logging failure must not turn into an error reply
-            log.exception(
-                "storing the answer in the query log failed", extra={"event": "feedback_store_failed"}
-            )
+            await sink.failed(APOLOGY if citations else APOLOGY_NO_SOURCES, citations)
+        finally:
+            await self._record(run, failed, "error", None)
 
-    def _store_feedback(
-        self, q: Question, answer: Answer, outcome: str, arm: str | None, message_id: str | None
-    ) -> None:
-        assert self.feedback is not None
-        self.feedback.log_answer(
-            answer, platform=q.platform, channel=q.channel_id, user=q.user_id, arm=arm, outcome=outcome
-        )
-        if message_id:
-            self.feedback.link_message(
-                answer.id, platform=q.platform, channel=q.channel_id, message_id=message_id
-            )
-
-    def _log_outcome(
-        self, q: Question, answer: Answer, outcome: str, arm: str | None, started: float
-    ) -> None:
+    async def _record(self, run: _Run, answer: Answer, outcome: str, message_id: str | None) -> None:
+        """Log, count and store one handled question; never raises (the person already has their reply)."""
+        q = run.q
         log.info(
             "question handled",
             extra={
@@ -344,13 +318,38 @@ class Conversation:
                 "channel": q.channel_id,
                 "answer_id": answer.id,
                 "outcome": outcome,
-                "arm": arm,
+                "arm": run.arm,
                 "citations": len(answer.citations),
                 "cost_usd": answer.cost_usd,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
+                "ms": round((time.perf_counter() - run.started) * 1000, 1),
             },
         )
         _observe("observe_answer", answer, q.platform, outcome)
+        if self.feedback is None:
+            return
+        try:
+            await asyncio.to_thread(self._store_feedback, run, answer, outcome, message_id)
+        except Exception:
+            log.exception(
+                "storing the answer in the query log failed", extra={"event": "feedback_store_failed"}
+            )
+
+    def _store_feedback(self, run: _Run, answer: Answer, outcome: str, message_id: str | None) -> None:
+        assert self.feedback is not None
+        q = run.q
+        self.feedback.log_answer(
+            answer,
+            platform=q.platform,
+            channel=q.channel_id,
+            user=q.user_id,
+            arm=run.arm,
+            outcome=outcome,
+            overrides=run.overrides or None,
+        )
+        if message_id:
+            self.feedback.link_message(
+                answer.id, platform=q.platform, channel=q.channel_id, message_id=message_id
+            )
 
     async def sources(self, q: Question, k: int | None = None) -> list[Citation]:
         """Top sources for a question, no LLM. Raises UserError for an empty question."""
@@ -433,20 +432,8 @@ class Conversation:
         return bool(removed)
 
 
-def _assign_arm(user_id: str, settings: Settings) -> tuple[str | None, dict]:
-    try:
-        from rag_core.feedback.experiments import assign_arm
-    except ImportError:  # experiments module not installed in this build: no A/B test
-        return None, {}
-    return assign_arm(user_id, settings)
-
-
 def _observe(name: str, *args: Any, **kwargs: Any) -> None:
-    """Call a rag_core.feedback.metrics observer; metrics must never break an answer."""
-    try:
-        from rag_core.feedback import metrics
-    except ImportError:
-        return
+    """Call a metrics observer; metrics must never break an answer."""
     try:
         getattr(metrics, name)(*args, **kwargs)
     except Exception:
