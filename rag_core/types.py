@@ -36,6 +36,7 @@ class Chunk:
     url: str
     heading_path: list[str]  # breadcrumb + headings above this chunk
     position: int  # 0-based index of the chunk within its document
+    overlap: int = 0  # leading characters of `text` that repeat the end of the previous chunk
 
     @property
     def embed_text(self) -> str:

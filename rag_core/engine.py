@@ -1,0 +1,356 @@
+"""The engine: question → hybrid retrieval → rerank → threshold → context packing → generation, with a cache."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+from rag_core.cache import AnswerCache, cache_key
+from rag_core.chunking import Chunker
+from rag_core.embedding import Embedder
+from rag_core.errors import UserError
+from rag_core.generation import LLMGenerator, cited_numbers, extractive_answer, strip_unknown_citations
+from rag_core.indexing import IndexWriter
+from rag_core.kv import KeyValue, make_kv
+from rag_core.packing import PackedContext, pack_context, token_budget
+from rag_core.rerank import Reranker, load_reranker
+from rag_core.retrieval import HybridRetriever
+from rag_core.settings import Settings, get_settings
+from rag_core.sparse import Bm25Encoder
+from rag_core.store import VectorStore, open_store
+from rag_core.threshold import above_threshold
+from rag_core.tokens import count_tokens, get_encoding
+from rag_core.types import Answer, Candidate, Citation, Turn
+
+log = logging.getLogger(__name__)
+
+ABSTAIN_TEXT = "I don't have enough information in the indexed sources to answer that."
+OVERRIDABLE = {
+    "top_k",
+    "candidate_multiplier",
+    "use_reranker",
+    "min_relevance",
+    "max_context_tokens",
+    "llm_model",
+}
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: VectorStore,
+        embedder: Embedder,
+        reranker: Reranker,
+        kv: KeyValue,
+        generator: LLMGenerator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.sparse = Bm25Encoder(settings)
+        self.chunker = Chunker(
+            embedder.count_tokens,
+            embedder.token_offsets,
+            min(settings.chunk_tokens, embedder.max_tokens),
+            settings.chunk_overlap_tokens,
+        )
+        self.retriever = HybridRetriever(store, embedder, self.sparse, settings.rrf_k)
+        self.reranker = reranker
+        self.generator = generator
+        self.kv = kv
+        self.cache = AnswerCache(kv, settings.cache_ttl_s)
+        self._rerank_lock = threading.Lock()
+        self._writer = IndexWriter(store, embedder, self.chunker, self.sparse)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Engine:
+        """Load the models and open the store the settings name."""
+        settings = settings or get_settings()
+        embedder = Embedder(settings)
+        get_encoding(settings.tokenizer_encoding)  # load the BPE file now, not during the first answer
+        return cls(
+            settings,
+            store=open_store(settings),
+            embedder=embedder,
+            reranker=load_reranker(settings),
+            kv=make_kv(settings.redis_url, settings.cache_max_entries),
+            generator=LLMGenerator(settings) if settings.llm_configured else None,
+        )
+
+    # -- public API -------------------------------------------------------------------------------------------
+
+    @property
+    def index_version(self) -> int:
+        return int(self.store.read_meta().get("generation", 0))
+
+    def index_writer(self) -> IndexWriter:
+        return self._writer
+
+    def ready(self) -> dict[str, bool]:
+        status = {"store": self.store.ping(), "models": self.embedder is not None}
+        if self.settings.redis_url:
+            status["redis"] = self.kv.ping()
+        return status
+
+    def close(self) -> None:
+        self.store.close()
+
+    def sources(
+        self, question: str, *, allowed_sources: Sequence[str] | None = None, k: int | None = None
+    ) -> list[Citation]:
+        """The best sources for a question, without generating: those above the threshold, else the closest."""
+        question = _require(question)
+        settings = self.settings
+        k = k or settings.top_k
+        candidates = self._rank(question, settings, k * settings.candidate_multiplier, allowed_sources, {})
+        kept = above_threshold(candidates, self.reranker.min_relevance)[:k] or candidates[: min(k, 3)]
+        return [_citation(i, c) for i, c in enumerate(kept, start=1)]
+
+    def answer(
+        self,
+        question: str,
+        *,
+        allowed_sources: Sequence[str] | None = None,
+        history: Sequence[Turn] = (),
+        on_token: Callable[[str], None] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Answer:
+        question = _require(question)
+        settings = self._effective(overrides or {})
+        history = self._bounded_history(history)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+
+        with _timed(timings, "cache"):
+            key = cache_key(
+                question,
+                allowed_sources,
+                history,
+                self._answer_settings(settings),
+                f"{settings.collection}:{self.index_version}",
+            )
+            cached = self.cache.get(key)
+        if cached is not None:
+            if on_token:
+                on_token(cached.text)
+            timings["total"] = _ms(started)
+            return replace(
+                cached, id=Answer(question, "", []).id, cache_hit=True, timings_ms=timings, cost_usd=0.0
+            )
+
+        search_text = _search_text(question, history)
+        limit = settings.top_k * settings.candidate_multiplier
+        candidates = self._rank(search_text, settings, limit, allowed_sources, timings)
+        with _timed(timings, "threshold"):
+            if overrides and "min_relevance" in overrides:
+                min_relevance = float(overrides["min_relevance"])
+            else:
+                min_relevance = (
+                    self.reranker.min_relevance if settings.use_reranker else settings.min_relevance
+                )
+            kept = above_threshold(candidates, min_relevance)[: settings.top_k]
+
+        if not kept:
+            answer = self._abstain(question, candidates)
+        else:
+            answer = self._generate(question, kept, history, settings, on_token, timings)
+        answer.timings_ms = {**timings, "total": _ms(started)}
+        if answer.error is None:
+            self.cache.put(key, answer)
+        log.info(
+            "answered",
+            extra={
+                "event": "answer",
+                "answer_id": answer.id,
+                "abstained": answer.abstained,
+                "extractive": answer.extractive,
+                "citations": len(answer.citations),
+                "tokens_in": answer.tokens_in,
+                "tokens_out": answer.tokens_out,
+                "total_ms": answer.timings_ms["total"],
+            },
+        )
+        return answer
+
+    # -- stages -----------------------------------------------------------------------------------------------
+
+    def _rank(
+        self,
+        text: str,
+        settings: Settings,
+        limit: int,
+        allowed_sources: Sequence[str] | None,
+        timings: dict[str, float],
+    ) -> list[Candidate]:
+        with _timed(timings, "retrieve"):
+            candidates = self.retriever.retrieve(text, limit, self.index_version, allowed_sources)
+        with _timed(timings, "rerank"):
+            if not settings.use_reranker:
+                for cand in candidates:
+                    cand.relevance = cand.dense_score
+                return candidates
+            with self._rerank_lock:
+                return self.reranker.rerank(text, candidates)
+
+    def _abstain(self, question: str, candidates: list[Candidate]) -> Answer:
+        closest = [_citation(i, c) for i, c in enumerate(candidates[:3], start=1)]
+        text = ABSTAIN_TEXT
+        if closest:
+            text += " The closest sources I found are listed below."
+        return Answer(question=question, text=text, citations=closest, abstained=True)
+
+    def _generate(
+        self,
+        question: str,
+        kept: list[Candidate],
+        history: Sequence[Turn],
+        settings: Settings,
+        on_token: Callable[[str], None] | None,
+        timings: dict[str, float],
+    ) -> Answer:
+        with _timed(timings, "pack"):
+            overhead = (
+                count_tokens(question, settings.tokenizer_encoding)
+                + sum(count_tokens(t.text, settings.tokenizer_encoding) for t in history)
+                + 250
+            )  # system prompt and message framing
+            packed = pack_context(kept, token_budget(settings, overhead), settings.tokenizer_encoding)
+        all_citations = [b.citation for b in packed.blocks]
+        error = None
+        with _timed(timings, "generate"):
+            if self.generator is not None and packed.blocks:
+                try:
+                    generated = self.generator.generate(
+                        question, packed.blocks, history, on_token, settings.llm_model
+                    )
+                except Exception as exc:  # noqa: BLE001 - any LLM failure falls back to quoting, never silence
+                    error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    log.warning(
+                        "llm failed; answering with quoted passages",
+                        extra={"event": "llm_error", "error": error},
+                    )
+                else:
+                    text = strip_unknown_citations(generated.text, {b.n for b in packed.blocks})
+                    cited = set(cited_numbers(text))
+                    citations = [c for c in all_citations if c.n in cited] or all_citations
+                    return Answer(
+                        question=question,
+                        text=text,
+                        citations=citations,
+                        tokens_in=generated.tokens_in,
+                        tokens_out=generated.tokens_out,
+                        cost_usd=self._cost(
+                            settings, generated.model, generated.tokens_in, generated.tokens_out
+                        ),
+                        model=generated.model,
+                    )
+            reason = (
+                "; the language model failed"
+                if error
+                else ("" if self.generator else "; no language model set up")
+            )
+            text = extractive_answer(
+                question, packed.blocks, self.sparse, settings.extractive_sentences, reason
+            )
+            if on_token:
+                on_token(text)
+        cited = set(cited_numbers(text))
+        return Answer(
+            question=question,
+            text=text,
+            citations=[c for c in all_citations if c.n in cited] or all_citations,
+            extractive=True,
+            error=error,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _effective(self, overrides: Mapping[str, Any]) -> Settings:
+        unknown = set(overrides) - OVERRIDABLE
+        if unknown:
+            raise ValueError(f"unknown answer overrides: {sorted(unknown)}; allowed: {sorted(OVERRIDABLE)}")
+        if not overrides:
+            return self.settings
+        return self.settings.model_copy(update=dict(overrides))
+
+    def _answer_settings(self, settings: Settings) -> dict[str, Any]:
+        """Settings that change an answer, part of the cache key."""
+        return {
+            "top_k": settings.top_k,
+            "mult": settings.candidate_multiplier,
+            "reranker": self.reranker.name,
+            "use_reranker": settings.use_reranker,
+            "min_relevance": settings.min_relevance,
+            "min_rerank": settings.min_rerank_score,
+            "context": settings.max_context_tokens,
+            "budget": settings.max_cost_per_question_usd,
+            "llm": settings.llm_model if self.generator else None,
+            "embedding": settings.embedding_model,
+        }
+
+    def _bounded_history(self, history: Sequence[Turn]) -> list[Turn]:
+        kept: list[Turn] = []
+        used = 0
+        for turn in reversed(history):
+            used += count_tokens(turn.text, self.settings.tokenizer_encoding)
+            if used > self.settings.history_max_tokens:
+                break
+            kept.append(turn)
+        return list(reversed(kept))
+
+    @staticmethod
+    def _cost(settings: Settings, model: str, tokens_in: int, tokens_out: int) -> float:
+        price = settings.model_prices.get(model)
+        return round((tokens_in * price.input + tokens_out * price.output) / 1e6, 6) if price else 0.0
+
+
+def _require(question: str) -> str:
+    question = (question or "").strip()
+    if not question:
+        raise UserError('the question is empty: ask something, e.g. ragbot ask "How do I reset my VPN?"')
+    return question
+
+
+def _search_text(question: str, history: Sequence[Turn]) -> str:
+    """A follow-up ("and for contractors?") is searched together with the user's previous question."""
+    previous = [t.text for t in history if t.role == "user"][-1:]
+    return " ".join([*previous, question])
+
+
+def _citation(n: int, cand: Candidate) -> Citation:
+    chunk = cand.chunk
+    text = chunk.text[chunk.overlap :]
+    score = cand.relevance if cand.relevance is not None else cand.fused_score
+    return Citation(
+        n,
+        chunk.title,
+        chunk.url,
+        text[:300],
+        round(float(score), 4),
+        chunk.source,
+        chunk.doc_id,
+        chunk.heading_path,
+    )
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + _ms(start)
+
+
+__all__ = ["ABSTAIN_TEXT", "Engine", "PackedContext"]

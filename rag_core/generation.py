@@ -1,0 +1,157 @@
+"""Answer generation: an OpenAI-compatible chat model over the packed sources, or quoted passages without one."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import openai
+
+from rag_core.packing import ContextBlock
+from rag_core.settings import Settings
+from rag_core.sparse import Bm25Encoder
+from rag_core.tokens import count_tokens
+from rag_core.types import Turn
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = """You answer questions for a team using ONLY the numbered sources below.
+Rules:
+- Use only facts stated in the sources. If they do not contain the answer, say you don't know and stop.
+- Cite every claim with the number of its source in square brackets, like [1] or [2][3]. Cite only given numbers.
+- Be short: a few sentences or a short list. Use Markdown for lists, bold and code.
+- Earlier conversation turns are context for what the question means, not a source of facts.
+
+Sources:
+{sources}"""
+
+EXTRACTIVE_LABEL = "_Quoted passages from the sources (no AI summary{reason})._"
+
+_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@dataclass(slots=True)
+class Generated:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    model: str
+
+
+def strip_unknown_citations(text: str, valid: set[int]) -> str:
+    """Drop `[n]` markers that point to no provided source; keep the valid numbers of a `[1, 9]` group."""
+
+    def fix(match: re.Match[str]) -> str:
+        numbers = [int(x) for x in re.findall(r"\d+", match.group(1)) if int(x) in valid]
+        return "".join(f"[{n}]" for n in numbers)
+
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", _CITATION.sub(fix, text))
+
+
+def cited_numbers(text: str) -> list[int]:
+    seen: list[int] = []
+    for match in _CITATION.finditer(text):
+        for n in re.findall(r"\d+", match.group(1)):
+            if int(n) not in seen:
+                seen.append(int(n))
+    return seen
+
+
+def build_messages(
+    question: str, blocks: Sequence[ContextBlock], history: Sequence[Turn]
+) -> list[dict[str, str]]:
+    sources = "\n\n".join(b.text for b in blocks)
+    messages = [{"role": "system", "content": SYSTEM_PROMPT.format(sources=sources)}]
+    messages += [{"role": t.role, "content": t.text} for t in history]
+    messages.append({"role": "user", "content": question})
+    return messages
+
+
+class LLMGenerator:
+    """Streams a chat completion; retries only before the first token, so a user never sees text twice."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
+        self.client = openai.OpenAI(
+            base_url=settings.openai_base_url, api_key=key, timeout=settings.llm_timeout_s, max_retries=0
+        )
+
+    def generate(
+        self,
+        question: str,
+        blocks: Sequence[ContextBlock],
+        history: Sequence[Turn],
+        on_token: Callable[[str], None] | None,
+        model: str | None = None,
+    ) -> Generated:
+        model = model or self.settings.llm_model
+        messages = build_messages(question, blocks, history)
+        attempt = 0
+        while True:
+            parts: list[str] = []
+            try:
+                usage = self._stream(model, messages, parts, on_token)
+                break
+            except (
+                openai.APIConnectionError,
+                openai.APITimeoutError,
+                openai.RateLimitError,
+                openai.InternalServerError,
+            ):
+                attempt += 1
+                if parts or attempt > self.settings.llm_max_retries:
+                    raise
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+        text = "".join(parts)
+        tokens_in = (
+            usage[0]
+            if usage
+            else sum(count_tokens(m["content"], self.settings.tokenizer_encoding) for m in messages)
+        )
+        tokens_out = usage[1] if usage else count_tokens(text, self.settings.tokenizer_encoding)
+        return Generated(text, tokens_in, tokens_out, model)
+
+    def _stream(self, model, messages, parts, on_token) -> tuple[int, int] | None:  # noqa: ANN001
+        stream = self.client.chat.completions.create(
+            model=model,
+            messages=messages,
+            temperature=self.settings.llm_temperature,
+            max_tokens=self.settings.llm_max_output_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage = None
+        for event in stream:
+            if event.usage:
+                usage = (event.usage.prompt_tokens, event.usage.completion_tokens)
+            for choice in event.choices or []:
+                delta = choice.delta.content if choice.delta else None
+                if delta:
+                    parts.append(delta)
+                    if on_token:
+                        on_token(delta)
+        return usage
+
+
+def extractive_answer(
+    question: str, blocks: Sequence[ContextBlock], sparse: Bm25Encoder, max_sentences: int, reason: str = ""
+) -> str:
+    """The sentences of the top sources that share most terms with the question, each cited, in source order."""
+    query_terms = set(sparse.encode_query(question).indices)
+    scored: list[tuple[float, int, int, str]] = []
+    for rank, block in enumerate(blocks[:3]):
+        body = block.text.split("\n", 1)[1] if "\n" in block.text else block.text
+        for i, sentence in enumerate(s.strip() for s in _SENTENCE.split(body)):
+            if len(sentence) < 12 or sentence.startswith(("```", "|---", "…")):
+                continue
+            overlap = len(query_terms & set(sparse.encode_query(sentence).indices))
+            scored.append((overlap - 0.5 * rank, block.n, i, sentence))
+    best = sorted(scored, key=lambda s: -s[0])[:max_sentences]
+    best.sort(key=lambda s: (s[1], s[2]))
+    lines = [f"> {sentence} [{n}]" for _, n, _, sentence in best]
+    return EXTRACTIVE_LABEL.format(reason=reason) + "\n" + "\n".join(lines)

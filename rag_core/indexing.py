@@ -1,0 +1,197 @@
+"""Writes documents into the store so that readers see each document whole: old version or new, never half.
+
+Every point carries `gen` (the sync generation that wrote it) and `dead` (the generation that deleted it).
+Readers filter on the committed generation G: `gen <= G < dead`. A sync writes generation G+1 and marks replaced
+points `dead = G+1`; nothing it does is visible until `commit()` publishes G+1 in one metadata write. A sync that
+dies leaves G servable, and the next `begin()` removes what it left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from rag_core.chunking import Chunker
+from rag_core.embedding import Embedder
+from rag_core.sparse import Bm25Encoder
+from rag_core.store import NEVER, StoredPoint, VectorStore, Where
+from rag_core.types import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+_FLUSH_CHUNKS = 256  # chunks embedded per batch across documents (bigger batches embed faster)
+
+
+def chunk_payload(chunk: Chunk, version: str, gen: int) -> dict[str, Any]:
+    return {
+        "doc_id": chunk.doc_id,
+        "source": chunk.source,
+        "title": chunk.title,
+        "url": chunk.url,
+        "heading_path": chunk.heading_path,
+        "position": chunk.position,
+        "overlap": chunk.overlap,
+        "text": chunk.text,
+        "version": version,
+        "gen": gen,
+        "dead": NEVER,
+    }
+
+
+def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
+    return Chunk(
+        doc_id=payload["doc_id"],
+        source=payload["source"],
+        title=payload.get("title", ""),
+        text=payload.get("text", ""),
+        url=payload.get("url", ""),
+        heading_path=list(payload.get("heading_path") or []),
+        position=int(payload.get("position", 0)),
+        overlap=int(payload.get("overlap", 0)),
+    )
+
+
+class IndexWriter:
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        chunker: Chunker,
+        sparse: Bm25Encoder,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.chunker = chunker
+        self.sparse = sparse
+        self.on_commit = on_commit
+        self._tx_lock = threading.Lock()  # one transaction at a time per process (replicas use a Redis lock)
+
+    @property
+    def embedded_count(self) -> int:
+        return self.embedder.embedded_count
+
+    def committed_generation(self) -> int:
+        return int(self.store.read_meta().get("generation", 0))
+
+    def document_versions(self, source: str) -> dict[str, str]:
+        gen = self.committed_generation()
+        where = Where(source=source, position=0, gen_lte=gen, dead_gt=gen)
+        return {p["doc_id"]: p.get("version", "") for p in self.store.scroll(where, ["doc_id", "version"])}
+
+    def begin(self) -> SyncTransaction:
+        if not self._tx_lock.acquire(timeout=3600):
+            raise RuntimeError("another sync transaction is still open in this process")
+        try:
+            self.store.ensure_collection(self.embedder.dim)
+            gen = self.committed_generation()
+            _clean_uncommitted(self.store, gen)
+            return SyncTransaction(self, gen)
+        except BaseException:
+            self._tx_lock.release()
+            raise
+
+
+def _clean_uncommitted(store: VectorStore, committed: int) -> None:
+    """Remove what an interrupted sync left: points of later generations and deletions not yet committed."""
+    store.delete(Where(gen_gt=committed))
+    store.set_payload(Where(dead_gt=committed, dead_lte=NEVER - 1), {"dead": NEVER})
+    store.delete(Where(dead_lte=committed))  # deletions committed before a crash cut the clean-up short
+
+
+class SyncTransaction:
+    def __init__(self, writer: IndexWriter, committed: int) -> None:
+        self.writer = writer
+        self.committed = committed
+        self.gen = committed + 1
+        self._pending: list[tuple[Chunk, str]] = []
+        self._open = True
+        self.started = time.monotonic()
+
+    def __enter__(self) -> SyncTransaction:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._open:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def upsert(self, doc: Document, version: str) -> int:
+        """Chunk, embed and write `doc`; replaces its committed version at commit. Returns the chunk count."""
+        self._check_open()
+        chunks = self.writer.chunker.split(doc)
+        self._pending.extend((c, version) for c in chunks)
+        self._retire(doc.source, doc.id)
+        if len(self._pending) >= _FLUSH_CHUNKS:
+            self._flush()
+        return len(chunks)
+
+    def delete(self, source: str, doc_id: str) -> None:
+        self._check_open()
+        self._retire(source, doc_id)
+
+    def commit(self) -> int:
+        self._check_open()
+        try:
+            self._flush()
+            store = self.writer.store
+            meta = store.read_meta()
+            meta["generation"] = self.gen
+            store.write_meta(meta)  # the moment readers switch to the new state
+            store.delete(Where(dead_lte=self.gen))
+        finally:
+            self._close()
+        log.info("index committed", extra={"event": "index_commit", "generation": self.gen})
+        if self.writer.on_commit:
+            self.writer.on_commit(self.gen)
+        return self.gen
+
+    def abort(self) -> None:
+        if not self._open:
+            return
+        try:
+            self._pending.clear()
+            _clean_uncommitted(self.writer.store, self.committed)
+        finally:
+            self._close()
+        log.info("index sync aborted", extra={"event": "index_abort", "generation": self.committed})
+
+    # -- internals ------------------------------------------------------------------------------------------
+
+    def _retire(self, source: str, doc_id: str) -> None:
+        where = Where(source=source, doc_id=doc_id, gen_lte=self.committed, dead_gt=self.committed)
+        self.writer.store.set_payload(where, {"dead": self.gen})
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        chunks = [c for c, _ in self._pending]
+        dense = self.writer.embedder.encode_passages([c.embed_text for c in chunks])
+        points = [
+            StoredPoint(
+                id=str(
+                    uuid.uuid5(uuid.NAMESPACE_URL, f"{c.source}\x00{c.doc_id}\x00{self.gen}\x00{c.position}")
+                ),
+                dense=vec,
+                sparse=self.writer.sparse.encode_document(c.embed_text),
+                payload=chunk_payload(c, version, self.gen),
+            )
+            for (c, version), vec in zip(self._pending, dense, strict=True)
+        ]
+        self.writer.store.upsert(points)
+        self._pending.clear()
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise RuntimeError("sync transaction already committed or aborted")
+
+    def _close(self) -> None:
+        self._open = False
+        self.writer._tx_lock.release()
