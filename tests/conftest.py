@@ -53,7 +53,17 @@ def redis_url() -> Iterator[str]:
         return
     port = _free_port()
     proc = subprocess.Popen(
-        [_redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [
+            _redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -75,3 +85,99 @@ def redis_url() -> Iterator[str]:
 def clean_redis(redis_url: str) -> str:
     redis.Redis.from_url(redis_url).flushdb()
     return redis_url
+
+
+# --- engine fixtures ------------------------------------------------------------------------------------------
+
+SMALL_DOCS = [
+    (
+        "eng-wiki",
+        "oncall",
+        "On-call runbook",
+        "https://wiki.example.com/oncall",
+        "# Paging\nWhen you are on call, PagerDuty pages you by phone call and SMS. Acknowledge a page within 5 "
+        "minutes.\n\n# Escalation\nIf the primary on-call engineer does not acknowledge within 15 minutes, the "
+        "secondary is paged automatically.",
+    ),
+    (
+        "eng-wiki",
+        "deploy",
+        "Deploying to production",
+        "https://wiki.example.com/deploy",
+        "# Deploy steps\nMerge to main, wait for CI, then run `make deploy ENV=prod`. Deploys are frozen on Fridays "
+        "after 3 pm.\n\n```bash\nmake deploy ENV=prod\n```",
+    ),
+    (
+        "people-drive",
+        "expenses",
+        "Expenses policy",
+        "https://drive.example.com/expenses",
+        "# Team dinners\nTeam dinners are reimbursed up to $60 per person, tips included.\n\n# Contractors\n"
+        "Contractors are reimbursed for travel only; team dinners are not covered for contractors.",
+    ),
+    (
+        "people-drive",
+        "vpn",
+        "VPN how-to",
+        "https://drive.example.com/vpn",
+        "# Connecting\nInstall WireGuard and import the configuration file from the IT portal.\n\n# Resetting\n"
+        "To reset your VPN, revoke the old key in the IT portal and download a fresh configuration.",
+    ),
+    (
+        "finance-private",
+        "budget",
+        "Budget 2027",
+        "https://drive.example.com/budget",
+        "# Headcount budget\nThe 2027 headcount budget allows twelve new engineering hires in the platform team.",
+    ),
+]
+
+
+def small_documents():
+    from rag_core.types import Document
+
+    return [Document(id=i, source=s, title=t, text=x, url=u) for s, i, t, u, x in SMALL_DOCS]
+
+
+def make_settings(data_dir: Path, **overrides):
+    from rag_core.settings import Settings
+
+    base = {
+        "data_dir": data_dir,
+        "rerank_model": "",
+        "redis_url": None,
+        "openai_base_url": None,
+        "openai_api_key": None,
+        "log_json": False,
+    }
+    base.update(overrides)
+    return Settings(_env_file=None, **base)
+
+
+@pytest.fixture(scope="session")
+def small_engine(tmp_path_factory):
+    """A real Engine (real embedding model, embedded qdrant-edge store) over five tiny documents; no LLM."""
+    from rag_core.engine import Engine
+
+    engine = Engine.from_settings(make_settings(tmp_path_factory.mktemp("small-engine")))
+    with engine.index_writer().begin() as tx:
+        for doc in small_documents():
+            tx.upsert(doc, "v1")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    from tests.llm_server import LLMServer
+
+    server = LLMServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def openai_server(llm_server):
+    """The local OpenAI-compatible SSE server with default behaviour; yields it (use `.base_url`, `.reset()`)."""
+    llm_server.reset()
+    return llm_server
