@@ -9,7 +9,9 @@ from rag_core.errors import UserError
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ragbot", description="Answers a team's questions from its own documents.")
+    parser = argparse.ArgumentParser(
+        prog="ragbot", description="Answers a team's questions from its own documents."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", help="answer a question, streaming it to the terminal")

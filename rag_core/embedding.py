@@ -31,6 +31,7 @@ def configure_torch(settings: Settings) -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()  # token-count calls on long texts are intended, not a mistake
+    transformers.logging.disable_progress_bar()
     if settings.torch_threads > 0 and torch.get_num_threads() != settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
 

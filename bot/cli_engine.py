@@ -1,0 +1,160 @@
+"""Terminal commands that talk to the engine: ask, sources, eval and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rag_core.engine import Engine
+from rag_core.errors import UserError
+from rag_core.logs import setup_logging
+from rag_core.settings import Settings, get_settings
+from rag_core.types import Answer, Citation
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    setup_logging(settings)
+    return settings
+
+
+def _check_sources(settings: Settings, names: list[str] | None) -> list[str] | None:
+    if not names:
+        return None
+    known = {s.name for s in settings.sources}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(
+            f"unknown source {', '.join(map(repr, unknown))}; configured sources: {', '.join(sorted(known)) or 'none'}"
+        )
+    return names
+
+
+def print_citations(citations: list[Citation], out=sys.stdout) -> None:  # noqa: ANN001
+    for c in citations:
+        path = " > ".join(h for h in c.heading_path if h != c.title)
+        where = f" — {path}" if path else ""
+        print(f"  [{c.n}] {c.title}{where}\n      {c.url}  (score {c.score:.3f})", file=out)
+
+
+def print_answer(answer: Answer, streamed: bool, out=sys.stdout) -> None:  # noqa: ANN001
+    if not streamed:
+        print(answer.text, file=out)
+    print(file=out)
+    if answer.citations:
+        print("Closest sources:" if answer.abstained else "Sources:", file=out)
+        print_citations(answer.citations, out)
+    timings = ", ".join(f"{k} {v:.0f} ms" for k, v in answer.timings_ms.items())
+    extra = " (cache hit)" if answer.cache_hit else ""
+    print(f"\nTimings: {timings}{extra}", file=out)
+    if answer.tokens_in or answer.cost_usd:
+        print(
+            f"Tokens: {answer.tokens_in} in, {answer.tokens_out} out; est. cost ${answer.cost_usd:.5f}",
+            file=out,
+        )
+
+
+def _ask(engine: Engine, question: str, sources: list[str] | None) -> Answer:
+    def on_token(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    answer = engine.answer(question, allowed_sources=sources, on_token=on_token)
+    print()
+    print_answer(answer, streamed=True)
+    return answer
+
+
+def ask_command(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if not args.question.strip():
+        raise UserError('the question is empty: ask something, e.g. ragbot ask "How do I reset my VPN?"')
+    sources = _check_sources(settings, args.sources)
+    engine = Engine.from_settings(settings)
+    if engine.index_version == 0:
+        raise UserError(
+            "the index is empty: run `ragbot sync` first (or `ragbot demo` for the sample knowledge base)"
+        )
+    _ask(engine, args.question, sources)
+    return 0
+
+
+def sources_command(args: argparse.Namespace) -> int:
+    settings = _settings()
+    sources = _check_sources(settings, args.sources)
+    engine = Engine.from_settings(settings)
+    citations = engine.sources(args.question, allowed_sources=sources)
+    if not citations:
+        print("No sources found.")
+    print_citations(citations)
+    return 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from rag_core.evaluation import evaluate, format_results, index_corpus, load_beir
+
+    base = _settings()
+    folder = Path(args.beir)
+    data = load_beir(folder, args.split)
+    settings = base.model_copy(
+        update={"data_dir": base.data_dir / "eval" / folder.resolve().name, "collection": "beir"}
+    )
+    engine = Engine.from_settings(settings)
+    print(
+        f"reranker: {engine.reranker.name}; corpus {len(data.corpus)} docs; {len(data.queries)} queries",
+        flush=True,
+    )
+    start = time.perf_counter()
+    index_corpus(engine, data, progress=lambda i: print(f"  indexed {i}/{len(data.corpus)}", flush=True))
+    print(f"index ready in {time.perf_counter() - start:.0f} s", flush=True)
+    results = evaluate(engine, data, limit=args.limit)
+    print(format_results(results, min(len(data.queries), args.limit or len(data.queries)), args.split))
+    return 0
+
+
+DEMO_QUESTIONS_FILE = SAMPLES / "README.md"
+
+
+def demo_questions() -> list[str]:
+    """The three questions listed in samples/README.md (lines starting with `Q:`)."""
+    lines = DEMO_QUESTIONS_FILE.read_text(encoding="utf-8").splitlines()
+    questions = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Q:")]
+    if not questions:
+        raise UserError(f"no `Q:` lines in {DEMO_QUESTIONS_FILE}")
+    return questions
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Index the bundled samples into data/demo and answer the sample questions."""
+    from connectors import sample_sources
+    from connectors.sync import run_sync
+
+    base = get_settings()
+    settings = base.model_copy(
+        update={
+            "data_dir": base.data_dir / "demo",
+            "sources": sample_sources(SAMPLES),
+            "log_json": False,
+            "log_level": "WARNING",
+        }
+    )
+    setup_logging(settings)
+    print("Loading models and the embedded index...", flush=True)
+    engine = Engine.from_settings(settings)
+    print(
+        f"Reranker: {engine.reranker.name}. LLM: {settings.llm_model if engine.generator else 'none (extractive)'}"
+    )
+    for report in run_sync(settings, engine.index_writer()):
+        print(
+            f"Synced {report.source}: {report.added} added, {report.updated} updated, {report.deleted} deleted, "
+            f"{report.unchanged} unchanged, {len(report.skipped)} skipped ({report.duration_s:.1f} s)"
+        )
+    for question in demo_questions():
+        print(f"\n=== {question}\n")
+        _ask(engine, question, None)
+    engine.close()
+    return 0

@@ -1,0 +1,181 @@
+"""Retrieval quality on a BEIR dataset: dense, BM25, hybrid and hybrid + rerank, through the real engine parts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag_core.errors import UserError
+from rag_core.retrieval import rrf_fuse
+from rag_core.store import Where
+from rag_core.types import Candidate, Document
+
+MODES = ("dense", "bm25", "hybrid", "hybrid+rerank")
+
+
+@dataclass(slots=True)
+class BeirData:
+    corpus: dict[str, tuple[str, str]]  # id -> (title, text)
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]  # query id -> doc id -> relevance
+
+
+@dataclass(slots=True)
+class ModeResult:
+    mode: str
+    ndcg10: float
+    recall100: float
+    mrr10: float
+    p10: float
+    p50_ms: float
+    p95_ms: float
+
+
+def _jsonl(path: Path) -> Iterable[dict]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def load_beir(folder: Path, split: str) -> BeirData:
+    folder = Path(folder)
+    needed = [folder / "corpus.jsonl", folder / "queries.jsonl", folder / "qrels" / f"{split}.tsv"]
+    if not folder.is_dir():
+        raise UserError(f"BEIR folder {folder} does not exist")
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        raise UserError(f"BEIR folder {folder} is missing {', '.join(missing)}")
+    corpus = {d["_id"]: (d.get("title", ""), d.get("text", "")) for d in _jsonl(needed[0])}
+    qrels: dict[str, dict[str, int]] = {}
+    with open(needed[2], encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            parts = line.rstrip("\n").split("\t")
+            if i == 0 and not parts[-1].lstrip("-").isdigit():
+                continue  # header
+            if int(parts[2]) > 0:
+                qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    queries = {q["_id"]: q["text"] for q in _jsonl(needed[1]) if q["_id"] in qrels}
+    return BeirData(corpus, queries, qrels)
+
+
+def ndcg_at(ranked: list[str], rel: dict[str, int], k: int) -> float:
+    dcg = sum((2 ** rel.get(d, 0) - 1) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(rel.values(), reverse=True)[:k]
+    idcg = sum((2**r - 1) / math.log2(i + 2) for i, r in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranked: list[str], rel: dict[str, int], k: int) -> float:
+    return len(set(ranked[:k]) & set(rel)) / len(rel) if rel else 0.0
+
+
+def mrr_at(ranked: list[str], rel: dict[str, int], k: int) -> float:
+    return next((1.0 / (i + 1) for i, d in enumerate(ranked[:k]) if d in rel), 0.0)
+
+
+def precision_at(ranked: list[str], rel: dict[str, int], k: int) -> float:
+    return len([d for d in ranked[:k] if d in rel]) / k
+
+
+def _doc_ranking(doc_ids: Iterable[str]) -> list[str]:
+    """Chunk-level ranking → document ranking (a document ranks at its best chunk)."""
+    seen: dict[str, None] = {}
+    for d in doc_ids:
+        seen.setdefault(d, None)
+    return list(seen)
+
+
+def index_corpus(engine, data: BeirData, progress: Callable[[int], None] | None = None) -> None:  # noqa: ANN001
+    """Index the corpus once per engine configuration; a second run reuses it."""
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [
+                len(data.corpus),
+                engine.settings.embedding_model,
+                engine.chunker.max_tokens,
+                engine.chunker.overlap,
+                engine.settings.bm25_k1,
+                engine.settings.bm25_b,
+                engine.settings.bm25_avg_len,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+    if engine.store.read_meta().get("beir_fingerprint") == fingerprint:
+        return
+    writer = engine.index_writer()
+    with writer.begin() as tx:
+        for i, (doc_id, (title, text)) in enumerate(data.corpus.items()):
+            tx.upsert(Document(id=doc_id, source="beir", title=title, text=text), "1")
+            if progress and i % 100 == 0:
+                progress(i)
+    meta = engine.store.read_meta()
+    meta["beir_fingerprint"] = fingerprint
+    engine.store.write_meta(meta)
+
+
+def evaluate(engine, data: BeirData, limit: int = 0, depth: int = 100) -> list[ModeResult]:  # noqa: ANN001
+    """Each mode's metrics and latency (query embedding included) over the split's queries."""
+    gen = engine.index_version
+    where = Where.visible(gen)
+    rerank_k = engine.settings.top_k * engine.settings.candidate_multiplier
+    rerank_k = max(rerank_k, 30)
+    rankings: dict[str, dict[str, list[str]]] = {m: {} for m in MODES}
+    latencies: dict[str, list[float]] = {m: [] for m in MODES}
+    items = list(data.queries.items())[: limit or None]
+    chunk_depth = depth * 2  # several chunks of one document can rank together
+    for qid, text in items:
+        for mode in MODES:
+            start = time.perf_counter()
+            qvec = engine.embedder.encode_query(text)
+            dense, sparse = engine.store.search(qvec, engine.sparse.encode_query(text), chunk_depth, where)
+            if mode == "dense":
+                ranked = [h.payload["doc_id"] for h in dense]
+            elif mode == "bm25":
+                ranked = [h.payload["doc_id"] for h in sparse]
+            else:
+                fused = engine.retriever.fuse(qvec, dense, sparse, chunk_depth)
+                if mode == "hybrid+rerank":
+                    head: list[Candidate] = engine.reranker.rerank(text, fused[:rerank_k])
+                    fused = head + fused[rerank_k:]
+                ranked = [c.chunk.doc_id for c in fused]
+            latencies[mode].append((time.perf_counter() - start) * 1000)
+            rankings[mode][qid] = _doc_ranking(ranked)[:depth]
+    results = []
+    for mode in MODES:
+        runs = rankings[mode]
+        qids = list(runs)
+        lat = sorted(latencies[mode])
+        results.append(
+            ModeResult(
+                mode=mode,
+                ndcg10=statistics.fmean(ndcg_at(runs[q], data.qrels[q], 10) for q in qids),
+                recall100=statistics.fmean(recall_at(runs[q], data.qrels[q], 100) for q in qids),
+                mrr10=statistics.fmean(mrr_at(runs[q], data.qrels[q], 10) for q in qids),
+                p10=statistics.fmean(precision_at(runs[q], data.qrels[q], 10) for q in qids),
+                p50_ms=lat[len(lat) // 2],
+                p95_ms=lat[min(len(lat) - 1, int(len(lat) * 0.95))],
+            )
+        )
+    return results
+
+
+def format_results(results: list[ModeResult], n_queries: int, split: str) -> str:
+    lines = [
+        f"{'mode':<15} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'P@10':>6} {'p50 ms':>7} {'p95 ms':>7}"
+        f"   ({n_queries} {split} queries)"
+    ]
+    for r in results:
+        lines.append(
+            f"{r.mode:<15} {r.ndcg10:8.4f} {r.recall100:7.4f} {r.mrr10:7.4f} {r.p10:6.4f} {r.p50_ms:7.1f} {r.p95_ms:7.1f}"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["MODES", "evaluate", "format_results", "index_corpus", "load_beir", "rrf_fuse"]
