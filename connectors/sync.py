@@ -1,0 +1,273 @@
+"""Incremental sync of configured exports into the index, one transaction per source.
+
+Each document's content hash is its version: unchanged documents are not re-embedded, changed ones are replaced,
+and documents gone from the export are deleted, all published at once by the transaction's commit. A sync that
+dies leaves the previous state servable; the next one redoes the work. A missing or empty export deletes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import ExportUnavailable, Skipped, make_reader
+from rag_core.errors import UserError
+from rag_core.kv import KeyValue, make_kv
+from rag_core.settings import Settings, SourceConfig
+from rag_core.types import Document
+
+if TYPE_CHECKING:
+    from rag_core.indexing import IndexWriter
+
+log = logging.getLogger(__name__)
+
+# Bump when readers start producing different text for the same file, so the next sync re-embeds everything.
+READER_FORMAT = 1
+_KEPT_REPORTS = 200  # JSON reports kept per source under data_dir/sync-reports/<source>/
+
+ProgressLine = Callable[[str], None]  # a few human-readable lines per sync (chat adapters post them)
+DocumentTick = Callable[[str, int, int | None], None]  # (source, documents done, total or None) per document
+
+
+@dataclass
+class SyncReport:
+    """What one sync of one source did."""
+
+    source: str
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    duration_s: float = 0.0
+    index_version: int | None = None
+    error: str | None = None
+    full: bool = False
+    chunks_written: int = 0
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        if self.error:
+            return f"{self.source}: failed: {self.error}"
+        return (
+            f"{self.source}: {self.added} added, {self.updated} updated, {self.deleted} deleted, "
+            f"{self.unchanged} unchanged, {len(self.skipped)} skipped in {self.duration_s:.1f} s "
+            f"(index version {self.index_version})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        return data
+
+
+def render_report(reports: list[SyncReport], max_skipped: int = 10) -> str:
+    """Reports as text lines: one summary per source, then up to `max_skipped` skipped files with reasons."""
+    if not reports:
+        return "Nothing to sync: no sources are configured."
+    lines: list[str] = []
+    for report in reports:
+        lines.append(report.summary())
+        for path, reason in report.skipped[:max_skipped]:
+            lines.append(f"  skipped {path}: {reason}")
+        if len(report.skipped) > max_skipped:
+            lines.append(f"  … and {len(report.skipped) - max_skipped} more skipped (see the JSON report)")
+    return "\n".join(lines)
+
+
+def content_version(doc: Document, settings: Settings) -> str:
+    """A hash of everything that ends up in the index for `doc`, including the settings that shape its chunks."""
+    payload = [
+        READER_FORMAT,
+        settings.embedding_model,
+        settings.chunk_tokens,
+        settings.chunk_overlap_tokens,
+        doc.title,
+        doc.text,
+        doc.url,
+        doc.breadcrumb,
+        doc.author,
+    ]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def select_sources(settings: Settings, source: str | None) -> list[SourceConfig]:
+    """All configured sources, or the one named; an unknown name is a `UserError` listing the known ones."""
+    if not settings.sources:
+        raise UserError("no sources are configured: set RAG_SOURCES (see docs/connectors.md)")
+    if source is None:
+        return list(settings.sources)
+    for config in settings.sources:
+        if config.name == source:
+            return [config]
+    known = ", ".join(c.name for c in settings.sources)
+    raise UserError(f"unknown source {source!r}; known sources: {known}")
+
+
+def run_sync(
+    settings: Settings,
+    writer: IndexWriter,
+    source: str | None = None,
+    full: bool = False,
+    progress: ProgressLine | None = None,
+    *,
+    on_document: DocumentTick | None = None,
+    kv: KeyValue | None = None,
+) -> list[SyncReport]:
+    """Sync one source (or all) now; each source's outcome, failures included, is in its report.
+
+    `full` re-embeds every document. `progress` gets a few lines per source; `on_document` a tick per document.
+    Raises `UserError` for an unknown source name; KeyboardInterrupt aborts the open transaction and propagates.
+    """
+    configs = select_sources(settings, source)
+    kv = kv or make_kv(settings.redis_url)
+    return [sync_source(config, settings, writer, full, progress, on_document, kv) for config in configs]
+
+
+def sync_source(
+    config: SourceConfig,
+    settings: Settings,
+    writer: IndexWriter,
+    full: bool = False,
+    progress: ProgressLine | None = None,
+    on_document: DocumentTick | None = None,
+    kv: KeyValue | None = None,
+) -> SyncReport:
+    """One source, under a lock so that no two processes or replicas sync it at once."""
+    report = SyncReport(source=config.name, full=full)
+    start = time.monotonic()
+    kv = kv or make_kv(settings.redis_url)
+    try:
+        with kv.lock(f"sync:{config.name}", ttl_s=settings.sync_lock_ttl_s, blocking=False) as acquired:
+            if not acquired:
+                report.error = "another sync of this source is running"
+            else:
+                _say(progress, f"{config.name}: syncing{' (full re-embed)' if full else ''}…")
+                _sync(config, settings, writer, full, report, progress, on_document)
+    except UserError as exc:  # missing or unreadable export: nothing was deleted
+        report.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one source failing must not stop the others or the scheduler
+        log.exception("sync failed", extra={"event": "sync_failed", "source": config.name})
+        report.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        report.duration_s = round(time.monotonic() - start, 3)
+    _finish(report, settings)
+    _say(progress, report.summary())
+    return report
+
+
+def _sync(
+    config: SourceConfig,
+    settings: Settings,
+    writer: IndexWriter,
+    full: bool,
+    report: SyncReport,
+    progress: ProgressLine | None,
+    on_document: DocumentTick | None,
+) -> None:
+    reader = make_reader(config, settings)
+    committed = writer.document_versions(config.name)
+    seen: set[str] = set()
+    done = 0
+    next_milestone = 0.25
+    with writer.begin() as tx:
+        for item in reader.read():
+            done += 1
+            if isinstance(item, Skipped):
+                report.skipped.append((item.path, item.reason))
+                if item.doc_id:
+                    seen.add(item.doc_id)  # present but unreadable now: keep the version already indexed
+            elif item.id in seen:
+                report.skipped.append((item.id, "duplicate document id in the export; kept the first"))
+            else:
+                seen.add(item.id)
+                version = content_version(item, settings)
+                old = committed.get(item.id)
+                if old == version and not full:
+                    report.unchanged += 1
+                else:
+                    report.chunks_written += tx.upsert(item, version)
+                    if old is None:
+                        report.added += 1
+                    else:
+                        report.updated += 1
+            if on_document:
+                on_document(config.name, done, reader.total)
+            if progress and reader.total and reader.total >= 100 and done / reader.total >= next_milestone:
+                _say(progress, f"{config.name}: {done}/{reader.total} files read")
+                next_milestone += 0.25
+        if not seen and committed:
+            raise ExportUnavailable(
+                f"export {config.path} has no readable documents; kept the {len(committed)} indexed documents"
+            )
+        for doc_id in sorted(committed.keys() - seen):
+            tx.delete(config.name, doc_id)
+            report.deleted += 1
+        report.index_version = tx.commit()
+
+
+def _say(progress: ProgressLine | None, line: str) -> None:
+    if progress is None:
+        return
+    try:
+        progress(line)
+    except Exception:  # noqa: BLE001 - a failed chat post must not fail the sync
+        log.warning("sync progress callback failed", exc_info=True)
+
+
+def _finish(report: SyncReport, settings: Settings) -> None:
+    """Log the report, write it as JSON under data_dir/sync-reports, and count it in the metrics."""
+    level = logging.WARNING if report.error else logging.INFO
+    log.log(
+        level,
+        "sync finished" if report.ok else "sync failed",
+        extra={
+            "event": "sync",
+            "source": report.source,
+            "added": report.added,
+            "updated": report.updated,
+            "deleted": report.deleted,
+            "unchanged": report.unchanged,
+            "skipped": len(report.skipped),
+            "chunks_written": report.chunks_written,
+            "duration_s": report.duration_s,
+            "index_version": report.index_version,
+            "error": report.error,
+        },
+    )
+    try:
+        _write_json(report, settings.data_dir / "sync-reports" / _file_safe(report.source))
+    except OSError:
+        log.warning("could not write the sync report", exc_info=True, extra={"source": report.source})
+    try:
+        from rag_core.feedback.metrics import observe_sync
+    except ImportError:
+        return
+    observe_sync(report.source, report)
+
+
+def _write_json(report: SyncReport, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"{stamp}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    for stale in sorted(folder.glob("*.json"))[:-_KEPT_REPORTS]:
+        stale.unlink(missing_ok=True)
+    return path
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
