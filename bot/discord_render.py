@@ -144,9 +144,7 @@ def source_line(citation: Citation) -> str:
 def answer_footer(answer: Answer) -> str:
     """One line under the sources saying how the answer was made."""
     if answer.abstained:
-        return "No source was relevant enough to answer from."
-    if answer.extractive:
-        return "Quoted from the sources (no language model). React 👍 or 👎 to rate."
+        return "The closest sources; none was relevant enough to answer from."
     return "React 👍 or 👎 to rate this answer."
 
 

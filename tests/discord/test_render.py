@@ -119,7 +119,7 @@ def test_answer_embed_lists_sources_and_says_how_it_was_made() -> None:
         "**1.** [Title](https://docs.example.com/page)",
         "**2.** [Title](https://docs.example.com/page)",
     ]
-    assert "no language model" in embed.footer.text
+    assert "👍" in embed.footer.text
     assert answer_embed(Answer(question="q", text="I don't know.", citations=[], abstained=True)) is None
 
 

@@ -1,0 +1,147 @@
+"""Answer sinks for Discord: how the conversation layer's events look in a channel reply or a slash command.
+
+A channel answer is a reply to the question (in its thread when it has one) edited as the answer streams; an
+answer longer than one message continues in further messages, with the sources embed on the last one.
+A slash-command answer is the deferred ephemeral response, continued in ephemeral follow-ups.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import suppress
+
+import discord
+
+from bot.discord_render import answer_embed, sources_embed, split_message
+from rag_core.types import Answer, Citation
+
+log = logging.getLogger(__name__)
+
+NO_TEXT = "(no answer text)"
+
+
+def _embed_key(embed: discord.Embed | None) -> dict | None:
+    return embed.to_dict() if embed is not None else None
+
+
+def answer_parts(answer: Answer) -> tuple[list[str], discord.Embed | None]:
+    """The messages an answer takes and the embed that goes on the last one."""
+    return split_message(answer.text) or [NO_TEXT], answer_embed(answer)
+
+
+class ChannelReplySink:
+    """Answers an @mention or a DM: typing, then one reply (plus continuation messages) edited in place."""
+
+    def __init__(self, question: discord.Message) -> None:
+        self.question = question
+        # A message that started a thread is answered inside that thread, where the conversation continues.
+        started_thread = getattr(question, "thread", None)
+        self.channel: discord.abc.Messageable = started_thread or question.channel
+        self._reply_to = None if started_thread else question
+        self.messages: list[discord.Message] = []
+        self._shown: list[tuple[str, dict | None]] = []
+
+    @property
+    def message_ids(self) -> list[str]:
+        return [str(m.id) for m in self.messages]
+
+    async def started(self) -> None:
+        # One typing trigger lasts ~10 s or until the bot posts, which is when the first tokens arrive.
+        try:
+            await self.channel.typing()
+        except discord.HTTPException:  # typing is a nicety; never let it stop an answer
+            log.debug("typing indicator failed", exc_info=True)
+
+    async def update(self, partial_text: str) -> None:
+        await self._show(split_message(partial_text))
+
+    async def finished(self, answer: Answer) -> str | None:
+        parts, embed = answer_parts(answer)
+        await self._show(parts, embed)
+        return self.message_ids[0] if self.messages else None
+
+    async def refused(self, message: str) -> None:
+        await self._show(split_message(message))
+
+    async def failed(self, message: str, citations: list[Citation]) -> None:
+        embed = sources_embed(citations) if citations else None
+        await self._show(split_message(message), embed)
+
+    async def _show(self, parts: Sequence[str], embed: discord.Embed | None = None) -> None:
+        """Make the posted messages read `parts`, editing only those that changed."""
+        for i, part in enumerate(parts):
+            part_embed = embed if i == len(parts) - 1 else None
+            wanted = (part, _embed_key(part_embed))
+            if i < len(self.messages):
+                if self._shown[i] == wanted:
+                    continue
+                try:
+                    self.messages[i] = await self.messages[i].edit(content=part, embed=part_embed)
+                except discord.NotFound:  # someone deleted our reply mid-answer: post it again
+                    self.messages[i] = await self._send(part, part_embed, first=i == 0)
+                self._shown[i] = wanted
+            else:
+                self.messages.append(await self._send(part, part_embed, first=i == 0))
+                self._shown.append(wanted)
+        # The final text can take fewer messages than a streamed draft did.
+        for extra in self.messages[len(parts) :]:
+            with suppress(discord.NotFound):
+                await extra.delete()
+        del self.messages[len(parts) :]
+        del self._shown[len(parts) :]
+
+    async def _send(self, content: str, embed: discord.Embed | None, *, first: bool) -> discord.Message:
+        if first and self._reply_to is not None:
+            return await self._reply_to.reply(content, embed=embed, mention_author=False)
+        return await self.channel.send(content, embed=embed)
+
+
+class InteractionSink:
+    """Answers `/ask`: the deferred ephemeral response, edited as the answer streams, then ephemeral follow-ups."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self.interaction = interaction
+
+    async def started(self) -> None:
+        if not self.interaction.response.is_done():
+            await self.interaction.response.defer(ephemeral=True, thinking=True)
+
+    async def update(self, partial_text: str) -> None:
+        parts = split_message(partial_text)
+        if parts:
+            await self.interaction.edit_original_response(content=parts[0])
+
+    async def finished(self, answer: Answer) -> str | None:
+        parts, embed = answer_parts(answer)
+        await self._show(parts, embed)
+        return None  # ephemeral messages cannot carry reactions, so there is nothing to vote on
+
+    async def refused(self, message: str) -> None:
+        await self._show(split_message(message))
+
+    async def failed(self, message: str, citations: list[Citation]) -> None:
+        await self._show(split_message(message), sources_embed(citations) if citations else None)
+
+    async def _show(self, parts: Sequence[str], embed: discord.Embed | None = None) -> None:
+        await show_ephemeral(self.interaction, parts, embed)
+
+
+async def show_ephemeral(
+    interaction: discord.Interaction, parts: Sequence[str], embed: discord.Embed | None = None
+) -> None:
+    """Put `parts` in the interaction's (ephemeral) response and follow-ups, the embed on the last one."""
+    parts = list(parts) or [NO_TEXT]
+    for i, part in enumerate(parts):
+        part_embed = embed if i == len(parts) - 1 else None
+        if i == 0:
+            if interaction.response.is_done():
+                await interaction.edit_original_response(content=part, embed=part_embed)
+            elif part_embed is not None:
+                await interaction.response.send_message(part, embed=part_embed, ephemeral=True)
+            else:
+                await interaction.response.send_message(part, ephemeral=True)
+        elif part_embed is not None:
+            await interaction.followup.send(part, embed=part_embed, ephemeral=True)
+        else:
+            await interaction.followup.send(part, ephemeral=True)

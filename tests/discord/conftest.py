@@ -1,0 +1,126 @@
+"""The real Discord client (discord.py driven by simcord's in-memory gateway and REST), over the real engine,
+a real Redis and a real SQLite feedback store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.conversation import Conversation
+from bot.discord_app import RagbotClient, build_client
+from rag_core.feedback import FeedbackStore
+from rag_core.kv import KeyValue, make_kv
+from rag_core.settings import Settings
+
+ADMIN_ROLE = "Librarians"
+
+
+class RecordingEngine:
+    """The real engine, remembering the arguments each answer was asked with (history, allowed sources)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.calls: list[dict[str, Any]] = []
+
+    def answer(self, question: str, **kwargs: Any) -> Any:
+        self.calls.append({"question": question, **kwargs})
+        return self.engine.answer(question, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "discord_settings(**values): Settings overrides for the Discord bot")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    marker = request.node.get_closest_marker("discord_settings")
+    values: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "discord_admin_role": ADMIN_ROLE,
+        "stream_edit_interval_s": 0.0,
+        "rate_limit_per_minute": 20,
+        "daily_spend_cap_usd": 5.0,
+        **(marker.kwargs if marker else {}),
+    }
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def kv(clean_redis: str) -> KeyValue:
+    return make_kv(clean_redis)
+
+
+@pytest.fixture
+def feedback(tmp_path: Path) -> Iterator[FeedbackStore]:
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def engine(small_engine: Any) -> RecordingEngine:
+    return RecordingEngine(small_engine)
+
+
+@pytest.fixture
+def resync_calls() -> list[tuple[str | None, bool]]:
+    return []
+
+
+@pytest.fixture
+def conversation(
+    engine: Any, settings: Settings, kv: KeyValue, feedback: FeedbackStore, resync_calls: list
+) -> Conversation:
+    def resync(source: str | None, full: bool, progress: Any) -> str:
+        # Stands in for connectors.sync, which has its own tests; here only the command's wiring matters.
+        resync_calls.append((source, full))
+        progress(f"syncing {source or 'all sources'}…")
+        return f"**{source or 'all'}**: 2 added, 0 updated, 0 deleted"
+
+    return Conversation(engine, settings, kv, feedback, resync=resync)
+
+
+@pytest.fixture
+def simcord_bot(settings: Settings, conversation: Conversation) -> RagbotClient:
+    return build_client(settings, conversation)
+
+
+# TEMPORARY until the root conftest provides `small_engine`.
+@pytest.fixture(scope="session")
+def small_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from rag_core.engine import Engine
+    from rag_core.types import Document
+
+    data = tmp_path_factory.mktemp("engine")
+    engine = Engine.from_settings(
+        Settings(_env_file=None, data_dir=data, rerank_model="", embedded_store="local")
+    )
+    with engine.index_writer().begin() as tx:
+        tx.upsert(
+            Document(
+                id="pto",
+                source="handbook",
+                title="Time off",
+                text="# Time off\n\nRequest time off in the HR portal at least two weeks ahead. Your manager approves it.",
+                url="https://hb.example/pto",
+            ),
+            "v1",
+        )
+        tx.upsert(
+            Document(
+                id="oncall",
+                source="handbook",
+                title="On-call",
+                text="# On-call\n\nPagerDuty pages the on-call engineer. Rotations change every Monday.",
+                url="https://hb.example/oncall",
+            ),
+            "v1",
+        )
+    yield engine
+    engine.close()
