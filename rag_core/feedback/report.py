@@ -6,6 +6,7 @@ import argparse
 import html
 import json
 import logging
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,11 +43,22 @@ def p_value(result: TestResult | None) -> str:
     return f"p={result.p_value:.3g} ({verdict})"
 
 
+def _width(text: str) -> int:
+    """Terminal columns: emoji such as 👍 take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    widths = [
+        max(_width(h), *(_width(r[i]) for r in rows)) if rows else _width(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True)).rstrip()
     return [line, "  ".join("-" * w for w in widths)] + [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows
+        "  ".join(_pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     ]
 
 
@@ -103,7 +115,7 @@ def _comparison_lines(c: ArmComparison, votes: dict[str, int]) -> list[str]:
 def render_text(data: ReportData, out: Path | None = None) -> str:
     """The terminal summary."""
     lines = [f"ragbot report — {_period(data)}", ""]
-    lines += [f"{label:<12} {value}" for label, value in _headline(data)]
+    lines += [f"{_pad(label, 12)} {value}" for label, value in _headline(data)]
     if not data.total.questions:
         lines += ["", "No questions in this period."]
     else:
