@@ -49,7 +49,12 @@ def extract(name: str, data: bytes, limits: Limits) -> Extracted:
         )
     if suffix in (".docx", ".xlsx", ".pptx"):
         _check_office_zip(data, suffix, limits)
-    result = extractor(data)
+    try:
+        result = extractor(data)
+    except ExtractError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - parsers raise anything on malformed files; one bad file is skipped
+        raise ExtractError(f"corrupt {suffix} file ({type(exc).__name__}: {exc})") from exc
     if not result.text.strip():
         raise ExtractError("no text in the file")
     return result
@@ -67,12 +72,12 @@ def decode_text(data: bytes) -> str:
                 return data.decode(encoding)
             except UnicodeDecodeError as exc:
                 raise ExtractError(f"invalid {encoding} text ({exc.reason} at byte {exc.start})") from exc
+    if b"\x00" in data:  # no text encoding without a BOM uses NUL bytes; binary formats do
+        raise ExtractError("binary data, not text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    if b"\x00" in data:
-        raise ExtractError("binary data, not text")
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
@@ -280,10 +285,10 @@ def _pptx(data: bytes) -> Extracted:
     except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ExtractError(f"corrupt .pptx file ({exc})") from exc
 
-    def shape_blocks(shapes, title_shape) -> list[str]:
+    def shape_blocks(shapes, title_id: int | None) -> list[str]:
         out: list[str] = []
         for shape in shapes:
-            if shape is title_shape:
+            if title_id is not None and shape.shape_id == title_id:  # shapes are new proxies on each access
                 continue
             if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
                 out.extend(shape_blocks(shape.shapes, None))
@@ -309,7 +314,9 @@ def _pptx(data: bytes) -> Extracted:
                 else ""
             )
             blocks.append(f"## {title}" if title else f"## Slide {n}")
-            blocks.extend(shape_blocks(slide.shapes, title_shape))
+            blocks.extend(
+                shape_blocks(slide.shapes, title_shape.shape_id if title_shape is not None else None)
+            )
             if slide.has_notes_slide:
                 notes = slide.notes_slide.notes_text_frame
                 if notes is not None and notes.text.strip():
