@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rag_core.errors import UserError
 from rag_core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # The per-answer settings `Engine.answer(overrides=...)` accepts, with the type each must have.
 OVERRIDE_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -53,11 +58,19 @@ class Experiment(BaseModel):
 
 
 def load_experiment(settings: Settings) -> Experiment | None:
-    """The configured experiment, or None; a malformed one is a `UserError` naming what is wrong."""
+    """The configured experiment, or None; a malformed one is a `UserError` naming what is wrong.
+
+    Call it when a process starts so a bad `RAG_AB_EXPERIMENT` stops it with that line.
+    """
     if not settings.ab_experiment:
         return None
+    return _parse(json.dumps(settings.ab_experiment, sort_keys=True))
+
+
+@lru_cache(maxsize=8)
+def _parse(config_json: str) -> Experiment:
     try:
-        return Experiment.model_validate(settings.ab_experiment)
+        return Experiment.model_validate_json(config_json)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
         raise UserError(f"RAG_AB_EXPERIMENT is invalid: {problems}") from None
@@ -71,8 +84,15 @@ def arm_for(user_id: str, experiment: Experiment) -> str:
 
 
 def assign_arm(user_id: str, settings: Settings) -> tuple[str | None, dict[str, Any]]:
-    """(arm name, engine overrides) for this user; (None, {}) when no experiment runs."""
-    experiment = load_experiment(settings)
+    """(arm name, engine overrides) for this user; (None, {}) when no experiment runs.
+
+    A malformed experiment is logged as an error and switched off: questions keep being answered.
+    """
+    try:
+        experiment = load_experiment(settings)
+    except UserError as exc:
+        log.error(str(exc), extra={"event": "ab_experiment_invalid"})
+        return None, {}
     if experiment is None:
         return None, {}
     arm = arm_for(user_id, experiment)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import pytest
 
 from rag_core.errors import UserError
-from rag_core.feedback.experiments import assign_arm
+from rag_core.feedback.experiments import assign_arm, load_experiment
 from rag_core.settings import Settings
 
 RERANK_OFF = {"name": "rerank-off", "arms": {"control": {}, "no_rerank": {"use_reranker": False, "top_k": 4}}}
@@ -20,13 +21,15 @@ def test_no_experiment_means_no_arm_and_no_overrides() -> None:
 def test_a_user_always_gets_the_same_arm_and_its_overrides() -> None:
     settings = Settings(ab_experiment=RERANK_OFF)
     first = {f"U{i}": assign_arm(f"U{i}", settings) for i in range(200)}
-    again = {f"U{i}": assign_arm(f"U{i}", Settings(ab_experiment=RERANK_OFF)) for i in range(200)}
+    fresh = Settings(ab_experiment=RERANK_OFF)  # e.g. another process, or after a restart
+    again = {f"U{i}": assign_arm(f"U{i}", fresh) for i in range(200)}
     assert first == again
     for arm, overrides in first.values():
         assert overrides == RERANK_OFF["arms"][arm]
     # The JSON key order of the arms does not change anyone's arm.
     reordered = {"name": "rerank-off", "arms": dict(reversed(list(RERANK_OFF["arms"].items())))}
-    assert {u: assign_arm(u, Settings(ab_experiment=reordered)) for u in first} == first
+    reordered_settings = Settings(ab_experiment=reordered)
+    assert {u: assign_arm(u, reordered_settings) for u in first} == first
 
 
 def test_arms_are_balanced_over_ten_thousand_users() -> None:
@@ -37,13 +40,12 @@ def test_arms_are_balanced_over_ten_thousand_users() -> None:
 
 
 def test_a_new_experiment_name_reshuffles_users() -> None:
-    other = {**RERANK_OFF, "name": "rerank-off-2"}
-    users = [f"U{i}" for i in range(1000)]
-    same = sum(
-        assign_arm(u, Settings(ab_experiment=RERANK_OFF))[0]
-        == assign_arm(u, Settings(ab_experiment=other))[0]
-        for u in users
+    first, second = (
+        Settings(ab_experiment=RERANK_OFF),
+        Settings(ab_experiment={**RERANK_OFF, "name": "rerank-2"}),
     )
+    users = [f"U{i}" for i in range(1000)]
+    same = sum(assign_arm(u, first)[0] == assign_arm(u, second)[0] for u in users)
     assert 400 < same < 600  # independent assignments agree about half the time
 
 
@@ -60,8 +62,17 @@ def test_a_new_experiment_name_reshuffles_users() -> None:
 )
 def test_a_malformed_experiment_names_what_is_wrong(experiment: dict, message: str) -> None:
     with pytest.raises(UserError, match="RAG_AB_EXPERIMENT is invalid") as caught:
-        assign_arm("U1", Settings(ab_experiment=experiment))
+        load_experiment(Settings(ab_experiment=experiment))
     assert message in str(caught.value)
+
+
+def test_a_malformed_experiment_is_switched_off_with_an_error_not_every_question(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(ab_experiment={"name": "x", "arms": {"a": {}, "b": {"chunk_tokens": 128}}})
+    with caplog.at_level(logging.ERROR, logger="rag_core.feedback.experiments"):
+        assert assign_arm("U1", settings) == (None, {})
+    assert "unknown setting 'chunk_tokens'" in caplog.text
 
 
 def test_the_experiment_is_read_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
