@@ -116,8 +116,12 @@ class RagbotClient(discord.Client):
             return False
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return False
-        is_dm = isinstance(message.channel, discord.DMChannel)
-        return is_dm or self.user in message.mentions
+        return isinstance(message.channel, discord.DMChannel) or self.mentioned_in(message)
+
+    def mentioned_in(self, message: discord.Message) -> bool:
+        """The bot user, or the role Discord made for it (people often pick that one), is mentioned."""
+        own_role = message.guild.self_role if message.guild else None
+        return self.user in message.mentions or (own_role is not None and own_role in message.role_mentions)
 
     async def on_message(self, message: discord.Message) -> None:
         if not self.is_question(message):
@@ -143,14 +147,29 @@ class RagbotClient(discord.Client):
             with suppress(discord.HTTPException):
                 await sink.refused("Sorry, something went wrong while answering. It has been logged.")
             return
-        if answer is not None and len(sink.messages) > 1:
+        if answer is None or not sink.messages:
+            return
+        if len(sink.messages) > 1:
             await self._link_continuations(answer.id, question.channel_id, sink.message_ids[1:])
+        await self._offer_votes(sink.messages[-1])
+
+    async def _offer_votes(self, message: discord.Message) -> None:
+        """Put 👍 and 👎 under an answer so a vote is one click (the bot's own reactions are not votes)."""
+        try:
+            for emoji in VOTES:
+                await message.add_reaction(emoji)
+        except discord.HTTPException:  # e.g. no Add Reactions permission here: people can still react
+            log.info("could not add vote reactions", extra={"event": "vote_reactions_failed"})
 
     def question_text(self, message: discord.Message) -> str:
         """The message without the bot's own mention."""
         assert self.user is not None
         text = message.content
-        for mention in (f"<@{self.user.id}>", f"<@!{self.user.id}>"):
+        mentions = [f"<@{self.user.id}>", f"<@!{self.user.id}>"]
+        own_role = message.guild.self_role if message.guild else None
+        if own_role is not None:
+            mentions.append(own_role.mention)
+        for mention in mentions:
             text = text.replace(mention, " ")
         return text.strip()
 

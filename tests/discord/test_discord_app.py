@@ -433,3 +433,44 @@ def test_invite_url_asks_for_exactly_the_permissions_the_bot_needs() -> None:
     url = invite_url(42)
     assert "client_id=42" in url and "permissions=274877992000" in url
     assert "scope=bot+applications.commands" in url
+
+
+async def test_mentioning_the_bots_own_role_asks_it_too(simcord_env: Env, engine: RecordingEngine) -> None:
+    env = simcord_env
+    guild, general, alice = _world(env)
+    cached = env.bot.get_guild(guild.id)
+    role = next(r for r in cached.roles if r.managed)
+    # Discord tags the role it creates for a bot with the bot's id; simcord's managed role carries no tags.
+    role.tags = discord.RoleTags({"bot_id": str(env.bot.user.id)})
+
+    await alice.send(general, f"{role.mention} {QUESTION}")
+
+    assert len(_bot_messages(env, general)) == 1
+    assert engine.calls[0]["question"] == QUESTION
+
+
+async def test_replying_to_an_answer_uses_it_as_context(simcord_env: Env, engine: RecordingEngine) -> None:
+    env = simcord_env
+    _, general, alice = _world(env)
+    await alice.send(general, f"{_mention(env)} {QUESTION}")
+    [answer] = _bot_messages(env, general)
+
+    await alice.send(general, f"{_mention(env)} who approves it?", reply_to=answer)
+
+    history = engine.calls[-1]["history"]
+    assert [(t.role, t.text) for t in history] == [("assistant", answer.content)]
+
+
+async def test_answers_offer_one_click_votes(simcord_env: Env, feedback: FeedbackStore) -> None:
+    env = simcord_env
+    _, general, alice = _world(env)
+    await alice.send(general, f"{_mention(env)} {QUESTION}")
+    [reply] = _bot_messages(env, general)
+    answer_id = _answer_for(feedback, general, reply)
+
+    assert [(str(r.emoji), r.count) for r in reply.reactions] == [("👍", 1), ("👎", 1)]
+    own = [path for method, path in _requests(env) if method == "PUT" and path.endswith("/@me")]
+    assert len(own) == 2 and all(f"/messages/{reply.id}/reactions/" in path for path in own)
+    assert feedback.votes(answer_id) == []  # the bot's own reactions are not votes
+    await alice.react(reply, "👍")
+    assert [v.value for v in feedback.votes(answer_id)] == [1]
