@@ -94,8 +94,8 @@ def seed(store: FeedbackStore) -> None:
 
 
 @pytest.fixture
-def seeded(sqlite_url: str) -> FeedbackStore:
-    store = FeedbackStore(sqlite_url)
+def seeded(db_url: str) -> FeedbackStore:
+    store = FeedbackStore(db_url)
     seed(store)
     yield store
     store.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,6 +16,8 @@ from rag_core.feedback import FeedbackStore, UnknownAnswer
 from rag_core.feedback.store import database_url
 from rag_core.settings import Settings
 from rag_core.types import Answer, Citation, Vote
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_answer(question: str = "How do I deploy?", **fields) -> Answer:
@@ -164,6 +169,31 @@ def test_a_restart_loses_nothing(db_url: str) -> None:
             assert conn.execute(text("SELECT version_num FROM ragbot_alembic_version")).scalar() == "0001"
     finally:
         reopened.close()
+
+
+def test_a_killed_process_loses_nothing_it_logged(db_url: str) -> None:
+    """The bot process dies without closing anything (SIGKILL, OOM): what it logged is still there."""
+    child = textwrap.dedent(
+        f"""
+        import os
+        from rag_core.feedback import FeedbackStore
+        from rag_core.types import Answer, Vote
+        store = FeedbackStore({db_url!r})
+        answer = Answer("Who owns billing?", "Team Ledger [1].", [], id="killed-1")
+        store.log_answer(answer, platform="slack", channel="C1", user="U1")
+        store.link_message("killed-1", platform="slack", channel="C1", message_id="42.1")
+        store.record_vote(Vote("killed-1", "U2", 1, "slack", "C1"))
+        os._exit(9)  # no close, no atexit, no flush
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 9, done.stderr
+    with FeedbackStore(db_url) as store:
+        assert store.get_answer("killed-1").question == "Who owns billing?"
+        assert store.answer_for_message(platform="slack", channel="C1", message_id="42.1") == "killed-1"
+        assert [v.value for v in store.votes("killed-1")] == [1]
 
 
 def test_the_schema_comes_from_the_migrations(sqlite_url: str) -> None:
