@@ -14,6 +14,7 @@ from rag_core.errors import UserError
 from rag_core.settings import Settings
 
 log = logging.getLogger(__name__)
+_reported: set[str] = set()
 
 # The per-answer settings `Engine.answer(overrides=...)` accepts, with the type each must have.
 OVERRIDE_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -91,7 +92,9 @@ def assign_arm(user_id: str, settings: Settings) -> tuple[str | None, dict[str, 
     try:
         experiment = load_experiment(settings)
     except UserError as exc:
-        log.error(str(exc), extra={"event": "ab_experiment_invalid"})
+        if str(exc) not in _reported:  # once per bad configuration, not once per question
+            _reported.add(str(exc))
+            log.error(str(exc), extra={"event": "ab_experiment_invalid"})
         return None, {}
     if experiment is None:
         return None, {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
 
 import pytest
@@ -69,10 +70,13 @@ def test_a_malformed_experiment_names_what_is_wrong(experiment: dict, message: s
 def test_a_malformed_experiment_is_switched_off_with_an_error_not_every_question(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = Settings(ab_experiment={"name": "x", "arms": {"a": {}, "b": {"chunk_tokens": 128}}})
+    arm = f"b-{uuid.uuid4().hex}"  # a configuration no other test has logged (errors are logged once per config)
+    settings = Settings(ab_experiment={"name": "x", "arms": {"a": {}, arm: {"chunk_tokens": 128}}})
     with caplog.at_level(logging.ERROR, logger="rag_core.feedback.experiments"):
         assert assign_arm("U1", settings) == (None, {})
+        assert assign_arm("U2", settings) == (None, {})
     assert "unknown setting 'chunk_tokens'" in caplog.text
+    assert len(caplog.records) == 1  # logged once, not per question
 
 
 def test_the_experiment_is_read_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
