@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from bot.conversation import Conversation
 from bot.discord_app import RagbotClient, build_client
@@ -51,9 +52,18 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+DISCORD_REDIS_DB = (
+    13  # a database of its own, so other suites' flushes (in parallel runs) never touch these keys
+)
+
+
 @pytest.fixture
-def kv(clean_redis: str) -> KeyValue:
-    return make_kv(clean_redis)
+def kv(redis_url: str) -> KeyValue:
+    url = f"{redis_url.rsplit('/', 1)[0]}/{DISCORD_REDIS_DB}"
+    redis.Redis.from_url(url).flushdb()
+    store = make_kv(url)
+    assert store.ping(), f"Redis at {url} does not answer"
+    return store
 
 
 @pytest.fixture
@@ -66,6 +76,28 @@ def feedback(tmp_path: Path) -> Iterator[FeedbackStore]:
 @pytest.fixture
 def engine(small_engine: Any) -> RecordingEngine:
     return RecordingEngine(small_engine)
+
+
+@pytest.fixture
+def llm_engine(small_engine: Any, openai_server: Any, tmp_path: Path) -> RecordingEngine:
+    """The small engine's index and models, answering through the local OpenAI-compatible server."""
+    from rag_core.engine import Engine
+    from rag_core.generation import LLMGenerator
+    from rag_core.kv import MemoryKV
+
+    llm_settings = small_engine.settings.model_copy(
+        update={"openai_base_url": openai_server.base_url, "llm_model": "test-model"}
+    )
+    return RecordingEngine(
+        Engine(
+            llm_settings,
+            store=small_engine.store,
+            embedder=small_engine.embedder,
+            reranker=small_engine.reranker,
+            kv=MemoryKV(),  # a cache of its own: every test's question reaches the LLM
+            generator=LLMGenerator(llm_settings),
+        )
+    )
 
 
 @pytest.fixture
@@ -89,38 +121,3 @@ def conversation(
 @pytest.fixture
 def simcord_bot(settings: Settings, conversation: Conversation) -> RagbotClient:
     return build_client(settings, conversation)
-
-
-# TEMPORARY until the root conftest provides `small_engine`.
-@pytest.fixture(scope="session")
-def small_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from rag_core.engine import Engine
-    from rag_core.types import Document
-
-    data = tmp_path_factory.mktemp("engine")
-    engine = Engine.from_settings(
-        Settings(_env_file=None, data_dir=data, rerank_model="", embedded_store="local")
-    )
-    with engine.index_writer().begin() as tx:
-        tx.upsert(
-            Document(
-                id="pto",
-                source="handbook",
-                title="Time off",
-                text="# Time off\n\nRequest time off in the HR portal at least two weeks ahead. Your manager approves it.",
-                url="https://hb.example/pto",
-            ),
-            "v1",
-        )
-        tx.upsert(
-            Document(
-                id="oncall",
-                source="handbook",
-                title="On-call",
-                text="# On-call\n\nPagerDuty pages the on-call engineer. Rotations change every Monday.",
-                url="https://hb.example/oncall",
-            ),
-            "v1",
-        )
-    yield engine
-    engine.close()
