@@ -97,7 +97,12 @@ def cost_per_day(days: Sequence[DayFigures]) -> str:
 
 
 def _barh(
-    title: str, labels: Sequence[str], values: Sequence[float], colour: str, notes: Sequence[str]
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float],
+    colour: str,
+    notes: Sequence[str],
+    percent: bool = False,
 ) -> str:
     figure = Figure(figsize=(8, 0.45 * len(labels) + 0.9))
     axes = figure.add_subplot()
@@ -107,6 +112,9 @@ def _barh(
     axes.barh(y, values, color=colour)
     axes.set_yticks(y, [_label(label) for label in labels], fontsize=8)
     axes.invert_yaxis()  # biggest first
+    if percent:
+        axes.set_xlim(0, 1)
+        axes.xaxis.set_major_formatter(PercentFormatter(1.0))
     for i, (value, note) in enumerate(zip(values, notes, strict=True)):
         axes.text(value, i, f" {note}", va="center", fontsize=8)
     return _png(figure)
@@ -122,6 +130,7 @@ def thumbs_up_per_channel(channels: Sequence[ChannelFigures]) -> str | None:
         [c.thumbs_up_rate or 0.0 for c in voted],
         UP,
         [f"{c.thumbs_up_rate:.0%} of {c.votes} votes" for c in voted],
+        percent=True,
     )
     return figure_html
 
