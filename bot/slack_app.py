@@ -1,0 +1,469 @@
+"""The Slack adapter: translates Slack events and commands to the conversation layer and its events back.
+
+One `AsyncApp` serves both Socket Mode and HTTP (Events API) mode. Events are acked by Bolt at once and their
+listener keeps running as an asyncio task (`process_before_response=False`); slash commands call `ack()` first
+and do their work afterwards, so the 3-second ack never waits on the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.conversation import RESYNC_REFUSAL, Conversation, Question, bound_history, parse_resync_args
+from bot.slack_blocks import (
+    SEARCHING,
+    answer_blocks,
+    answer_text,
+    failure_blocks,
+    sources_blocks,
+    sources_text,
+    streaming_text,
+)
+from bot.slack_mrkdwn import escape, mrkdwn_to_plain, truncate
+from rag_core.errors import UserError
+from rag_core.settings import Settings, get_settings
+from rag_core.types import Answer, Citation, Turn
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+THINKING_REACTION = "eyes"
+VOTE_REACTIONS = {"+1": 1, "thumbsup": 1, "-1": -1, "thumbsdown": -1}
+ASK_USAGE = "Usage: /ask <question>, e.g. /ask how do I request time off?"
+SOURCES_USAGE = "Usage: /sources <question>, e.g. /sources expense policy"
+HISTORY_FETCH_LIMIT = 50  # thread messages read for a follow-up (then bounded by tokens)
+RESPONSE_URL_PROGRESS_POSTS = 3  # a response_url takes 5 posts; keep room for the report
+RESPONSE_URL_PROGRESS_INTERVAL_S = 5.0
+
+
+def vote_value(reaction: str) -> int | None:
+    """+1/-1 for 👍/👎 (any skin tone), None for other reactions."""
+    return VOTE_REACTIONS.get(reaction.split("::", 1)[0])
+
+
+# --- answer sinks ------------------------------------------------------------------------------------------
+class ThreadSink:
+    """Renders an answer as a thread reply: 👀 on the question, "Searching…", streamed edits, final blocks."""
+
+    def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str, question_ts: str) -> None:
+        self.client = client
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self.question_ts = question_ts
+        self.ts: str | None = None  # the bot's reply, edited in place
+        self._reacted = False
+
+    async def started(self) -> None:
+        try:
+            await self.client.reactions_add(
+                channel=self.channel, timestamp=self.question_ts, name=THINKING_REACTION
+            )
+            self._reacted = True
+        except SlackApiError as exc:  # e.g. already_reacted; the reply itself matters more
+            log.info(
+                "could not add the 👀 reaction", extra={"event": "slack_reaction_failed", "error": _err(exc)}
+            )
+        resp = await self.client.chat_postMessage(
+            channel=self.channel, thread_ts=self.thread_ts, text=SEARCHING
+        )
+        self.ts = resp["ts"]
+
+    async def update(self, partial_text: str) -> None:
+        if self.ts:
+            await self.client.chat_update(channel=self.channel, ts=self.ts, text=streaming_text(partial_text))
+
+    async def finished(self, answer: Answer) -> str | None:
+        ts = await self._show(text=answer_text(answer), blocks=answer_blocks(answer))
+        await self._unreact()
+        return ts
+
+    async def refused(self, message: str) -> None:
+        await self._show(text=escape(message))
+        await self._unreact()
+
+    async def failed(self, message: str, citations: list[Citation]) -> None:
+        await self._show(text=escape(message), blocks=failure_blocks(message, citations))
+        await self._unreact()
+
+    async def _show(self, *, text: str, blocks: list[dict] | None = None) -> str:
+        if self.ts:
+            await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks or [])
+        else:
+            resp = await self.client.chat_postMessage(
+                channel=self.channel, thread_ts=self.thread_ts, text=text, blocks=blocks
+            )
+            self.ts = resp["ts"]
+        return self.ts
+
+    async def _unreact(self) -> None:
+        if not self._reacted:
+            return
+        try:
+            await self.client.reactions_remove(
+                channel=self.channel, timestamp=self.question_ts, name=THINKING_REACTION
+            )
+        except SlackApiError as exc:
+            log.info(
+                "could not remove the 👀 reaction",
+                extra={"event": "slack_reaction_failed", "error": _err(exc)},
+            )
+
+
+class EphemeralSink:
+    """`/ask`: the answer only the asker sees, through the command's response_url (no streaming edits: a
+    response_url accepts only five posts)."""
+
+    def __init__(self, respond: AsyncRespond) -> None:
+        self.respond = respond
+
+    async def started(self) -> None:
+        pass  # the ack already said "Searching…"
+
+    async def update(self, partial_text: str) -> None:
+        pass
+
+    async def finished(self, answer: Answer) -> str | None:
+        await self.respond(text=answer_text(answer), blocks=answer_blocks(answer), response_type="ephemeral")
+        return None  # ephemeral messages cannot be reacted to
+
+    async def refused(self, message: str) -> None:
+        await self.respond(text=escape(message), response_type="ephemeral")
+
+    async def failed(self, message: str, citations: list[Citation]) -> None:
+        await self.respond(
+            text=escape(message), blocks=failure_blocks(message, citations), response_type="ephemeral"
+        )
+
+
+def _err(exc: SlackApiError) -> str:
+    """Slack's error code (e.g. `not_in_channel`) for logs."""
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error", "unknown")) if isinstance(data, dict) else "unknown"
+
+
+# --- the app -----------------------------------------------------------------------------------------------
+def build_app(
+    settings: Settings, conversation: Conversation, *, client: AsyncWebClient | None = None
+) -> AsyncApp:
+    """The Bolt app with every listener registered; `client` lets tests point the Web API at a local server."""
+    if client is None:
+        token = _required_tokens(settings, http=None)["SLACK_BOT_TOKEN"]
+        client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app = AsyncApp(client=client, signing_secret=secret, process_before_response=False)
+
+    @app.middleware
+    async def ignore_bot_messages(body: dict, next: Callable) -> BoltResponse | None:
+        """Messages written by bots (this one included) are never questions."""
+        event = body.get("event") or {}
+        if event.get("type") in ("message", "app_mention") and (
+            event.get("bot_id") or event.get("subtype") == "bot_message"
+        ):
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    @app.middleware
+    async def drop_duplicate_deliveries(body: dict, next: Callable, request: Any) -> BoltResponse | None:
+        """Slack retries (X-Slack-Retry-Num) and re-sends events; each event id is handled once."""
+        event_id = body.get("event_id")
+        if event_id and not conversation.first_delivery(PLATFORM, event_id):
+            retry = (request.headers.get("x-slack-retry-num") or [None])[0]
+            log.info("duplicate delivery dropped", extra={"event": "slack_duplicate", "retry": retry})
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    @app.error
+    async def log_errors(error: Exception, body: dict) -> None:
+        log.error(
+            "slack listener failed",
+            exc_info=error,
+            extra={
+                "event": "slack_listener_failed",
+                "type": body.get("type"),
+                "command": body.get("command"),
+            },
+        )
+
+    @app.event("app_mention")
+    async def answer_mention(event: dict, context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        is_dm = event.get("channel_type") == "im" or event.get("channel", "").startswith("D")
+        await _answer_message(event, context, client, is_dm=is_dm)
+
+    @app.event("message")
+    async def answer_direct_message(event: dict, context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        # Only plain messages in DMs are questions; edits, joins and channel chatter are not.
+        if event.get("channel_type") != "im" or event.get("subtype"):
+            return
+        await _answer_message(event, context, client, is_dm=True)
+
+    async def _answer_message(
+        event: dict, context: AsyncBoltContext, client: AsyncWebClient, is_dm: bool
+    ) -> None:
+        channel, ts = event["channel"], event["ts"]
+        # A mention in a DM can arrive both as app_mention and as message: answer the message once.
+        if not conversation.first_delivery(PLATFORM, f"msg:{channel}:{ts}"):
+            return
+        bot_user_id = context.bot_user_id
+        thread_ts = event.get("thread_ts")
+        history = await _thread_history(client, channel, thread_ts, ts, bot_user_id) if thread_ts else []
+        question = Question(
+            platform=PLATFORM,
+            text=mrkdwn_to_plain(event.get("text", ""), drop_user=bot_user_id),
+            user_id=event.get("user", ""),
+            channel_id=channel,
+            is_dm=is_dm,
+            thread_id=thread_ts or ts,
+            history=history,
+        )
+        await conversation.ask(question, ThreadSink(client, channel, thread_ts or ts, ts))
+
+    async def _thread_history(
+        client: AsyncWebClient, channel: str, thread_ts: str, before_ts: str, bot_user_id: str | None
+    ) -> list[Turn]:
+        try:
+            resp = await client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=HISTORY_FETCH_LIMIT
+            )
+        except SlackApiError as exc:
+            log.warning(
+                "reading the thread failed", extra={"event": "slack_history_failed", "error": _err(exc)}
+            )
+            return []
+        turns: list[Turn] = []
+        for msg in resp.get("messages", []):
+            if float(msg.get("ts", 0)) >= float(before_ts) or msg.get("subtype") in (
+                "channel_join",
+                "thread_broadcast",
+            ):
+                continue
+            from_bot = bool(msg.get("bot_id")) or (bot_user_id is not None and msg.get("user") == bot_user_id)
+            text = mrkdwn_to_plain(msg.get("text", ""), drop_user=bot_user_id)
+            if not text or (from_bot and text == mrkdwn_to_plain(SEARCHING)):
+                continue
+            turns.append(Turn(role="assistant" if from_bot else "user", text=text))
+        return bound_history(turns, settings.history_max_tokens, settings.tokenizer_encoding)
+
+    @app.command("/ask")
+    async def ask_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:
+        text = mrkdwn_to_plain(command.get("text", ""))
+        if not text:
+            await ack(text=ASK_USAGE)
+            return
+        await ack(text=f"{SEARCHING} _{escape(truncate(text, 200))}_")
+        question = _command_question(command, text)
+        await conversation.ask(question, EphemeralSink(respond))
+
+    @app.command("/sources")
+    async def sources_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:
+        text = mrkdwn_to_plain(command.get("text", ""))
+        if not text:
+            await ack(text=SOURCES_USAGE)
+            return
+        await ack()
+        try:
+            citations = await conversation.sources(_command_question(command, text))
+        except UserError as exc:
+            await respond(text=escape(str(exc)), response_type="ephemeral")
+            return
+        except Exception:
+            log.exception("sources lookup failed", extra={"event": "slack_sources_failed"})
+            await respond(
+                text="Sorry, looking up sources failed. Please try again.", response_type="ephemeral"
+            )
+            return
+        await respond(
+            text=sources_text(citations), blocks=sources_blocks(text, citations), response_type="ephemeral"
+        )
+
+    @app.command("/resync")
+    async def resync_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:
+        user = command.get("user_id", "")
+        if not conversation.is_admin(user):
+            await ack(text=RESYNC_REFUSAL)
+            return
+        try:
+            source, full = parse_resync_args(command.get("text", ""), [s.name for s in settings.sources])
+        except UserError as exc:
+            await ack(text=str(exc))
+            return
+        what = f"`{escape(source)}`" if source else "all sources"
+        await ack(text=f":arrows_counterclockwise: Syncing {what}{' (full re-read)' if full else ''}…")
+        progress = _ProgressPoster(respond)
+        report = await conversation.resync(user, [], source, full, progress.post)
+        await respond(text=f"*Sync report*\n```\n{escape(report)}\n```", response_type="ephemeral")
+
+    def _command_question(command: dict, text: str) -> Question:
+        channel = command.get("channel_id", "")
+        return Question(
+            platform=PLATFORM,
+            text=text,
+            user_id=command.get("user_id", ""),
+            channel_id=channel,
+            is_dm=command.get("channel_name") == "directmessage" or channel.startswith("D"),
+        )
+
+    @app.event("reaction_added")
+    async def record_vote(event: dict, context: AsyncBoltContext) -> None:
+        if args := _vote_args(event, context):
+            await conversation.vote(**args)
+
+    @app.event("reaction_removed")
+    async def retract_vote(event: dict, context: AsyncBoltContext) -> None:
+        if args := _vote_args(event, context):
+            await conversation.retract(**args)
+
+    return app
+
+
+def _vote_args(event: dict, context: AsyncBoltContext) -> dict[str, Any] | None:
+    """The vote a reaction event stands for, or None when it is not a 👍/👎 on one of this bot's messages."""
+    value = vote_value(event.get("reaction", ""))
+    item = event.get("item") or {}
+    if value is None or item.get("type") != "message":
+        return None
+    if event.get("item_user") and context.bot_user_id and event["item_user"] != context.bot_user_id:
+        return None
+    return {
+        "platform": PLATFORM,
+        "channel": item.get("channel", ""),
+        "message_id": item.get("ts", ""),
+        "user": event.get("user", ""),
+        "value": value,
+    }
+
+
+class _ProgressPoster:
+    """Posts a few sync progress lines through the response_url, spaced out, keeping a post for the report."""
+
+    def __init__(self, respond: AsyncRespond) -> None:
+        self.respond = respond
+        self.posted = 0
+        self.last = 0.0
+
+    async def post(self, line: str) -> None:
+        now = time.monotonic()
+        if self.posted >= RESPONSE_URL_PROGRESS_POSTS or now - self.last < RESPONSE_URL_PROGRESS_INTERVAL_S:
+            log.debug("sync progress not posted", extra={"event": "resync_progress", "line": line})
+            return
+        self.posted += 1
+        self.last = now
+        await self.respond(text=f"_{escape(line)}_", response_type="ephemeral")
+
+
+# --- process entry point -----------------------------------------------------------------------------------
+def _required_tokens(settings: Settings, http: bool | None) -> dict[str, str]:
+    """The tokens a mode needs (http None: just the bot token), or a UserError naming the first one missing."""
+    needed = {"SLACK_BOT_TOKEN": settings.slack_bot_token}
+    if http is True:
+        needed["SLACK_SIGNING_SECRET"] = settings.slack_signing_secret
+    elif http is False:
+        needed["SLACK_APP_TOKEN"] = settings.slack_app_token
+    tokens: dict[str, str] = {}
+    for name, value in needed.items():
+        if value is None or not value.get_secret_value().strip():
+            mode = {True: "HTTP mode", False: "Socket Mode", None: "the Slack bot"}[http]
+            raise UserError(f"{name} is not set ({mode} needs it; RAG_{name} also works). See docs/slack.md.")
+        tokens[name] = value.get_secret_value().strip()
+    return tokens
+
+
+def _make_resync(engine: Any, settings: Settings) -> Callable | None:
+    """Bind /resync to connectors.sync when the connectors are installed."""
+    try:
+        from connectors.sync import render_report, run_sync
+    except ImportError:
+        return None
+
+    def resync(source: str | None, full: bool, progress: Callable[[str], None]) -> str:
+        report = run_sync(engine, settings, source=source, full=full, progress=progress)
+        return render_report(report)
+
+    return resync
+
+
+def _start_optional_services(engine: Any, kv: Any, settings: Settings) -> list[Any]:
+    """Health endpoints and, for an embedded store, the in-process scheduler; each only when it is installed."""
+    handles: list[Any] = []
+    try:
+        from rag_core.feedback.http import serve_health
+    except ImportError:
+        pass
+    else:
+        handles.append(serve_health(settings.http_port, engine, kv))
+    if not settings.qdrant_url:  # an embedded store is opened by one process only: sync in this one
+        try:
+            from connectors.schedule import start_in_process
+        except ImportError:
+            pass
+        else:
+            handles.append(start_in_process(engine, settings))
+    return handles
+
+
+def _stop(handle: Any) -> None:
+    for method in ("stop", "shutdown", "close"):
+        if callable(getattr(handle, method, None)):
+            with contextlib.suppress(Exception):
+                getattr(handle, method)()
+            return
+
+
+async def _run_socket_mode(app: AsyncApp, app_token: str) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    # The handler's client starts tasks in its constructor, so it is built inside the running loop.
+    await AsyncSocketModeHandler(app, app_token).start_async()
+
+
+def main(http: bool = False) -> int:
+    """Run the Slack bot: Socket Mode (default) or HTTP mode behind uvicorn."""
+    settings = get_settings()
+    tokens = _required_tokens(settings, http)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=settings.log_level)
+
+    from rag_core.engine import Engine
+    from rag_core.kv import make_kv
+
+    engine = Engine.from_settings(settings)
+    kv = make_kv(settings.redis_url)
+    feedback = None
+    try:
+        from rag_core.feedback import FeedbackStore
+    except ImportError:
+        log.warning("feedback store not installed; answers and votes are not recorded")
+    else:
+        feedback = FeedbackStore.from_settings(settings)
+    conversation = Conversation(engine, settings, kv, feedback, _make_resync(engine, settings))
+    app = build_app(settings, conversation)
+    handles = _start_optional_services(engine, kv, settings)
+    try:
+        if http:
+            import uvicorn
+            from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
+
+            log.info(
+                "slack bot starting in HTTP mode",
+                extra={"event": "slack_start", "port": settings.slack_http_port},
+            )
+            uvicorn.run(
+                AsyncSlackRequestHandler(app), host="0.0.0.0", port=settings.slack_http_port, log_level="info"
+            )
+        else:
+            log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
+            asyncio.run(_run_socket_mode(app, tokens["SLACK_APP_TOKEN"]))
+    finally:
+        for handle in reversed(handles):
+            _stop(handle)
+        engine.close()
+    return 0

@@ -1,0 +1,103 @@
+"""Block Kit renderings of answers, sources and apologies, within Slack's limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.slack_mrkdwn import SECTION_TEXT_LIMIT, escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
+from rag_core.types import Answer, Citation
+
+MAX_BLOCKS = 50  # Block Kit: max blocks per message
+MESSAGE_TEXT_LIMIT = 3900  # fallback/notification text; Slack truncates message text past ~4000 characters
+VOTE_HINT = "Was this helpful? React with :+1: or :-1: to tell us."
+SEARCHING = ":mag: Searching…"
+
+Block = dict[str, Any]
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_TEXT_LIMIT)}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, SECTION_TEXT_LIMIT)}]}
+
+
+def _breadcrumb(c: Citation) -> str:
+    path = [h for h in c.heading_path if h and h != c.title]
+    return " › ".join(path)
+
+
+def citation_line(c: Citation) -> str:
+    """`[n] <url|title> · breadcrumb` for the sources list under an answer."""
+    crumb = _breadcrumb(c)
+    line = f"*[{c.n}]* {link(c.url, c.title or c.doc_id or 'untitled')}"
+    return f"{line}  ·  _{escape(crumb)}_" if crumb else line
+
+
+def _sources_section(citations: list[Citation], heading: str) -> list[Block]:
+    if not citations:
+        return []
+    lines = [f"*{heading}*", *(citation_line(c) for c in citations)]
+    return [_section(piece) for piece in split_mrkdwn("\n".join(lines))]
+
+
+def answer_blocks(answer: Answer) -> list[Block]:
+    """The final answer: text in mrkdwn, numbered linked sources, and the 👍/👎 hint."""
+    blocks: list[Block] = [
+        _section(p) for p in split_mrkdwn(markdown_to_mrkdwn(answer.text) or "_(empty answer)_")
+    ]
+    tail: list[Block] = []
+    if answer.citations:
+        heading = "Closest sources" if answer.abstained else "Sources"
+        tail += [{"type": "divider"}, *_sources_section(answer.citations, heading)]
+    tail.append(_context(VOTE_HINT))
+    room = MAX_BLOCKS - len(tail)
+    if len(blocks) > room:
+        blocks = blocks[: room - 1] + [
+            _context("_Answer shortened to fit in Slack; see the sources for more._")
+        ]
+    return blocks + tail
+
+
+def answer_text(answer: Answer) -> str:
+    """Plain fallback text for notifications and clients that cannot show blocks."""
+    return truncate(markdown_to_mrkdwn(answer.text), MESSAGE_TEXT_LIMIT)
+
+
+def streaming_text(partial_markdown: str) -> str:
+    """The answer so far, as shown while it streams."""
+    return truncate(markdown_to_mrkdwn(partial_markdown), MESSAGE_TEXT_LIMIT - 2) + " …"
+
+
+def failure_blocks(message: str, citations: list[Citation]) -> list[Block]:
+    blocks = [_section(f":warning: {escape(message)}")]
+    blocks += _sources_section(citations, "Sources found")
+    return blocks[:MAX_BLOCKS]
+
+
+def sources_blocks(question: str, citations: list[Citation]) -> list[Block]:
+    """`/sources`: title link, breadcrumb, snippet and score for each source, no generated text."""
+    if not citations:
+        return [_section(f"No sources found for “{escape(truncate(question, 200))}”.")]
+    blocks: list[Block] = [_context(f"Top sources for “{escape(truncate(question, 200))}”")]
+    for c in citations:
+        if len(blocks) + 2 > MAX_BLOCKS:
+            break
+        crumb = _breadcrumb(c)
+        lines = [f"*{c.n}. {link(c.url, c.title or c.doc_id or 'untitled')}*"]
+        if crumb:
+            lines.append(f"_{escape(crumb)}_")
+        snippet = " ".join(c.snippet.split())
+        if snippet:
+            lines.append(f"> {escape(truncate(snippet, 600))}")
+        blocks.append(_section("\n".join(lines)))
+        meta = f"score {c.score:.2f}" + (f"  ·  {escape(c.source)}" if c.source else "")
+        blocks.append(_context(meta))
+    return blocks
+
+
+def sources_text(citations: list[Citation]) -> str:
+    if not citations:
+        return "No sources found."
+    return truncate("\n".join(f"{c.n}. {c.title} {c.url}".strip() for c in citations), MESSAGE_TEXT_LIMIT)

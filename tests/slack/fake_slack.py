@@ -1,0 +1,273 @@
+"""A small local Slack: the Web API methods ragbot calls, response_urls, and the Socket Mode WebSocket.
+
+It records every call so tests can assert what the real Bolt app sent. Only Slack's servers are replaced; the
+Bolt app, slack_sdk clients and the Socket Mode client are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+TEAM_ID = "T0001"
+
+
+@dataclass
+class Call:
+    method: str  # Web API method, or "respond" for a response_url post
+    params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Envelope:
+    envelope_id: str
+    sent_at: float
+    acked_at: float | None = None
+    ack_payload: dict[str, Any] | None = None
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (channel, thread ts) -> messages
+        self.envelopes: dict[str, Envelope] = {}
+        self.fail_methods: dict[str, str] = {}  # method -> Slack error to return
+        self._ts = itertools.count(1)
+        self._ws: list[web.WebSocketResponse] = []
+        self._ws_connected = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    async def start(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # e.g. conversations.replies
+        app.router.add_post("/respond/{name}", self._respond)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        for ws in self._ws:
+            await ws.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str = "r") -> str:
+        return f"{self.url}/respond/{name}"
+
+    def next_ts(self) -> str:
+        return f"{1700000000 + next(self._ts)}.000100"
+
+    # --- what tests look at ------------------------------------------------------------------------------
+    def calls_to(self, method: str, **match: Any) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method == method and all(c.params.get(k) == v for k, v in match.items())
+        ]
+
+    async def wait_for(self, predicate, timeout: float = 20.0) -> Any:
+        """Wait until predicate() returns something truthy (checked after every call), and return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting; calls so far: {[c.method for c in self.calls]}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+
+    def _record(self, method: str, params: dict[str, Any]) -> None:
+        self.calls.append(Call(method, params))
+        self._changed.set()
+
+    # --- Web API -----------------------------------------------------------------------------------------
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        # slack_sdk sends some methods' arguments as JSON, others as a form or in the query string.
+        params: dict[str, Any] = dict(request.query)
+        if request.method == "GET":
+            pass
+        elif request.content_type == "application/json":
+            params |= await request.json()
+        else:
+            params |= dict(await request.post())
+        for key in ("blocks", "attachments"):
+            if isinstance(params.get(key), str):
+                params[key] = json.loads(params[key])
+        self._record(method, params)
+        if method in self.fail_methods:
+            return web.json_response({"ok": False, "error": self.fail_methods[method]})
+        return web.json_response(self._reply(method, params))
+
+    def _reply(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "team_id": TEAM_ID,
+                "user": "ragbot",
+            }
+        if method == "chat.postMessage":
+            ts = self.next_ts()
+            message = {
+                "type": "message",
+                "ts": ts,
+                "text": p.get("text", ""),
+                "bot_id": BOT_ID,
+                "user": BOT_USER_ID,
+            }
+            if p.get("thread_ts"):
+                self.threads.setdefault((p["channel"], p["thread_ts"]), []).append(message)
+            return {"ok": True, "channel": p["channel"], "ts": ts, "message": message}
+        if method == "chat.update":
+            for messages in self.threads.values():
+                for m in messages:
+                    if m["ts"] == p["ts"]:
+                        m["text"] = p.get("text", "")
+            return {"ok": True, "channel": p["channel"], "ts": p["ts"], "text": p.get("text", "")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self.next_ts()}
+        if method == "conversations.replies":
+            messages = self.threads.get((p["channel"], p["ts"]), [])
+            return {"ok": True, "messages": sorted(messages, key=lambda m: float(m["ts"])), "has_more": False}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.url.replace("http://", "ws://") + "/socket"}
+        return {"ok": True}
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        self._record("respond", {"name": request.match_info["name"], **(await request.json())})
+        return web.Response(text="ok")
+
+    # --- Socket Mode -------------------------------------------------------------------------------------
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._ws.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0001"}})
+        self._ws_connected.set()
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                envelope = self.envelopes.get(data.get("envelope_id", ""))
+                if envelope is not None:
+                    envelope.acked_at = time.monotonic()
+                    envelope.ack_payload = data.get("payload")
+                    self._record("socket_ack", data)
+        return ws
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._ws_connected.wait(), timeout)
+
+    async def send_envelope(self, kind: str, payload: dict[str, Any], retry_attempt: int = 0) -> Envelope:
+        """Push one Socket Mode envelope ("events_api" | "slash_commands") to the connected app."""
+        envelope = Envelope(envelope_id=uuid.uuid4().hex, sent_at=time.monotonic())
+        self.envelopes[envelope.envelope_id] = envelope
+        await self._ws[-1].send_json(
+            {
+                "envelope_id": envelope.envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+                "retry_attempt": retry_attempt,
+                "retry_reason": "timeout" if retry_attempt else "",
+            }
+        )
+        return envelope
+
+
+# --- payload builders --------------------------------------------------------------------------------------
+def event_callback(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    """An Events API body around one event."""
+    return {
+        "token": "legacy",
+        "team_id": TEAM_ID,
+        "api_app_id": "A0001",
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{uuid.uuid4().hex[:10]}",
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+    }
+
+
+def mention(
+    text: str, *, user: str = "U1", channel: str = "C1", ts: str, thread_ts: str | None = None
+) -> dict:
+    event = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@{BOT_USER_ID}> {text}",
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def direct_message(text: str, *, user: str = "U1", channel: str = "D1", ts: str) -> dict:
+    return {
+        "type": "message",
+        "channel_type": "im",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+    }
+
+
+def reaction(kind: str, name: str, *, user: str, channel: str, ts: str) -> dict:
+    return {
+        "type": kind,
+        "user": user,
+        "reaction": name,
+        "item_user": BOT_USER_ID,
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "event_ts": f"{time.time():.6f}",
+    }
+
+
+def slash(command: str, text: str, *, user: str = "U1", channel: str = "C1", response_url: str) -> dict:
+    return {
+        "token": "legacy",
+        "team_id": TEAM_ID,
+        "channel_id": channel,
+        "channel_name": "general",
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": "A0001",
+        "response_url": response_url,
+        "trigger_id": "1.2.3",
+    }
