@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.conversation import Conversation, Question, bound_history
+from bot.conversation import Conversation, Question, ResyncFn, bound_history
 from bot.discord_render import clip, sources_embed, split_message
 from bot.discord_sinks import ChannelReplySink, InteractionSink, show_ephemeral
 from rag_core.errors import UserError
@@ -352,29 +352,18 @@ def build_client(settings: Settings, conversation: Conversation) -> RagbotClient
 # --- process entry point ------------------------------------------------------------------------------------
 
 
-def _resync_with(
-    engine: Engine, settings: Settings
-) -> Callable[[str | None, bool, Callable[[str], None]], str]:
-    """The `/resync` work: connectors.sync over the engine's index writer, rendered as report lines."""
+def make_resync(engine: Engine, settings: Settings, kv: Any) -> ResyncFn:
+    """The `/resync` work: connectors.sync into the engine's index, under the same per-source lock as the scheduler."""
 
     def resync(source: str | None, full: bool, progress: Callable[[str], None]) -> str:
-        from connectors.sync import run_sync
+        from connectors.sync import render_report, run_sync
 
-        reports = run_sync(settings, engine.index_writer(), source=source, full=full, progress=progress)
-        return "\n".join(_report_line(r) for r in reports) or "Nothing to sync: no sources are configured."
+        reports = run_sync(
+            settings, engine.index_writer(), source=source, full=full, progress=progress, kv=kv
+        )
+        return render_report(reports)
 
     return resync
-
-
-def _report_line(report: Any) -> str:
-    if getattr(report, "error", None):
-        return f"**{report.source}**: failed: {report.error}"
-    skipped = len(getattr(report, "skipped", []) or [])
-    return (
-        f"**{report.source}**: {report.added} added, {report.updated} updated, {report.deleted} deleted, "
-        f"{report.unchanged} unchanged, {skipped} skipped in {report.duration_s:.1f} s "
-        f"(index version {report.index_version})"
-    )
 
 
 def _start_health(settings: Settings, engine: Engine, kv: Any) -> Any:
@@ -406,11 +395,14 @@ def main() -> int:
     from rag_core.engine import Engine
     from rag_core.feedback import FeedbackStore
     from rag_core.kv import make_kv
+    from rag_core.logs import setup_logging
+
+    setup_logging(settings)
 
     engine = Engine.from_settings(settings)
     kv = make_kv(settings.redis_url)
     feedback = FeedbackStore.from_settings(settings)
-    conversation = Conversation(engine, settings, kv, feedback, resync=_resync_with(engine, settings))
+    conversation = Conversation(engine, settings, kv, feedback, resync=make_resync(engine, settings, kv))
     health = _start_health(settings, engine, kv)
     scheduler = _start_scheduler(engine, settings)
     client = build_client(settings, conversation)

@@ -13,13 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.conversation import APOLOGY, RESYNC_REFUSAL, Conversation
-from bot.discord_app import NO_SOURCES, PERMISSIONS, invite_url, main, vote_value
+from bot.discord_app import NO_SOURCES, PERMISSIONS, invite_url, main, make_resync, vote_value
 from bot.discord_render import MESSAGE_LIMIT, source_line, split_message
 from rag_core.errors import UserError
 from rag_core.feedback import FeedbackStore
 from rag_core.feedback.models import AnswerRecord
+from rag_core.kv import MemoryKV
 from rag_core.settings import SourceConfig, get_settings
 from rag_core.types import Citation
+from tests.conftest import ROOT
 from tests.discord.conftest import ADMIN_ROLE, RecordingEngine
 
 # The engine answers in a worker thread; give a loaded CI machine room before simcord calls the bot stuck.
@@ -540,3 +542,40 @@ async def test_answers_offer_one_click_votes(simcord_env: Env, feedback: Feedbac
     assert feedback.votes(answer_id) == []  # the bot's own reactions are not votes
     await alice.react(reply, "👍")
     assert [v.value for v in feedback.votes(answer_id)] == [1]
+
+
+async def test_resync_syncs_the_sample_exports_for_real_and_the_bot_then_answers_from_them(
+    simcord_env: Env, settings: Any, conversation: Conversation, small_engine: Any, kv: Any, tmp_path: Any
+) -> None:
+    from connectors import sample_sources
+    from rag_core.engine import Engine
+    from rag_core.store import open_store
+
+    env = simcord_env
+    guild, general, _ = _world(env)
+    librarians = guild.create_role(ADMIN_ROLE)
+    carol = guild.add_member(env.create_user("carol"), roles=[librarians])
+    settings.sources = sample_sources(ROOT)
+    index_settings = small_engine.settings.model_copy(update={"data_dir": tmp_path / "index"})
+    engine = Engine(
+        index_settings,
+        store=open_store(index_settings),
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+    )
+    conversation.engine = engine
+    conversation._resync = make_resync(engine, settings, kv)
+    try:
+        synced = await carol.slash(general, "resync", source="eng-wiki")
+        answered = await carol.slash(general, "sources", question="How fast must I acknowledge a page?")
+    finally:
+        engine.close()
+
+    assert synced.response.content.startswith("eng-wiki: ")
+    assert (
+        " added, 0 updated, 0 deleted" in synced.response.content and "failed" not in synced.response.content
+    )
+    assert engine.index_version == 1
+    # The samples set no base URL, so their pages have no web link: the titles are listed unlinked.
+    assert answered.response.embeds[0].description.startswith("**1.** On-call runbook")
