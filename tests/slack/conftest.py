@@ -6,7 +6,7 @@ import contextlib
 import json
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,63 +22,35 @@ from bot.conversation import Conversation
 from bot.slack_app import build_app
 from rag_core.engine import Engine
 from rag_core.feedback import FeedbackStore
-from rag_core.kv import make_kv
+from rag_core.generation import LLMGenerator
+from rag_core.kv import MemoryKV, make_kv
 from rag_core.settings import Settings, SourceConfig
-from rag_core.types import Document
 from tests.slack.fake_slack import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret"
 ADMIN = "UADMIN"
 FINANCE_CHANNEL = "CFIN"
 
-DOCS = [
-    Document(
-        id="pto",
-        source="handbook",
-        title="Time off",
-        text="# Time off\nEmployees get 25 days of paid time off per year. Request time off in the HR portal "
-        "at least two weeks ahead.",
-        url="https://handbook.example.com/time-off",
-        breadcrumb=["People"],
-    ),
-    Document(
-        id="contractors",
-        source="handbook",
-        title="Contractors",
-        text="# Contractors\nContractors do not get paid time off; they invoice for the days they work.",
-        url="https://handbook.example.com/contractors",
-        breadcrumb=["People"],
-    ),
-    Document(
-        id="expenses",
-        source="handbook",
-        title="Expenses",
-        text="# Expenses\nSubmit expense reports with receipts within 30 days. Meals are reimbursed up to "
-        "50 dollars per day when travelling.",
-        url="https://handbook.example.com/expenses",
-        breadcrumb=["Finance"],
-    ),
-    Document(
-        id="budget",
-        source="finance",
-        title="Budget 2026",
-        text="# Budget 2026\nThe confidential 2026 budget for the platform team is 4 million dollars.",
-        url="https://drive.example.com/budget-2026",
-        breadcrumb=["Finance", "Private"],
-    ),
-]
+PUBLIC_SOURCES = [
+    "eng-wiki",
+    "people-drive",
+]  # the lead's small_engine documents live in these and "finance-private"
 
 
-@pytest.fixture(scope="session")
-def slack_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """A real engine over a handful of tiny documents: no LLM, so answers are extractive."""
-    settings = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("slack-index"), rerank_model="")
-    engine = Engine.from_settings(settings)
-    with engine.index_writer().begin() as tx:
-        for doc in DOCS:
-            tx.upsert(doc, "v1")
-    yield engine
-    engine.close()
+@pytest.fixture
+def llm_engine(small_engine: Engine, openai_server: Any) -> Engine:
+    """The small engine's index and models, answering through the local OpenAI-compatible server."""
+    settings = small_engine.settings.model_copy(
+        update={"openai_base_url": openai_server.base_url, "llm_model": "test-model"}
+    )
+    return Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),  # its own answer cache, so every question reaches the LLM
+        generator=LLMGenerator(settings),
+    )
 
 
 def bot_settings(tmp_path: Path, redis_url: str, **overrides: Any) -> Settings:
@@ -92,9 +64,14 @@ def bot_settings(tmp_path: Path, redis_url: str, **overrides: Any) -> Settings:
         stream_edit_interval_s=0.05,
         rate_limit_per_minute=100,
         sources=[
-            SourceConfig(name="handbook", kind="confluence", path=tmp_path),
+            SourceConfig(name="eng-wiki", kind="confluence", path=tmp_path),
+            SourceConfig(name="people-drive", kind="drive", path=tmp_path),
             SourceConfig(
-                name="finance", kind="drive", path=tmp_path, public=False, allowed_channels=[FINANCE_CHANNEL]
+                name="finance-private",
+                kind="drive",
+                path=tmp_path,
+                public=False,
+                allowed_channels=[FINANCE_CHANNEL],
             ),
         ],
     )
@@ -162,6 +139,6 @@ async def make_bot(
 
 
 @pytest.fixture
-async def bot(slack_engine: Engine, tmp_path: Path, clean_redis: str) -> AsyncIterator[SlackBot]:
-    async with make_bot(slack_engine, tmp_path, clean_redis) as b:
+async def bot(small_engine: Engine, tmp_path: Path, clean_redis: str) -> AsyncIterator[SlackBot]:
+    async with make_bot(small_engine, tmp_path, clean_redis) as b:
         yield b

@@ -15,13 +15,13 @@ def responses(bot: SlackBot, name: str = "r"):
 
 async def test_ask_acks_at_once_then_answers_ephemerally(bot: SlackBot) -> None:
     resp, elapsed = await bot.post_command(
-        slash("/ask", "How do I submit an expense report?", response_url=bot.fake.response_url())
+        slash("/ask", "How do I reset my VPN?", response_url=bot.fake.response_url())
     )
     assert resp.status_code == 200 and elapsed < 3
     assert "Searching" in resp.text
     [answer] = await bot.fake.wait_for(responses(bot))
     assert answer.params["response_type"] == "ephemeral"
-    assert "<https://handbook.example.com/expenses|Expenses>" in json.dumps(answer.params["blocks"])
+    assert "<https://drive.example.com/vpn|VPN how-to>" in json.dumps(answer.params["blocks"])
     assert not bot.fake.calls_to("chat.postMessage")  # nothing public
 
 
@@ -36,24 +36,24 @@ async def test_sources_lists_title_link_breadcrumb_snippet_and_score_without_gen
     bot: SlackBot,
 ) -> None:
     resp, elapsed = await bot.post_command(
-        slash("/sources", "meal allowance when travelling", response_url=bot.fake.response_url())
+        slash("/sources", "team dinner reimbursement", response_url=bot.fake.response_url())
     )
     assert resp.status_code == 200 and elapsed < 3
     [listing] = await bot.fake.wait_for(responses(bot))
     assert listing.params["response_type"] == "ephemeral"
     blocks = listing.params["blocks"]
     first = blocks[1]["text"]["text"]
-    assert first.startswith("*1. <https://handbook.example.com/expenses|Expenses>*")
-    assert "_Finance_" in first  # breadcrumb
-    assert "Meals are reimbursed up to 50 dollars" in first  # snippet
+    assert first.startswith("*1. <https://drive.example.com/expenses|Expenses policy>*")
+    assert "_Team dinners_" in first  # breadcrumb
+    assert "Team dinners are reimbursed up to $60 per person" in first  # snippet
     assert blocks[2]["elements"][0]["text"].startswith("score 0.")
-    assert "drive.example.com" not in json.dumps(blocks)  # private source, public channel
+    assert "drive.example.com/budget" not in json.dumps(blocks)  # private source, public channel
     assert "Quoted passages" not in json.dumps(blocks)  # no answer text, only sources
 
 
-async def test_resync_refuses_non_admins_politely_at_once(slack_engine, tmp_path, clean_redis) -> None:
+async def test_resync_refuses_non_admins_politely_at_once(small_engine, tmp_path, clean_redis) -> None:
     calls: list = []
-    async with make_bot(slack_engine, tmp_path, clean_redis, resync=lambda *a: calls.append(a) or "") as bot:
+    async with make_bot(small_engine, tmp_path, clean_redis, resync=lambda *a: calls.append(a) or "") as bot:
         resp, elapsed = await bot.post_command(
             slash("/resync", "", user="U1", response_url=bot.fake.response_url())
         )
@@ -63,10 +63,10 @@ async def test_resync_refuses_non_admins_politely_at_once(slack_engine, tmp_path
 
 
 async def test_resync_with_malformed_arguments_gets_the_usage_line(
-    slack_engine, tmp_path, clean_redis
+    small_engine, tmp_path, clean_redis
 ) -> None:
-    async with make_bot(slack_engine, tmp_path, clean_redis, resync=lambda *a: "") as bot:
-        for text in ("--everything", "handbook finance", "nosuchsource"):
+    async with make_bot(small_engine, tmp_path, clean_redis, resync=lambda *a: "") as bot:
+        for text in ("--everything", "eng-wiki people-drive", "nosuchsource"):
             resp, _ = await bot.post_command(
                 slash("/resync", text, user=ADMIN, response_url=bot.fake.response_url())
             )
@@ -74,34 +74,34 @@ async def test_resync_with_malformed_arguments_gets_the_usage_line(
 
 
 async def test_resync_by_an_admin_acks_then_posts_progress_and_the_report(
-    slack_engine, tmp_path, clean_redis
+    small_engine, tmp_path, clean_redis
 ) -> None:
     ran: list[tuple] = []
     finish = threading.Event()
 
     def resync(source, full, progress):
         ran.append((source, full))
-        progress("handbook: 3 documents read")
+        progress("eng-wiki: 3 documents read")
         finish.wait(10)
-        return "handbook: 3 added, 0 updated, 0 deleted"
+        return "eng-wiki: 3 added, 0 updated, 0 deleted"
 
-    async with make_bot(slack_engine, tmp_path, clean_redis, resync=resync) as bot:
+    async with make_bot(small_engine, tmp_path, clean_redis, resync=resync) as bot:
         resp, elapsed = await bot.post_command(
-            slash("/resync", "handbook --full", user=ADMIN, response_url=bot.fake.response_url())
+            slash("/resync", "eng-wiki --full", user=ADMIN, response_url=bot.fake.response_url())
         )
         assert resp.status_code == 200 and elapsed < 3
-        assert "Syncing `handbook` (full re-read)" in resp.text
+        assert "Syncing `eng-wiki` (full re-read)" in resp.text
         [progress] = await bot.fake.wait_for(responses(bot))
-        assert "handbook: 3 documents read" in progress.params["text"]
+        assert "eng-wiki: 3 documents read" in progress.params["text"]
         finish.set()
         report = await bot.fake.wait_for(lambda: len(responses(bot)()) == 2 and responses(bot)()[1])
         assert "3 added, 0 updated" in report.params["text"]
-        assert ran == [("handbook", True)]
+        assert ran == [("eng-wiki", True)]
 
 
 async def _answered_mention(bot: SlackBot, ts: str) -> tuple[str, str]:
     """Ask in C1 and return (reply ts, answer id) once the answer is linked for votes."""
-    await bot.post_event(event_callback(mention("How do I request time off?", ts=ts)))
+    await bot.post_event(event_callback(mention("How do I deploy to production?", ts=ts)))
     [final] = await bot.fake.wait_for(
         lambda: [c for c in bot.fake.calls_to("chat.update", channel="C1") if c.params.get("blocks")]
     )
@@ -135,7 +135,7 @@ async def test_reactions_record_replace_and_retract_one_vote_per_user(bot: Slack
     [vote] = bot.feedback.votes(answer_id)
     assert (vote.platform, vote.channel) == ("slack", "C1")
     record = bot.feedback.get_answer(answer_id)
-    assert record.question == "How do I request time off?" and record.citations
+    assert record.question == "How do I deploy to production?" and record.citations
 
 
 async def test_reactions_on_other_messages_and_other_emoji_are_ignored(bot: SlackBot) -> None:
@@ -160,9 +160,7 @@ async def test_reactions_on_other_messages_and_other_emoji_are_ignored(bot: Slac
 
 
 async def test_votes_work_on_answers_in_direct_messages(bot: SlackBot) -> None:
-    await bot.post_event(
-        event_callback(direct_message("How do I submit an expense report?", ts="920.000100"))
-    )
+    await bot.post_event(event_callback(direct_message("How do I reset my VPN?", ts="920.000100")))
     [final] = await bot.fake.wait_for(
         lambda: [c for c in bot.fake.calls_to("chat.update", channel="D1") if c.params.get("blocks")]
     )

@@ -37,9 +37,7 @@ async def test_forged_signature_and_stale_timestamp_get_401(bot: SlackBot) -> No
 
 async def test_mention_reacts_replies_in_thread_and_finishes_with_cited_blocks(bot: SlackBot) -> None:
     ts = "100.000100"
-    resp, elapsed = await bot.post_event(
-        event_callback(mention("How many days of paid time off do employees get?", ts=ts))
-    )
+    resp, elapsed = await bot.post_event(event_callback(mention("How do I deploy to production?", ts=ts)))
     assert resp.status_code == 200 and elapsed < 3
 
     [final] = await bot.fake.wait_for(final_update(bot, "C1"))
@@ -48,8 +46,8 @@ async def test_mention_reacts_replies_in_thread_and_finishes_with_cited_blocks(b
     [placeholder] = bot.fake.calls_to("chat.postMessage", channel="C1")
     assert placeholder.params["thread_ts"] == ts and placeholder.params["text"] == SEARCHING
     rendered = blocks_text(final.params)
-    assert "<https://handbook.example.com/time-off|Time off>" in rendered
-    assert "25 days" in rendered and "[1]" in rendered
+    assert "<https://wiki.example.com/deploy|Deploying to production>" in rendered
+    assert "Merge to main" in rendered and "[1]" in rendered
     assert VOTE_HINT.replace(":+1:", "").split(" or")[0] in rendered
     assert all(len(b["text"]["text"]) <= 3000 for b in final.params["blocks"] if b["type"] == "section")
 
@@ -62,18 +60,18 @@ async def test_mention_reacts_replies_in_thread_and_finishes_with_cited_blocks(b
         lambda: bot.feedback.answer_for_message(platform="slack", channel="C1", message_id=final.params["ts"])
     )
     record = bot.feedback.get_answer(answer_id)
-    assert record.question == "How many days of paid time off do employees get?"
+    assert record.question == "How do I deploy to production?"
     assert record.outcome == "answered"
-    assert [c.doc_id for c in record.citations][0] == "pto"
+    assert [c.doc_id for c in record.citations][0] == "deploy"
 
 
 async def test_answer_streams_as_throttled_edits_before_the_final_blocks(
-    slack_engine, tmp_path, clean_redis
+    small_engine, tmp_path, clean_redis
 ) -> None:
-    slow = SlowEngine(slack_engine, pieces=4, pause_s=0.2)
+    slow = SlowEngine(small_engine, pieces=4, pause_s=0.2)
     async with make_bot(slow, tmp_path, clean_redis, stream_edit_interval_s=0.1) as bot:
         resp, elapsed = await bot.post_event(
-            event_callback(mention("How do I request time off?", ts="110.000100"))
+            event_callback(mention("How do I reset my VPN?", ts="110.000100"))
         )
         # Acked while the engine has not even started answering.
         assert resp.status_code == 200 and elapsed < 3
@@ -91,9 +89,9 @@ async def test_answer_streams_as_throttled_edits_before_the_final_blocks(
 
 
 async def test_thread_follow_up_sends_earlier_messages_as_history(
-    slack_engine, tmp_path, clean_redis
+    small_engine, tmp_path, clean_redis
 ) -> None:
-    engine = RecordingEngine(slack_engine)
+    engine = RecordingEngine(small_engine)
     async with make_bot(engine, tmp_path, clean_redis) as bot:
         root = "200.000100"
         bot.fake.threads[("C1", root)] = [
@@ -101,14 +99,14 @@ async def test_thread_follow_up_sends_earlier_messages_as_history(
                 "type": "message",
                 "ts": root,
                 "user": "U1",
-                "text": f"<@{BOT_USER_ID}> How many days of paid time off do employees get?",
+                "text": f"<@{BOT_USER_ID}> How are team dinners reimbursed?",
             },
             {
                 "type": "message",
                 "ts": "200.000200",
                 "user": BOT_USER_ID,
                 "bot_id": BOT_ID,
-                "text": "Employees get 25 days of paid time off per year. [1]",
+                "text": "Team dinners are reimbursed up to $60 per person, tips included. [1]",
             },
             {
                 "type": "message",
@@ -125,8 +123,8 @@ async def test_thread_follow_up_sends_earlier_messages_as_history(
         [call] = engine.calls
         assert call["question"] == "and for contractors?"
         assert [(t.role, t.text) for t in call["history"]] == [
-            ("user", "How many days of paid time off do employees get?"),
-            ("assistant", "Employees get 25 days of paid time off per year. [1]"),
+            ("user", "How are team dinners reimbursed?"),
+            ("assistant", "Team dinners are reimbursed up to $60 per person, tips included. [1]"),
         ]
         [placeholder] = bot.fake.calls_to("chat.postMessage")
         assert placeholder.params["thread_ts"] == root
@@ -135,18 +133,16 @@ async def test_thread_follow_up_sends_earlier_messages_as_history(
 
 async def test_direct_message_is_answered(bot: SlackBot) -> None:
     ts = "300.000100"
-    await bot.post_event(event_callback(direct_message("How do I submit an expense report?", ts=ts)))
+    await bot.post_event(event_callback(direct_message("How do I reset my VPN?", ts=ts)))
     [final] = await bot.fake.wait_for(final_update(bot, "D1"))
-    assert "<https://handbook.example.com/expenses|Expenses>" in blocks_text(final.params)
+    assert "<https://drive.example.com/vpn|VPN how-to>" in blocks_text(final.params)
     [placeholder] = bot.fake.calls_to("chat.postMessage", channel="D1")
     assert placeholder.params["thread_ts"] == ts
 
 
 async def test_messages_from_bots_including_itself_are_ignored(bot: SlackBot) -> None:
-    from_other_bot = direct_message("How do I submit an expense report?", ts="310.000100") | {
-        "bot_id": "BOTHER"
-    }
-    from_self = direct_message("How do I submit an expense report?", ts="311.000100") | {
+    from_other_bot = direct_message("How do I connect to the VPN?", ts="310.000100") | {"bot_id": "BOTHER"}
+    from_self = direct_message("How do I connect to the VPN?", ts="311.000100") | {
         "user": BOT_USER_ID,
         "bot_id": BOT_ID,
     }
@@ -154,24 +150,26 @@ async def test_messages_from_bots_including_itself_are_ignored(bot: SlackBot) ->
     for event in (from_other_bot, from_self, bot_subtype):
         resp, _ = await bot.post_event(event_callback(event))
         assert resp.status_code == 200
-    await bot.post_event(event_callback(direct_message("How do I request time off?", ts="313.000100")))
+    await bot.post_event(event_callback(direct_message("How do I deploy to production?", ts="313.000100")))
     await bot.fake.wait_for(final_update(bot, "D1"))
     [only] = bot.fake.calls_to("chat.postMessage")
     assert only.params["thread_ts"] == "313.000100"
 
 
 async def test_retried_and_duplicate_deliveries_produce_one_answer(bot: SlackBot) -> None:
-    body = event_callback(mention("What is the meal allowance when travelling?", ts="400.000100"))
+    body = event_callback(mention("Who gets paged when on call?", ts="400.000100"))
     results = await asyncio.gather(
         bot.post_event(body), bot.post_event(body, retry=1), bot.post_event(body, retry=2)
     )
     assert all(resp.status_code == 200 for resp, _ in results)
     await bot.fake.wait_for(final_update(bot, "C1"))
     # A DM mention arrives both as app_mention and as message.im: still one answer.
-    dm_text = f"<@{BOT_USER_ID}> How do I request time off?"
+    dm_text = f"<@{BOT_USER_ID}> How do I deploy to production?"
     dm = direct_message(dm_text, ts="401.000100")
     await bot.post_event(event_callback(dm))
-    await bot.post_event(event_callback(mention("How do I request time off?", channel="D1", ts="401.000100")))
+    await bot.post_event(
+        event_callback(mention("How do I deploy to production?", channel="D1", ts="401.000100"))
+    )
     await bot.fake.wait_for(final_update(bot, "D1"))
     await asyncio.sleep(0.3)  # let any duplicate that slipped through reach the fake server
     assert len(bot.fake.calls_to("chat.postMessage", channel="C1")) == 1
@@ -180,58 +178,58 @@ async def test_retried_and_duplicate_deliveries_produce_one_answer(bot: SlackBot
 
 
 async def test_engine_failure_gives_an_apology_with_the_sources_found(
-    slack_engine, tmp_path, clean_redis
+    small_engine, tmp_path, clean_redis
 ) -> None:
-    async with make_bot(FailingEngine(slack_engine), tmp_path, clean_redis) as bot:
+    async with make_bot(FailingEngine(small_engine), tmp_path, clean_redis) as bot:
         ts = "500.000100"
-        await bot.post_event(event_callback(mention("How do I request time off?", ts=ts)))
+        await bot.post_event(event_callback(mention("How do I deploy to production?", ts=ts)))
         [final] = await bot.fake.wait_for(final_update(bot, "C1"))
         rendered = blocks_text(final.params)
         assert "Sorry, something went wrong" in rendered
-        assert "<https://handbook.example.com/time-off|Time off>" in rendered
+        assert "<https://wiki.example.com/deploy|Deploying to production>" in rendered
         await bot.fake.wait_for(lambda: bot.fake.calls_to("reactions.remove", timestamp=ts))
 
 
 async def test_private_sources_are_never_cited_outside_their_channels(bot: SlackBot) -> None:
-    question = "What is the confidential 2026 budget for the platform team?"
+    question = "What does the 2027 headcount budget allow?"
     await bot.post_event(event_callback(mention(question, channel="C1", ts="600.000100")))
     await bot.post_event(event_callback(mention(question, channel=FINANCE_CHANNEL, ts="600.000200")))
     [public] = await bot.fake.wait_for(final_update(bot, "C1"))
     [private] = await bot.fake.wait_for(final_update(bot, FINANCE_CHANNEL))
-    assert "drive.example.com/budget-2026" not in blocks_text(public.params)
-    assert "drive.example.com/budget-2026" in blocks_text(private.params)
+    assert "https://drive.example.com/budget|" not in blocks_text(public.params)
+    assert "https://drive.example.com/budget|" in blocks_text(private.params)
 
 
 async def test_over_the_rate_limit_gets_a_short_reply_not_silence(
-    slack_engine, tmp_path, clean_redis
+    small_engine, tmp_path, clean_redis
 ) -> None:
-    async with make_bot(slack_engine, tmp_path, clean_redis, rate_limit_per_minute=1) as bot:
-        await bot.post_event(event_callback(mention("How do I request time off?", ts="700.000100")))
+    async with make_bot(small_engine, tmp_path, clean_redis, rate_limit_per_minute=1) as bot:
+        await bot.post_event(event_callback(mention("How do I deploy to production?", ts="700.000100")))
         await bot.fake.wait_for(final_update(bot, "C1"))
-        await bot.post_event(event_callback(mention("And expenses?", ts="700.000200")))
+        await bot.post_event(event_callback(mention("And the VPN?", ts="700.000200")))
         [refusal] = await bot.fake.wait_for(
             lambda: bot.fake.calls_to("chat.postMessage", thread_ts="700.000200")
         )
         assert "more than 1 question" in refusal.params["text"]
 
 
-async def test_over_the_daily_spend_cap_gets_a_short_reply(slack_engine, tmp_path, clean_redis) -> None:
-    async with make_bot(slack_engine, tmp_path, clean_redis, daily_spend_cap_usd=0.5) as bot:
+async def test_over_the_daily_spend_cap_gets_a_short_reply(small_engine, tmp_path, clean_redis) -> None:
+    async with make_bot(small_engine, tmp_path, clean_redis, daily_spend_cap_usd=0.5) as bot:
         from bot.conversation import _utc_day
 
         bot.conversation.kv.incr(f"spend:{_utc_day()}", 0.75, ttl_s=60)
-        await bot.post_event(event_callback(mention("How do I request time off?", ts="710.000100")))
+        await bot.post_event(event_callback(mention("How do I deploy to production?", ts="710.000100")))
         [refusal] = await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postMessage"))
         assert "budget is used up" in refusal.params["text"]
 
 
 async def test_fifty_concurrent_mentions_get_fifty_answers_all_acked_in_time(bot: SlackBot) -> None:
     questions = [
-        "How many days of paid time off do employees get?",
-        "How do I submit an expense report?",
-        "Do contractors get paid time off?",
-        "What is the meal allowance when travelling?",
-        "How early should I request time off?",
+        "How do I deploy to production?",
+        "How do I connect to the VPN?",
+        "Are team dinners covered for contractors?",
+        "Who gets paged when on call?",
+        "Can I deploy on Friday afternoon?",
     ]
     bodies = [
         event_callback(mention(questions[i % len(questions)], user=f"U{i}", channel="C50", ts=f"800.{i:06d}"))
@@ -248,3 +246,16 @@ async def test_fifty_concurrent_mentions_get_fifty_answers_all_acked_in_time(bot
         {c.params["ts"] for c in finals}
     ) == 50
     assert len(bot.fake.calls_to("chat.postMessage", channel="C50")) == 50
+
+
+async def test_llm_answer_is_streamed_and_rendered_with_its_citations(
+    llm_engine, openai_server, tmp_path, clean_redis
+) -> None:
+    openai_server.behaviour.reply = "Run **make deploy ENV=prod** after CI passes [1]."
+    async with make_bot(llm_engine, tmp_path, clean_redis) as bot:
+        await bot.post_event(event_callback(mention("How do I deploy to production?", ts="120.000100")))
+        [final] = await bot.fake.wait_for(final_update(bot, "C1"))
+        rendered = blocks_text(final.params)
+        assert "Run *make deploy ENV=prod* after CI passes [1]." in rendered
+        assert "<https://wiki.example.com/deploy|Deploying to production>" in rendered
+        assert len(openai_server.behaviour.requests) == 1
