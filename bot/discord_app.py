@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.conversation import Conversation, Question, ResyncFn, bound_history
+from bot.conversation import Conversation, Question, bound_history, make_resync
 from bot.discord_render import clip, sources_embed, split_message
 from bot.discord_sinks import ChannelReplySink, InteractionSink, show_ephemeral
 from rag_core.errors import UserError
@@ -28,9 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
-HISTORY_MESSAGES = (
-    50  # earlier thread messages read for a follow-up (then bounded by settings.history_max_tokens)
-)
+# Earlier thread messages read for a follow-up (then bounded by settings.history_max_tokens).
+HISTORY_MESSAGES = 50
 DEDUPE_TTL_S = 24 * 3600  # a resumed gateway session can replay events from well before a reconnect
 VOTES = {"👍": 1, "👎": -1}
 _SKIN_TONES = "".join(chr(c) for c in range(0x1F3FB, 0x1F400))
@@ -147,6 +146,8 @@ class RagbotClient(discord.Client):
             with suppress(discord.HTTPException):
                 await sink.refused("Sorry, something went wrong while answering. It has been logged.")
             return
+        finally:
+            await sink.stop_typing()
         if answer is None or not sink.messages:
             return
         if len(sink.messages) > 1:
@@ -352,37 +353,23 @@ def build_client(settings: Settings, conversation: Conversation) -> RagbotClient
 # --- process entry point ------------------------------------------------------------------------------------
 
 
-def make_resync(engine: Engine, settings: Settings, kv: Any) -> ResyncFn:
-    """The `/resync` work: connectors.sync into the engine's index, under the same per-source lock as the scheduler."""
+def _start_services(engine: Engine, kv: Any, settings: Settings) -> list[Any]:
+    """/healthz, /readyz, /metrics, and with an embedded store the sync schedule (only one process may open it)."""
+    from connectors.schedule import start_in_process
+    from rag_core.feedback.http import serve_health
 
-    def resync(source: str | None, full: bool, progress: Callable[[str], None]) -> str:
-        from connectors.sync import render_report, run_sync
-
-        reports = run_sync(
-            settings, engine.index_writer(), source=source, full=full, progress=progress, kv=kv
-        )
-        return render_report(reports)
-
-    return resync
+    handles: list[Any] = [serve_health(settings.http_port, engine, kv)]
+    if settings.sources and not settings.qdrant_url:
+        handles.append(start_in_process(engine, settings))
+    return handles
 
 
-def _start_health(settings: Settings, engine: Engine, kv: Any) -> Any:
-    try:
-        from rag_core.feedback.http import serve_health
-    except ImportError:
-        return None
-    return serve_health(settings.http_port, engine, kv)
-
-
-def _start_scheduler(engine: Engine, settings: Settings) -> Any:
-    """With the embedded store only one process may open the index, so the bot runs the sync schedule itself."""
-    if settings.qdrant_url or not settings.sources:
-        return None
-    try:
-        from connectors.schedule import start_in_process
-    except ImportError:
-        return None
-    return start_in_process(engine, settings)
+def _stop(handle: Any) -> None:
+    for method in ("stop", "shutdown", "close"):
+        if callable(getattr(handle, method, None)):
+            with suppress(Exception):
+                getattr(handle, method)()
+            return
 
 
 def main() -> int:
@@ -403,8 +390,7 @@ def main() -> int:
     kv = make_kv(settings.redis_url)
     feedback = FeedbackStore.from_settings(settings)
     conversation = Conversation(engine, settings, kv, feedback, resync=make_resync(engine, settings, kv))
-    health = _start_health(settings, engine, kv)
-    scheduler = _start_scheduler(engine, settings)
+    handles = _start_services(engine, kv, settings)
     client = build_client(settings, conversation)
     try:
         client.run(token, log_handler=None)  # logging is configured by the process, not discord.py
@@ -418,11 +404,8 @@ def main() -> int:
             "in the developer portal (docs/discord.md)"
         ) from None
     finally:
-        for stoppable in (scheduler, health):
-            stop = getattr(stoppable, "stop", None) or getattr(stoppable, "shutdown", None)
-            if stop is not None:
-                with suppress(Exception):
-                    stop()
+        for handle in reversed(handles):
+            _stop(handle)
         feedback.close()
         engine.close()
     return 0

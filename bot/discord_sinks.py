@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 
 import discord
+from discord.context_managers import Typing
 
 from bot.discord_render import answer_embed, sources_embed, split_message
 from rag_core.types import Answer, Citation
@@ -41,17 +42,27 @@ class ChannelReplySink:
         self._reply_to = None if started_thread else question
         self.messages: list[discord.Message] = []
         self._shown: list[tuple[str, dict | None]] = []
+        self._typing: Typing | None = None
 
     @property
     def message_ids(self) -> list[str]:
         return [str(m.id) for m in self.messages]
 
     async def started(self) -> None:
-        # One typing trigger lasts ~10 s or until the bot posts, which is when the first tokens arrive.
+        # Discord shows typing for ~10 s per trigger; discord.py's context manager renews it every 5 s
+        # until the first part of the answer is posted (retrieval plus a slow LLM can take longer than 10 s).
+        typing = self.channel.typing()
         try:
-            await self.channel.typing()
+            await typing.__aenter__()
         except discord.HTTPException:  # typing is a nicety; never let it stop an answer
             log.debug("typing indicator failed", exc_info=True)
+            return
+        self._typing = typing
+
+    async def stop_typing(self) -> None:
+        typing, self._typing = self._typing, None
+        if typing is not None:
+            await typing.__aexit__(None, None, None)
 
     async def update(self, partial_text: str) -> None:
         await self._show(split_message(partial_text))
@@ -70,6 +81,7 @@ class ChannelReplySink:
 
     async def _show(self, parts: Sequence[str], embed: discord.Embed | None = None) -> None:
         """Make the posted messages read `parts`, editing only those that changed."""
+        await self.stop_typing()
         for i, part in enumerate(parts):
             part_embed = embed if i == len(parts) - 1 else None
             wanted = (part, _embed_key(part_embed))

@@ -12,8 +12,8 @@ from simcord.builders import ChannelHandle
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.conversation import APOLOGY, RESYNC_REFUSAL, Conversation
-from bot.discord_app import NO_SOURCES, PERMISSIONS, invite_url, main, make_resync, vote_value
+from bot.conversation import APOLOGY, RESYNC_REFUSAL, Conversation, make_resync
+from bot.discord_app import NO_SOURCES, PERMISSIONS, invite_url, main, vote_value
 from bot.discord_render import MESSAGE_LIMIT, source_line, split_message
 from rag_core.errors import UserError
 from rag_core.feedback import FeedbackStore
@@ -313,6 +313,13 @@ async def test_a_long_answer_is_split_into_messages_with_the_sources_on_the_last
     assert answer_id is not None and _answer_for(feedback, general, messages[-1]) == answer_id
     await alice.react(messages[-1], "👎")
     assert [v.value for v in feedback.votes(answer_id)] == [-1]
+
+    # /ask continues a long answer in ephemeral follow-ups, the sources on the last.
+    result = await alice.slash(general, "ask", question=QUESTION)
+    parts = [result.response, *result.followups]
+    assert [p.content for p in parts] == split_message(_LongAnswerEngine.TEXT)
+    assert all(p.ephemeral for p in parts)
+    assert [bool(p.embeds) for p in parts] == [False] * (len(parts) - 1) + [True]
 
 
 async def test_a_streamed_llm_answer_is_posted_then_edited_into_the_final_answer(
