@@ -42,6 +42,24 @@ RESYNC_REFUSAL = "Sorry, only ragbot admins can run /resync. Ask an admin if the
 ResyncFn = Callable[[str | None, bool, Callable[[str], None]], str]
 
 
+def make_resync(engine: Engine, settings: Settings, kv: KeyValue) -> ResyncFn:
+    """The `/resync` work for either adapter: connectors.sync into the engine's index, taking the same
+    per-source lock as the scheduler, rendered as the report text."""
+
+    def resync(source: str | None, full: bool, progress: Callable[[str], None]) -> str:
+        from connectors.sync import (  # bot/ may run without the connectors' deps loaded
+            render_report,
+            run_sync,
+        )
+
+        reports = run_sync(
+            settings, engine.index_writer(), source=source, full=full, progress=progress, kv=kv
+        )
+        return render_report(reports)
+
+    return resync
+
+
 @dataclass
 class Question:
     """One question from a chat platform, with what the layer needs to answer it safely."""

@@ -19,7 +19,14 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.conversation import RESYNC_REFUSAL, Conversation, Question, bound_history, parse_resync_args
+from bot.conversation import (
+    RESYNC_REFUSAL,
+    Conversation,
+    Question,
+    bound_history,
+    make_resync,
+    parse_resync_args,
+)
 from bot.slack_blocks import (
     SEARCHING,
     answer_blocks,
@@ -377,45 +384,22 @@ def _required_tokens(settings: Settings, http: bool | None) -> dict[str, str]:
     return tokens
 
 
-def _make_resync(engine: Any, settings: Settings) -> Callable | None:
-    """Bind /resync to connectors.sync when the connectors are installed."""
-    try:
-        from connectors.sync import render_report, run_sync
-    except ImportError:
-        return None
+def _start_services(engine: Any, kv: Any, settings: Settings) -> list[Any]:
+    """/healthz, /readyz, /metrics, and with an embedded store the sync schedule (only one process may open it)."""
+    from connectors.schedule import start_in_process
+    from rag_core.feedback.http import serve_health
 
-    def resync(source: str | None, full: bool, progress: Callable[[str], None]) -> str:
-        report = run_sync(engine, settings, source=source, full=full, progress=progress)
-        return render_report(report)
-
-    return resync
-
-
-def _start_optional_services(engine: Any, kv: Any, settings: Settings) -> list[Any]:
-    """Health endpoints and, for an embedded store, the in-process scheduler; each only when it is installed."""
-    handles: list[Any] = []
-    try:
-        from rag_core.feedback.http import serve_health
-    except ImportError:
-        pass
-    else:
-        handles.append(serve_health(settings.http_port, engine, kv))
-    if not settings.qdrant_url:  # an embedded store is opened by one process only: sync in this one
-        try:
-            from connectors.schedule import start_in_process
-        except ImportError:
-            pass
-        else:
-            handles.append(start_in_process(engine, settings))
+    handles: list[Any] = [serve_health(settings.http_port, engine, kv)]
+    if settings.sources and not settings.qdrant_url:
+        handles.append(start_in_process(engine, settings))
     return handles
 
 
 def _stop(handle: Any) -> None:
-    for method in ("stop", "shutdown", "close"):
-        if callable(getattr(handle, method, None)):
-            with contextlib.suppress(Exception):
-                getattr(handle, method)()
-            return
+    stop = getattr(handle, "stop", None) or getattr(handle, "shutdown", None)
+    if stop is not None:
+        with contextlib.suppress(Exception):
+            stop()
 
 
 async def _run_socket_mode(app: AsyncApp, app_token: str) -> None:
@@ -428,42 +412,35 @@ async def _run_socket_mode(app: AsyncApp, app_token: str) -> None:
 def main(http: bool = False) -> int:
     """Run the Slack bot: Socket Mode (default) or HTTP mode behind uvicorn."""
     settings = get_settings()
-    tokens = _required_tokens(settings, http)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=settings.log_level)
+    tokens = _required_tokens(settings, http)  # before loading models: a missing token fails in a second
 
     from rag_core.engine import Engine
+    from rag_core.feedback import FeedbackStore
     from rag_core.kv import make_kv
+    from rag_core.logs import setup_logging
 
+    setup_logging(settings)
     engine = Engine.from_settings(settings)
     kv = make_kv(settings.redis_url)
-    feedback = None
-    try:
-        from rag_core.feedback import FeedbackStore
-    except ImportError:
-        log.warning("feedback store not installed; answers and votes are not recorded")
-    else:
-        feedback = FeedbackStore.from_settings(settings)
-    conversation = Conversation(engine, settings, kv, feedback, _make_resync(engine, settings))
+    feedback = FeedbackStore.from_settings(settings)
+    conversation = Conversation(engine, settings, kv, feedback, make_resync(engine, settings, kv))
     app = build_app(settings, conversation)
-    handles = _start_optional_services(engine, kv, settings)
+    handles = _start_services(engine, kv, settings)
     try:
         if http:
             import uvicorn
             from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 
-            log.info(
-                "slack bot starting in HTTP mode",
-                extra={"event": "slack_start", "port": settings.slack_http_port},
-            )
-            uvicorn.run(
-                AsyncSlackRequestHandler(app), host="0.0.0.0", port=settings.slack_http_port, log_level="info"
-            )
+            port = settings.slack_http_port
+            log.info("slack bot starting in HTTP mode", extra={"event": "slack_start", "port": port})
+            # Slack posts events, commands and interactivity to http://<host>:<port>/slack/events
+            uvicorn.run(AsyncSlackRequestHandler(app), host="0.0.0.0", port=port, log_config=None)
         else:
             log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
             asyncio.run(_run_socket_mode(app, tokens["SLACK_APP_TOKEN"]))
     finally:
         for handle in reversed(handles):
             _stop(handle)
+        feedback.close()
         engine.close()
     return 0

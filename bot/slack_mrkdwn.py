@@ -35,9 +35,9 @@ def _escape_url(url: str) -> str:
 
 
 def link(url: str, title: str) -> str:
-    """A mrkdwn link; a plain title when there is no URL."""
+    """A mrkdwn link; a plain title when there is no web URL (Slack cannot open file:// and the like)."""
     label = escape(title).replace("|", "¦")
-    return f"<{_escape_url(url)}|{label}>" if url else label
+    return f"<{_escape_url(url)}|{label}>" if url.startswith(("https://", "http://")) else label
 
 
 def _inline(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 from tests.slack.conftest import ADMIN, SlackBot, make_bot
 from tests.slack.fake_slack import direct_message, event_callback, mention, reaction, slash
@@ -171,3 +172,45 @@ async def test_votes_work_on_answers_in_direct_messages(bot: SlackBot) -> None:
         event_callback(reaction("reaction_added", "+1", user="U1", channel="D1", ts=final.params["ts"]))
     )
     await bot.fake.wait_for(lambda: bot.feedback.votes(answer_id))
+
+
+async def test_resync_syncs_the_sample_exports_for_real(small_engine, tmp_path, clean_redis) -> None:
+    from bot.conversation import make_resync
+    from connectors import sample_sources
+    from rag_core.engine import Engine
+    from rag_core.kv import MemoryKV, make_kv
+    from rag_core.store import open_store
+
+    root = Path(__file__).resolve().parents[2]
+    index_settings = small_engine.settings.model_copy(update={"data_dir": tmp_path / "index"})
+    engine = Engine(
+        index_settings,
+        store=open_store(index_settings),
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+    )
+    try:
+        sources = sample_sources(root)
+        settings_for_sync = index_settings.model_copy(update={"sources": sources})
+        resync = make_resync(engine, settings_for_sync, make_kv(clean_redis))
+        async with make_bot(engine, tmp_path, clean_redis, resync=resync, sources=sources) as bot:
+            resp, _ = await bot.post_command(
+                slash("/resync", "eng-wiki", user=ADMIN, response_url=bot.fake.response_url())
+            )
+            assert "Syncing `eng-wiki`" in resp.text
+            report = await bot.fake.wait_for(
+                lambda: [c for c in responses(bot)() if "Sync report" in c.params["text"]]
+            )
+            assert "eng-wiki: " in report[0].params["text"] and "failed" not in report[0].params["text"]
+            assert engine.index_version == 1
+
+            await bot.post_command(
+                slash(
+                    "/sources", "How fast must I acknowledge a page?", response_url=bot.fake.response_url("s")
+                )
+            )
+            [listing] = await bot.fake.wait_for(lambda: bot.fake.calls_to("respond", name="s"))
+            assert listing.params["blocks"][1]["text"]["text"].startswith("*1. On-call runbook*")
+    finally:
+        engine.close()
