@@ -73,7 +73,7 @@ def trigger_for(config: SourceConfig) -> IntervalTrigger | CronTrigger | None:
         raise UserError(f"source {config.name!r} sets both cron and interval_minutes; keep one")
     if config.cron:
         try:
-            return CronTrigger.from_crontab(config.cron, timezone=UTC)
+            return crontab_trigger(config.cron)
         except ValueError as exc:
             raise UserError(f"source {config.name!r} has an invalid cron {config.cron!r}: {exc}") from exc
     if config.interval_minutes is not None:
@@ -81,6 +81,46 @@ def trigger_for(config: SourceConfig) -> IntervalTrigger | CronTrigger | None:
             raise UserError(f"source {config.name!r}: interval_minutes must be positive")
         return IntervalTrigger(minutes=config.interval_minutes, timezone=UTC)
     return None
+
+
+_CRON_DAYS = [
+    "sun",
+    "mon",
+    "tue",
+    "wed",
+    "thu",
+    "fri",
+    "sat",
+    "sun",
+]  # crontab numbers 0-7 (0 and 7 = Sunday)
+
+
+def crontab_trigger(expr: str) -> CronTrigger:
+    """A trigger for a standard crontab line. APScheduler 3 reads weekday numbers Monday-first (0 = Monday) even in
+    `from_crontab`, so numeric weekdays are rewritten as names first: "1-5" is Monday to Friday, as in cron."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
+    fields[4] = ",".join(_weekday_names(part) for part in fields[4].split(","))
+    return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
+
+
+def _weekday_names(part: str) -> str:
+    if part.startswith("*") or not part[:1].isdigit():
+        return part  # "*", "*/2", or already names
+    if "/" in part:
+        raise ValueError(f"steps in numeric weekdays ({part!r}) are not supported; use names like mon-fri")
+    first, _, last = part.partition("-")
+    if not first.isdigit() or not (last.isdigit() or not last) or int(first) > 7 or int(last or 0) > 7:
+        raise ValueError(f"invalid weekday {part!r}")
+    if not last:
+        return _CRON_DAYS[int(first)]
+    start, end = int(first), int(last)
+    if start > end:
+        raise ValueError(f"invalid weekday range {part!r}")
+    if start == 0:  # Sunday first: APScheduler's week starts on Monday
+        return "sun" if end == 0 else f"sun,mon-{_CRON_DAYS[end]}" if end > 1 else "sun,mon"
+    return _CRON_DAYS[start] if start == end else f"{_CRON_DAYS[start]}-{_CRON_DAYS[end]}"
 
 
 def job_store(settings: Settings) -> MemoryJobStore | RedisJobStore:
