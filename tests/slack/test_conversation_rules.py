@@ -94,3 +94,25 @@ def test_main_names_the_missing_token(
             slack_app.main(http=http)
     finally:
         get_settings.cache_clear()
+
+
+def test_the_manifest_declares_every_command_event_and_scope_the_app_uses() -> None:
+    import yaml
+
+    manifest = yaml.safe_load((Path(slack_app.__file__).parent / "slack_manifest.yaml").read_text())
+    commands = {c["command"] for c in manifest["features"]["slash_commands"]}
+    assert commands == {"/ask", "/sources", "/resync"}
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
+        "app_mention",
+        "message.im",
+        "reaction_added",
+        "reaction_removed",
+    }
+    # Web API methods the adapter calls → the scopes they need.
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) >= {
+        "chat:write",  # chat.postMessage, chat.update
+        "reactions:write",  # reactions.add / reactions.remove
+        "channels:history",  # conversations.replies
+        "commands",
+    }
+    assert manifest["settings"]["socket_mode_enabled"] is True
