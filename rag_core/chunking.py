@@ -124,18 +124,19 @@ class Chunker:
 
     def _pack(self, blocks: list[_Block], budget: int) -> list[tuple[str, int]]:
         """Greedy packing of whole pieces; each chunk after the first starts with the previous one's tail."""
+        reserve = self.overlap + 3 if self.overlap > 0 else 0  # overlap tokens, the "…" and the blank line
         pieces: list[tuple[str, int]] = []
         for block in blocks:
             n = self.count(block.text)
-            if n <= budget - self.overlap:
+            if n <= budget - reserve:
                 pieces.append((block.text, n))
             else:
-                pieces.extend((p, self.count(p)) for p in self._split_block(block, budget - self.overlap))
+                pieces.extend((p, self.count(p)) for p in self._split_block(block, budget - reserve))
         out: list[str] = []
         current: list[str] = []
         used = 0
         for text, n in pieces:
-            if current and used + n + 1 > budget - (self.overlap if out else 0):
+            if current and used + n + 1 > budget - (reserve if out else 0):
                 out.append("\n\n".join(current))
                 current, used = [], 0
             current.append(text)

@@ -308,7 +308,7 @@ class Engine:
     @staticmethod
     def _cost(settings: Settings, model: str, tokens_in: int, tokens_out: int) -> float:
         price = settings.model_prices.get(model)
-        return round((tokens_in * price.input + tokens_out * price.output) / 1e6, 6) if price else 0.0
+        return round((tokens_in * price.input + tokens_out * price.output) / 1e6, 9) if price else 0.0
 
 
 def _require(question: str) -> str:

@@ -34,6 +34,10 @@ _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
+class IncompleteStream(Exception):
+    """The server closed the stream before saying it had finished: the text may be cut mid-sentence."""
+
+
 @dataclass(slots=True)
 class Generated:
     text: str
@@ -47,9 +51,9 @@ def strip_unknown_citations(text: str, valid: set[int]) -> str:
 
     def fix(match: re.Match[str]) -> str:
         numbers = [int(x) for x in re.findall(r"\d+", match.group(1)) if int(x) in valid]
-        return "".join(f"[{n}]" for n in numbers)
+        return "".join(f"[{n}]" for n in numbers) or "\x00"
 
-    return re.sub(r"[ \t]+([.,;:!?])", r"\1", _CITATION.sub(fix, text))
+    return re.sub(r"[ \t]?\x00", "", _CITATION.sub(fix, text))
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -126,6 +130,7 @@ class LLMGenerator:
             stream_options={"include_usage": True},
         )
         usage = None
+        finished = False
         for event in stream:
             if event.usage:
                 usage = (event.usage.prompt_tokens, event.usage.completion_tokens)
@@ -135,6 +140,9 @@ class LLMGenerator:
                     parts.append(delta)
                     if on_token:
                         on_token(delta)
+                finished = finished or choice.finish_reason is not None
+        if not finished:
+            raise IncompleteStream(f"stream ended after {len(parts)} chunks without a finish reason")
         return usage
 
 

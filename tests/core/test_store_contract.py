@@ -1,0 +1,121 @@
+"""One contract suite run against every store: qdrant-edge on disk, qdrant-client local on disk, and
+qdrant-client `:memory:` standing in for the server API."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from rag_core.sparse import SparseVector
+from rag_core.store import NEVER, StoredPoint, Where
+from rag_core.store.client import ClientStore
+from rag_core.store.edge import EdgeStore
+
+DIM = 8
+
+
+@pytest.fixture(params=["edge", "client-local", "client-memory"])
+def store(request, tmp_path):
+    if request.param == "edge":
+        s = EdgeStore(tmp_path / "edge" / "c")
+    elif request.param == "client-local":
+        s = ClientStore(QdrantClient(path=str(tmp_path / "local")), "c")
+    else:
+        s = ClientStore(QdrantClient(":memory:"), "c")
+    s.ensure_collection(DIM)
+    yield s
+    s.close()
+
+
+def unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def point(
+    doc_id: str, pos: int, vec, terms: dict[int, float], source="wiki", gen=1, dead=NEVER
+) -> StoredPoint:
+    return StoredPoint(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{doc_id}-{pos}-{gen}")),
+        dense=unit(vec),
+        sparse=SparseVector(list(terms), list(terms.values())),
+        payload={
+            "doc_id": doc_id,
+            "source": source,
+            "position": pos,
+            "gen": gen,
+            "dead": dead,
+            "text": doc_id,
+        },
+    )
+
+
+def seed(store):
+    store.upsert(
+        [
+            point("a", 0, [1, 0, 0, 0, 0, 0, 0, 0], {1: 1.0, 2: 1.0}),
+            point("a", 1, [0.9, 0.1, 0, 0, 0, 0, 0, 0], {2: 1.0}),
+            point("b", 0, [0, 1, 0, 0, 0, 0, 0, 0], {3: 1.0}, source="drive"),
+            point("c", 0, [0, 0, 1, 0, 0, 0, 0, 0], {1: 1.0, 4: 2.0}, source="drive", gen=2),
+        ]
+    )
+
+
+def test_dense_and_sparse_search_rank_best_first(store):
+    seed(store)
+    dense, sparse = store.search(unit([1, 0, 0, 0, 0, 0, 0, 0]), SparseVector([3], [1.0]), 10, Where())
+    assert [h.payload["doc_id"] for h in dense][:2] == ["a", "a"]
+    assert dense[0].score == pytest.approx(1.0, abs=1e-4)
+    assert [h.payload["doc_id"] for h in sparse] == ["b"]
+    assert sparse[0].dense is not None and len(sparse[0].dense) == DIM  # BM25 hits carry their dense vector
+
+
+def test_idf_makes_rare_terms_count_more(store):
+    seed(store)
+    # term 1 is in two points, term 3 in one: with IDF, a query for both ranks the term-3 point first
+    _, sparse = store.search(unit([1] * DIM), SparseVector([1, 3], [1.0, 1.0]), 10, Where())
+    assert sparse[0].payload["doc_id"] == "b"
+
+
+def test_filters_by_source_and_generation(store):
+    seed(store)
+    q = unit([1, 1, 1, 0, 0, 0, 0, 0])
+    dense, _ = store.search(q, SparseVector([], []), 10, Where(sources=["drive"]))
+    assert {h.payload["doc_id"] for h in dense} == {"b", "c"}
+    dense, _ = store.search(q, SparseVector([], []), 10, Where.visible(1))
+    assert {h.payload["doc_id"] for h in dense} == {"a", "b"}  # c was written by generation 2
+    dense, _ = store.search(q, SparseVector([], []), 10, Where(sources=[]))
+    assert dense == []  # an empty allow-list sees nothing
+
+
+def test_set_payload_delete_scroll_count(store):
+    seed(store)
+    store.set_payload(Where(doc_id="a"), {"dead": 2})
+    assert store.count(Where.visible(1)) == 3  # at generation 1, a is still alive
+    assert store.count(Where.visible(2)) == 2  # b and c
+    store.delete(Where(dead_lte=2))
+    assert store.count() == 2
+    firsts = sorted(p["doc_id"] for p in store.scroll(Where(position=0), ["doc_id"]))
+    assert firsts == ["b", "c"]
+
+
+def test_meta_round_trip(store):
+    assert store.read_meta() == {}
+    store.write_meta({"generation": 3, "x": "y"})
+    assert store.read_meta() == {"generation": 3, "x": "y"}
+    assert store.ping()
+
+
+def test_edge_store_survives_reopen(tmp_path):
+    path = tmp_path / "edge" / "c"
+    s = EdgeStore(path)
+    s.ensure_collection(DIM)
+    seed(s)
+    s.write_meta({"generation": 2})
+    s.close()
+    again = EdgeStore(path)
+    assert again.count() == 4 and again.read_meta()["generation"] == 2
+    again.close()
