@@ -8,6 +8,7 @@ Nothing in this module knows about slack_sdk or discord.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shlex
 import threading
@@ -141,7 +142,7 @@ class _Throttle:
         self._parts: list[str] = []
         self._mutex = threading.Lock()
         self._changed = asyncio.Event()
-        self._done = False
+        self._closed = asyncio.Event()
         self._sent = ""
         self._task = loop.create_task(self._run())
 
@@ -152,11 +153,11 @@ class _Throttle:
         self._loop.call_soon_threadsafe(self._changed.set)
 
     async def _run(self) -> None:
-        while not self._done:
+        while True:
             await self._changed.wait()
             self._changed.clear()
-            if self._done:
-                break
+            if self._closed.is_set():
+                return
             with self._mutex:
                 text = "".join(self._parts)
             if text.strip() and text != self._sent:
@@ -167,10 +168,13 @@ class _Throttle:
                     log.warning(
                         "streaming update failed", exc_info=True, extra={"event": "stream_update_failed"}
                     )
-            await asyncio.sleep(self._interval)
+            # Keep edits `interval` apart, but stop waiting the moment the answer is complete.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self._interval)
 
     async def close(self) -> None:
-        self._done = True
+        """Stop streaming (the final rendering follows); waits for an edit already under way."""
+        self._closed.set()
         self._changed.set()
         await self._task
 
@@ -263,7 +267,7 @@ class Conversation:
             return None
         arm, overrides = assign_arm(q.user_id, self.settings)
         run = _Run(q, text, self.allowed_sources(q.channel_id, q.is_dm), arm, overrides)
-        refusal = self._over_limit(q)
+        refusal = await asyncio.to_thread(self._over_limit, q)
         if refusal:
             await sink.refused(refusal)
             await self._record(run, Answer(question=text, text=refusal, citations=[]), "rate_limited", None)
@@ -290,7 +294,7 @@ class Conversation:
             return None
         await throttle.close()
 
-        self._add_spend(answer.cost_usd)
+        await asyncio.to_thread(self._add_spend, answer.cost_usd)
         try:
             message_id = await sink.finished(answer)
         except Exception as exc:

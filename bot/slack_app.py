@@ -17,6 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation import (
@@ -166,6 +167,8 @@ def build_app(
     if client is None:
         token = _required_tokens(settings, http=None)["SLACK_BOT_TOKEN"]
         client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+        # Streaming edits can meet Slack's per-channel rate limit; wait as told and retry instead of failing.
+        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     app = AsyncApp(client=client, signing_secret=secret, process_before_response=False)
 
@@ -183,7 +186,8 @@ def build_app(
     async def drop_duplicate_deliveries(body: dict, next: Callable, request: Any) -> BoltResponse | None:
         """Slack retries (X-Slack-Retry-Num) and re-sends events; each event id is handled once."""
         event_id = body.get("event_id")
-        if event_id and not conversation.first_delivery(PLATFORM, event_id):
+        # Redis calls run in a thread: a slow Redis must not stall every other request's ack.
+        if event_id and not await asyncio.to_thread(conversation.first_delivery, PLATFORM, event_id):
             retry = (request.headers.get("x-slack-retry-num") or [None])[0]
             log.info("duplicate delivery dropped", extra={"event": "slack_duplicate", "retry": retry})
             return BoltResponse(status=200, body="")
@@ -218,7 +222,7 @@ def build_app(
     ) -> None:
         channel, ts = event["channel"], event["ts"]
         # A mention in a DM can arrive both as app_mention and as message: answer the message once.
-        if not conversation.first_delivery(PLATFORM, f"msg:{channel}:{ts}"):
+        if not await asyncio.to_thread(conversation.first_delivery, PLATFORM, f"msg:{channel}:{ts}"):
             return
         bot_user_id = context.bot_user_id
         thread_ts = event.get("thread_ts")

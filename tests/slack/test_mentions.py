@@ -232,7 +232,14 @@ async def test_fifty_concurrent_mentions_get_fifty_answers_all_acked_in_time(bot
         "Can I deploy on Friday afternoon?",
     ]
     bodies = [
-        event_callback(mention(questions[i % len(questions)], user=f"U{i}", channel="C50", ts=f"800.{i:06d}"))
+        event_callback(
+            mention(
+                f"{questions[i % len(questions)]} (asked by person {i})",
+                user=f"U{i}",
+                channel="C50",
+                ts=f"800.{i:06d}",
+            )
+        )
         for i in range(50)
     ]
     results = await asyncio.gather(*(bot.post_event(b) for b in bodies))
@@ -242,10 +249,11 @@ async def test_fifty_concurrent_mentions_get_fifty_answers_all_acked_in_time(bot
     finals = await bot.fake.wait_for(
         lambda: len(final_update(bot, "C50")()) == 50 and final_update(bot, "C50")(), timeout=120
     )
-    assert {c.params["ts"] for c in finals} == {c.params.get("ts") for c in finals} and len(
-        {c.params["ts"] for c in finals}
-    ) == 50
-    assert len(bot.fake.calls_to("chat.postMessage", channel="C50")) == 50
+    # One thread reply per question, each edited into its own final answer with sources.
+    replies = bot.fake.calls_to("chat.postMessage", channel="C50")
+    assert sorted(c.params["thread_ts"] for c in replies) == sorted(b["event"]["ts"] for b in bodies)
+    assert len({c.params["ts"] for c in finals}) == 50
+    assert all("*Sources*" in blocks_text(c.params) for c in finals)
 
 
 async def test_llm_answer_is_streamed_and_rendered_with_its_citations(
