@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -120,11 +121,11 @@ DEMO_QUESTIONS_FILE = SAMPLES / "README.md"
 
 
 def demo_questions() -> list[str]:
-    """The three questions listed in samples/README.md (lines starting with `Q:`)."""
-    lines = DEMO_QUESTIONS_FILE.read_text(encoding="utf-8").splitlines()
-    questions = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Q:")]
+    """The numbered, quoted questions under "Demo questions" in samples/README.md."""
+    text = DEMO_QUESTIONS_FILE.read_text(encoding="utf-8").split("## Demo questions", 1)[-1]
+    questions = re.findall(r'^\d+\.\s+"([^"]+)"', text, flags=re.MULTILINE)
     if not questions:
-        raise UserError(f"no `Q:` lines in {DEMO_QUESTIONS_FILE}")
+        raise UserError(f"no demo questions in {DEMO_QUESTIONS_FILE}")
     return questions
 
 

@@ -73,11 +73,12 @@ class Engine:
     def from_settings(cls, settings: Settings | None = None) -> Engine:
         """Load the models and open the store the settings name."""
         settings = settings or get_settings()
+        store = open_store(settings)  # first: an unreachable Qdrant fails before models load
         embedder = Embedder(settings)
         get_encoding(settings.tokenizer_encoding)  # load the BPE file now, not during the first answer
         return cls(
             settings,
-            store=open_store(settings),
+            store=store,
             embedder=embedder,
             reranker=load_reranker(settings),
             kv=make_kv(settings.redis_url, settings.cache_max_entries),

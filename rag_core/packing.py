@@ -101,8 +101,13 @@ def pack_context(candidates: list[Candidate], budget: int, encoding: str) -> Pac
         if used + tokens + 1 > budget:
             if blocks or budget - used < 32:
                 continue  # a later, shorter block may still fit
-            text = enc.decode(enc.encode(text, disallowed_special=())[: budget - used - 1])
-            tokens = len(enc.encode(text, disallowed_special=()))
+            room = budget - used - 1
+            ids = enc.encode(text, disallowed_special=())
+            keep = room
+            while tokens > room:  # a cut can re-encode to more tokens: shorten until it fits
+                text = enc.decode(ids[:keep])
+                tokens = len(enc.encode(text, disallowed_special=()))
+                keep -= 1
         blocks.append(ContextBlock(n, chunks, text, score))
         used += tokens + 1
     return PackedContext(blocks, used, budget)
