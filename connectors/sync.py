@@ -24,7 +24,7 @@ from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
 
 if TYPE_CHECKING:
-    from rag_core.indexing import IndexWriter
+    from rag_core.indexing import IndexWriter, SyncTransaction
 
 log = logging.getLogger(__name__)
 
@@ -197,11 +197,15 @@ def _sync(
                 if old == version and not full:
                     report.unchanged += 1
                 else:
-                    report.chunks_written += tx.upsert(item, version)
-                    if old is None:
-                        report.added += 1
+                    written = _upsert(tx, writer, item, version)
+                    if isinstance(written, str):
+                        report.skipped.append((item.id, written))
                     else:
-                        report.updated += 1
+                        report.chunks_written += written
+                        if old is None:
+                            report.added += 1
+                        else:
+                            report.updated += 1
             if on_document:
                 on_document(config.name, done, reader.total)
             if progress and reader.total and reader.total >= 100 and done / reader.total >= next_milestone:
@@ -215,6 +219,23 @@ def _sync(
             tx.delete(config.name, doc_id)
             report.deleted += 1
         report.index_version = tx.commit()
+
+
+def _upsert(tx: SyncTransaction, writer: IndexWriter, doc: Document, version: str) -> int | str:
+    """Write one document: its chunk count, or the reason it cannot be indexed when the fault is in the document."""
+    try:
+        return tx.upsert(doc, version)
+    except Exception as exc:
+        # Was it this document's text or the index? Chunking is deterministic and has no side effects, and upsert
+        # chunks before it touches the store: if chunking fails again, nothing was written; skip just this one.
+        try:
+            writer.chunker.split(doc)
+        except Exception:  # noqa: BLE001
+            log.warning(
+                "document could not be chunked", exc_info=True, extra={"source": doc.source, "doc_id": doc.id}
+            )
+            return f"could not be chunked ({type(exc).__name__}: {exc}); kept any indexed version"
+        raise
 
 
 def _say(progress: ProgressLine | None, line: str) -> None:
