@@ -160,6 +160,8 @@ class Engine:
 
         if not kept:
             answer = self._abstain(question, candidates)
+            if on_token:
+                on_token(answer.text)
         else:
             answer = self._generate(question, kept, history, settings, on_token, timings)
         answer.timings_ms = {**timings, "total": _ms(started)}
@@ -201,7 +203,8 @@ class Engine:
                 return self.reranker.rerank(text, candidates)
 
     def _abstain(self, question: str, candidates: list[Candidate]) -> Answer:
-        closest = [_citation(i, c) for i, c in enumerate(candidates[:3], start=1)]
+        nearest = sorted(candidates, key=lambda c: -(c.relevance if c.relevance is not None else c.fused_score))
+        closest = [_citation(i, c) for i, c in enumerate(nearest[:3], start=1)]
         text = ABSTAIN_TEXT
         if closest:
             text += " The closest sources I found are listed below."

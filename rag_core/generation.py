@@ -146,6 +146,17 @@ class LLMGenerator:
         return usage
 
 
+_TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
+
+
+def _without_table_headers(text: str) -> str:
+    """Table header and rule rows say nothing on their own; quoting them would only add noise."""
+    lines = text.split("\n")
+    drop = {i for i, line in enumerate(lines) if _TABLE_RULE.match(line)}
+    drop |= {i - 1 for i in drop}
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop)
+
+
 def extractive_answer(
     question: str, blocks: Sequence[ContextBlock], sparse: Bm25Encoder, max_sentences: int, reason: str = ""
 ) -> str:
@@ -154,7 +165,7 @@ def extractive_answer(
     scored: list[tuple[float, int, int, str]] = []
     for rank, block in enumerate(blocks[:3]):
         body = block.text.split("\n", 1)[1] if "\n" in block.text else block.text
-        for i, sentence in enumerate(s.strip() for s in _SENTENCE.split(body)):
+        for i, sentence in enumerate(s.strip() for s in _SENTENCE.split(_without_table_headers(body))):
             if len(sentence) < 12 or sentence.startswith(("```", "|---", "…")):
                 continue
             overlap = len(query_terms & set(sparse.encode_query(sentence).indices))
