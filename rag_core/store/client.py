@@ -62,7 +62,9 @@ class ClientStore:
     def connect(
         cls, url: str, collection: str, api_key: str | None = None, timeout_s: float = 5.0
     ) -> ClientStore:
-        client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
+        client = QdrantClient(
+            url=url, api_key=api_key, timeout=int(max(1, timeout_s)), check_compatibility=False
+        )
         try:
             client.get_collections()
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types
