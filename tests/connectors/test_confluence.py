@@ -143,3 +143,36 @@ def test_page_ids_and_dates() -> None:
     assert parse_confluence_date("Mar 03, 2025") == datetime(2025, 3, 3, tzinfo=UTC)
     assert parse_confluence_date("03 March 2025") == datetime(2025, 3, 3, tzinfo=UTC)
     assert parse_confluence_date("yesterday") is None
+
+
+XML_EXPORT = Path(__file__).parent / "fixtures" / "confluence-xml"
+
+
+def test_xml_export_reads_the_latest_version_of_current_pages(settings: Settings) -> None:
+    docs, skipped = read(settings, XML_EXPORT, base_url="https://wiki.example.com")
+    assert skipped == []
+    assert set(docs) == {"3001", "3002"}  # no historical version (3003), no draft (3004)
+    page = docs["3002"]
+    assert page.title == "Backups & restores"
+    assert page.breadcrumb == ["Operations", "Operations Home"]
+    assert page.author == "mkowalska"
+    assert page.modified == datetime(2025, 3, 10, 14, 3, tzinfo=UTC)
+    assert page.url == "https://wiki.example.com/pages/viewpage.action?pageId=3002"
+    assert page.text == (
+        "Nightly backups run at 02:00 UTC and are kept for 35 days.\n\n## Restoring\n\n"
+        "```bash\n./restore --from latest --target staging\n```\n\n"
+        "> Note: Always restore to staging first.\n\n- [x] Check the checksum"
+    )
+
+
+def test_zipped_xml_export_and_a_broken_body(settings: Settings, tmp_path: Path) -> None:
+    xml = (XML_EXPORT / "entities.xml").read_text()
+    broken = xml.replace("<p>Start here for operations", "<p>Start <b>here for operations", 1)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "entities.xml").write_text(broken)
+    docs, skipped = read(settings, exports.zip_folder(folder, tmp_path / "OPS.zip"))
+    assert set(docs) == {"3002"}
+    assert [(s.path, s.doc_id) for s in skipped] == [("entities.xml#3001", "3001")]
+    assert skipped[0].reason.startswith("page body is not valid storage format")
+    assert docs["3002"].url.startswith((tmp_path / "OPS.zip").resolve().as_uri() + "#entities.xml&pageId=")
