@@ -126,7 +126,9 @@ class RagbotClient(discord.Client):
         if not self.is_question(message):
             return
         if not self.conversation.first_delivery(PLATFORM, f"message:{message.id}", DEDUPE_TTL_S):
-            log.info("duplicate message delivery ignored", extra={"event": "dedupe", "message": message.id})
+            log.info(
+                "duplicate message delivery ignored", extra={"event": "dedupe", "message_id": message.id}
+            )
             return
         sink = ChannelReplySink(message)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bot.cli import main
@@ -11,6 +13,8 @@ from tests.conftest import _free_port
 
 @pytest.fixture
 def env(monkeypatch, tmp_path):
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)  # the CLI installs its own handler on captured stderr
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("RAG_RERANK_MODEL", "")
     monkeypatch.setenv("RAG_LOG_JSON", "false")
@@ -20,6 +24,7 @@ def env(monkeypatch, tmp_path):
     get_settings.cache_clear()
     yield monkeypatch
     get_settings.cache_clear()
+    root.handlers[:], root.level = saved[0], saved[1]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

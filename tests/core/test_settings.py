@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_env_example_documents_every_setting_with_its_default():
-    assert (ROOT / ".env.example").read_text() == render(), "regenerate: python -m tests.env_example > .env.example"
+    assert (ROOT / ".env.example").read_text() == render(), (
+        "regenerate: python -m tests.env_example > .env.example"
+    )
     text = (ROOT / ".env.example").read_text()
     for name in Settings.model_fields:
         assert f"RAG_{name.upper()}=" in text, name
@@ -23,7 +25,9 @@ def test_env_example_loads_to_the_defaults():
 
 def test_settings_read_env_with_prefix_and_json(monkeypatch):
     monkeypatch.setenv("RAG_TOP_K", "7")
-    monkeypatch.setenv("RAG_SOURCES", '[{"name": "wiki", "kind": "confluence", "path": "/x", "public": false}]')
+    monkeypatch.setenv(
+        "RAG_SOURCES", '[{"name": "wiki", "kind": "confluence", "path": "/x", "public": false}]'
+    )
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
     s = Settings(_env_file=None)
     assert s.top_k == 7 and s.sources[0].name == "wiki" and not s.sources[0].public
