@@ -7,6 +7,7 @@ import sys
 from typing import TextIO
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from connectors.sync import SyncReport, run_sync, select_sources
 from rag_core.settings import Settings, get_settings
@@ -33,11 +34,14 @@ def sync_command(
         if total is not None and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()  # finished: the next source's bar starts below it
 
     try:
-        reports = run_sync(
-            settings, engine.index_writer(), source=args.source, full=args.full, on_document=tick
-        )
+        with logging_redirect_tqdm():  # log lines print above the bars instead of through them
+            reports = run_sync(
+                settings, engine.index_writer(), source=args.source, full=args.full, on_document=tick
+            )
     finally:
         for bar in bars.values():
             bar.close()

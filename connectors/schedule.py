@@ -23,9 +23,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connectors.sync import run_sync
+from connectors.sync import default_kv, run_sync
 from rag_core.errors import StoreUnavailable, UserError
-from rag_core.kv import KeyValue, make_kv
+from rag_core.kv import KeyValue
 from rag_core.settings import Settings, SourceConfig, get_settings
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def configure(
 ) -> list[str]:
     """Add one job per scheduled source (and drop jobs of sources no longer configured); returns the job ids."""
     global _runtime
-    _runtime = _Runtime(settings, writer, kv or make_kv(settings.redis_url))
+    _runtime = _Runtime(settings, writer, kv or default_kv(settings.redis_url))
     triggers = {c.name: trigger_for(c) for c in settings.sources}
     store = job_store(settings)
     _drop_stale_jobs(store, {f"{JOB_PREFIX}{name}" for name, t in triggers.items() if t is not None})

@@ -115,6 +115,16 @@ def select_sources(settings: Settings, source: str | None) -> list[SourceConfig]
     raise UserError(f"unknown source {source!r}; known sources: {known}")
 
 
+_kv_by_url: dict[str | None, KeyValue] = {}
+
+
+def default_kv(redis_url: str | None) -> KeyValue:
+    """One store per process and URL, so in-process locks are shared by every caller that passes no `kv`."""
+    if redis_url not in _kv_by_url:
+        _kv_by_url[redis_url] = make_kv(redis_url)
+    return _kv_by_url[redis_url]
+
+
 def run_sync(
     settings: Settings,
     writer: IndexWriter,
@@ -131,7 +141,7 @@ def run_sync(
     Raises `UserError` for an unknown source name; KeyboardInterrupt aborts the open transaction and propagates.
     """
     configs = select_sources(settings, source)
-    kv = kv or make_kv(settings.redis_url)
+    kv = kv or default_kv(settings.redis_url)
     return [sync_source(config, settings, writer, full, progress, on_document, kv) for config in configs]
 
 
@@ -147,7 +157,7 @@ def sync_source(
     """One source, under a lock so that no two processes or replicas sync it at once."""
     report = SyncReport(source=config.name, full=full)
     start = time.monotonic()
-    kv = kv or make_kv(settings.redis_url)
+    kv = kv or default_kv(settings.redis_url)
     try:
         with kv.lock(f"sync:{config.name}", ttl_s=settings.sync_lock_ttl_s, blocking=False) as acquired:
             if not acquired:
