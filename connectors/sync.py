@@ -172,6 +172,8 @@ def sync_source(
         report.error = f"{type(exc).__name__}: {exc}"
     finally:
         report.duration_s = round(time.monotonic() - start, 3)
+    if report.error and report.index_version is None:
+        report.added = report.updated = report.deleted = report.unchanged = 0  # nothing was published
     _finish(report, settings)
     _say(progress, report.summary())
     return report
