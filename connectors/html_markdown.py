@@ -62,7 +62,9 @@ def _inline(*nodes: Tag | NavigableString) -> str:
     def walk(node: Tag | NavigableString) -> None:
         if isinstance(node, NavigableString):
             if not isinstance(node, _NOT_TEXT):
-                parts.append(str(node))
+                parts.append(
+                    str(node).replace("\n", " ")
+                )  # source newlines are spaces; only <br> breaks lines
             return
         if _skipped(node):
             return

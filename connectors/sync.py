@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when readers start producing different text for the same file, so the next sync re-embeds everything.
-READER_FORMAT = 1
+READER_FORMAT = 2
 _KEPT_REPORTS = 200  # JSON reports kept per source under data_dir/sync-reports/<source>/
 
 ProgressLine = Callable[[str], None]  # a few human-readable lines per sync (chat adapters post them)

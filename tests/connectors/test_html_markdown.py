@@ -83,3 +83,7 @@ def test_google_docs_title_and_list_levels() -> None:
 
 def test_markdown_table_pads_rows_and_drops_empty_ones() -> None:
     assert markdown_table([["a", "b"], ["", ""], ["1"]]) == "| a | b |\n| --- | --- |\n| 1 |  |"
+
+
+def test_source_newlines_are_spaces_and_br_is_a_line_break() -> None:
+    assert md("<p>one\ntwo<br>three</p>") == "one two\nthree"
