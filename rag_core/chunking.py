@@ -179,6 +179,9 @@ class Chunker:
             )
             head, body, tail = header, lines[len(header) :], []
         fixed = self.count("\n".join(head + tail)) + 2
+        if fixed > budget // 2:  # a header too big to repeat (a very wide table) is kept once, as a row
+            body, head, tail = head + body + tail, [], []
+            fixed = 0
         out: list[str] = []
         current: list[str] = []
         used = fixed
@@ -225,6 +228,7 @@ class Chunker:
 
     def _split_words(self, text: str, budget: int) -> list[str]:
         """Last resort: cut at word boundaries near every `budget` model tokens."""
+        budget = max(budget, 8)
         spans = self.offsets(text)
         out: list[str] = []
         start_tok = 0

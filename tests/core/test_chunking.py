@@ -100,3 +100,14 @@ def test_overlap_repeats_the_tail_of_the_previous_chunk(tokenizer):
 def test_empty_document_still_has_one_chunk(tokenizer):
     chunks = chunker(tokenizer).split(Document(id="e", source="s", title="Only a title", text=""))
     assert len(chunks) == 1 and chunks[0].text == "Only a title"
+
+
+def test_table_with_a_header_wider_than_a_chunk(tokenizer):
+    header = "| " + " | ".join(f"column number {i} with a long name" for i in range(30)) + " |"
+    rule = "|" + "---|" * 30
+    rows = ["| " + " | ".join(f"v{r}-{i}" for i in range(30)) + " |" for r in range(5)]
+    chunks = chunker(tokenizer, max_tokens=64).split(doc("\n".join([header, rule, *rows])))
+    joined = " ".join(c.text for c in chunks)
+    assert "column number 29 with a long name" in joined and "v4-29" in joined
+    for c in chunks:
+        assert tokenizer.count_tokens(c.embed_text) + 2 <= 64
