@@ -229,6 +229,11 @@ def main() -> int:
             f"{exc}. With the embedded store (no RAG_QDRANT_URL) the bot process runs the sync schedule itself; "
             "run a separate scheduler process only against a Qdrant server."
         ) from exc
+    from rag_core.feedback.http import serve_health
+    from rag_core.kv import make_kv
+
+    # sync metrics (documents, errors, last success per source) are scraped from this process
+    health = serve_health(settings.http_port, engine, make_kv(settings.redis_url))
     scheduler = BlockingScheduler()
     job_ids = configure(scheduler, settings, engine.index_writer())
 
@@ -244,5 +249,6 @@ def main() -> int:
     finally:
         if scheduler.running:
             scheduler.shutdown(wait=True)
+        health.stop()
         engine.close()
     return 0
