@@ -196,7 +196,7 @@ _TEMPLATES = (
 
 
 def questions(base: BaseCorpus, count: int, seed: int = 1) -> list[str]:
-    """Questions a teammate might ask: handbook headings turned into questions, and handbook sentences."""
+    """Distinct questions a teammate might ask: handbook headings turned into questions, and handbook sentences."""
     rng = random.Random(seed)
     headings = sorted(
         {
@@ -214,13 +214,15 @@ def questions(base: BaseCorpus, count: int, seed: int = 1) -> list[str]:
             if 40 <= len(s.strip()) <= 160 and _PLAIN_SENTENCE.match(s.strip())
         }
     )
-    out = []
-    for i in range(count):
-        if i % 2 == 0 and headings:
-            out.append(rng.choice(_TEMPLATES).format(rng.choice(headings).lower()))
+    out: dict[str, None] = {}  # distinct, in order
+    for _ in range(count * 20):
+        if len(out) == count:
+            break
+        if len(out) % 2 == 0 and headings:
+            out[rng.choice(_TEMPLATES).format(rng.choice(headings).lower())] = None
         else:
-            out.append(rng.choice(sentences))
-    return out
+            out[rng.choice(sentences)] = None
+    return list(out)
 
 
 def percentile(values: list[float], q: float) -> float:
