@@ -116,20 +116,11 @@ def base_corpus(embedder: Embedder, settings: Settings, max_chunks: int = 3000, 
         random.Random(seed).shuffle(docs)
         chunker = make_chunker(embedder, settings)
         chunks = []
-        failed = 0
         for doc in docs:
-            try:
-                chunks.extend(chunker.split(doc))
-            except IndexError:
-                # rag_core.chunking: a table whose header alone exceeds the chunk budget crashes _split_words
-                failed += 1
+            chunks.extend(chunker.split(doc))
             if len(chunks) >= max_chunks:
                 break
         chunks = chunks[:max_chunks]
-        if failed:
-            print(
-                f"base corpus: WARNING {failed} handbook pages skipped, the Chunker raised IndexError on them"
-            )
         started = time.perf_counter()
         dense = embedder.encode_passages([c.embed_text for c in chunks])
         took = time.perf_counter() - started
