@@ -67,7 +67,9 @@ class Engine:
         self.kv = kv
         self.cache = AnswerCache(kv, settings.cache_ttl_s)
         self._rerank_lock = threading.Lock()
-        self._writer = IndexWriter(store, embedder, self.chunker, self.sparse)
+        self._writer = IndexWriter(
+            store, embedder, self.chunker, self.sparse, optimize_after_points=settings.optimize_after_points
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Engine:
@@ -203,7 +205,9 @@ class Engine:
                 return self.reranker.rerank(text, candidates)
 
     def _abstain(self, question: str, candidates: list[Candidate]) -> Answer:
-        nearest = sorted(candidates, key=lambda c: -(c.relevance if c.relevance is not None else c.fused_score))
+        nearest = sorted(
+            candidates, key=lambda c: -(c.relevance if c.relevance is not None else c.fused_score)
+        )
         closest = [_citation(i, c) for i, c in enumerate(nearest[:3], start=1)]
         text = ABSTAIN_TEXT
         if closest:

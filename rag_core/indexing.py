@@ -63,12 +63,14 @@ class IndexWriter:
         chunker: Chunker,
         sparse: Bm25Encoder,
         on_commit: Callable[[int], None] | None = None,
+        optimize_after_points: int = 20_000,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.chunker = chunker
         self.sparse = sparse
         self.on_commit = on_commit
+        self.optimize_after_points = optimize_after_points
         self._tx_lock = threading.Lock()  # one transaction at a time per process (replicas use a Redis lock)
 
     @property
@@ -109,6 +111,7 @@ class SyncTransaction:
         self.committed = committed
         self.gen = committed + 1
         self._pending: list[tuple[Chunk, str]] = []
+        self.written = 0  # chunks written by this transaction
         self._open = True
         self.started = time.monotonic()
 
@@ -146,6 +149,13 @@ class SyncTransaction:
             meta["generation"] = self.gen
             store.write_meta(meta)  # the moment readers switch to the new state
             store.delete(Where(dead_lte=self.gen))
+            if self.written >= self.writer.optimize_after_points:
+                started = time.monotonic()
+                store.optimize()
+                seconds = round(time.monotonic() - started, 1)
+                log.info(
+                    "index optimized", extra={"event": "index_optimize", "chunks": self.written, "s": seconds}
+                )
         finally:
             self._close()
         log.info("index committed", extra={"event": "index_commit", "generation": self.gen})
@@ -186,6 +196,7 @@ class SyncTransaction:
             for (c, version), vec in zip(self._pending, dense, strict=True)
         ]
         self.writer.store.upsert(points)
+        self.written += len(points)
         self._pending.clear()
 
     def _check_open(self) -> None:

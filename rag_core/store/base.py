@@ -81,6 +81,9 @@ class VectorStore(Protocol):
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Replace the metadata atomically and durably; writes before it are durable first."""
 
+    def optimize(self) -> None:
+        """Build search indexes for recently written points (a no-op where the server does it)."""
+
     def ping(self) -> bool: ...
 
     def close(self) -> None: ...

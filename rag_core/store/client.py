@@ -190,6 +190,9 @@ class ClientStore:
             wait=True,
         )
 
+    def optimize(self) -> None:
+        pass  # a Qdrant server optimizes by itself; local mode has no index to build
+
     def ping(self) -> bool:
         try:
             self.client.get_collections()

@@ -168,6 +168,12 @@ class EdgeStore:
                 os.fsync(fh.fileno())
             tmp.replace(self._meta_path)
 
+    def optimize(self) -> None:
+        # Builds the HNSW graph over new segments (100k chunks: ~90 s; queries then ~8 ms instead of ~50 ms).
+        # It holds the GIL while it runs, so the indexer calls it only after large syncs.
+        if self._shard is not None:
+            self._shard.optimize()
+
     def ping(self) -> bool:
         return self._shard is not None
 

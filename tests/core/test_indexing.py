@@ -137,3 +137,24 @@ def _engine_on(data_dir, small_engine) -> Engine:
         reranker=small_engine.reranker,
         kv=small_engine.kv.__class__(),
     )
+
+
+def test_only_a_large_sync_rebuilds_the_embedded_hnsw_index(tmp_path, small_engine):
+    engine = _engine_on(tmp_path, small_engine)
+    writer = engine.index_writer()
+    writer.optimize_after_points = 3
+    calls = []
+    real_optimize = engine.store.optimize
+    engine.store.optimize = lambda: calls.append(1) or real_optimize()
+    with writer.begin() as tx:
+        tx.upsert(doc("0", "A single page about paging."), "v1")
+    assert calls == []  # small syncs leave new points to the appendable segment
+    with writer.begin() as tx:
+        for i in range(3):
+            tx.upsert(doc(str(i), f"Page {i} about deploys and paging."), "v2")
+    assert calls == [1]
+    dense, _ = engine.store.search(
+        engine.embedder.encode_query("deploys"), engine.sparse.encode_query("deploys"), 5, Where.visible(2)
+    )
+    assert sorted(h.payload["doc_id"] for h in dense) == ["0", "1", "2"]  # still searchable after optimize()
+    engine.close()
