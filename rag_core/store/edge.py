@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -56,11 +57,25 @@ class EdgeStore:
         self._meta_path = self.path.with_suffix(".meta.json")
         self._shard: qe.EdgeShard | None = None
         self._lock = threading.Lock()
+        self._claim()
         if self.path.is_dir() and any(self.path.iterdir()):
             try:
                 self._shard = qe.EdgeShard.load(str(self.path))
             except Exception as exc:  # noqa: BLE001
                 raise StoreUnavailable(f"embedded index at {self.path} could not be opened: {exc}") from exc
+
+    def _claim(self) -> None:
+        """One process per shard: a second opener would break the holder's next flush, so it fails cleanly here."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.path.with_suffix(".lock"), "a+")  # noqa: SIM115 - held for the store's life
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise StoreUnavailable(
+                f"embedded index at {self.path} is in use by another process; the embedded store serves one "
+                "process (the bot runs the schedule itself) — set RAG_QDRANT_URL to share an index"
+            ) from None
 
     def ensure_collection(self, dim: int) -> None:
         if self._shard is not None:
@@ -182,3 +197,5 @@ class EdgeStore:
             self._shard.flush()
             self._shard.close()
             self._shard = None
+        if not self._lock_file.closed:
+            self._lock_file.close()  # releases the flock

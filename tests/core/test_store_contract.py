@@ -119,3 +119,20 @@ def test_edge_store_survives_reopen(tmp_path):
     again = EdgeStore(path)
     assert again.count() == 4 and again.read_meta()["generation"] == 2
     again.close()
+
+
+def test_edge_store_refuses_a_second_opener_cleanly(tmp_path):
+    from rag_core.errors import StoreUnavailable
+
+    path = tmp_path / "edge" / "c"
+    first = EdgeStore(path)
+    first.ensure_collection(DIM)
+    seed(first)
+    with pytest.raises(StoreUnavailable, match="in use by another process"):
+        EdgeStore(path)
+    first.write_meta({"generation": 1})  # the holder is unharmed
+    assert first.count() == 4
+    first.close()
+    again = EdgeStore(path)  # released on close
+    assert again.count() == 4
+    again.close()
