@@ -415,13 +415,17 @@ class Conversation:
             return f"Sync failed: {type(exc).__name__}: {exc}"
 
     # --- feedback ------------------------------------------------------------------------------------------
-    async def vote(self, *, platform: str, channel: str, message_id: str, user: str, value: int) -> bool:
-        """Record a 👍 (+1) / 👎 (-1) on a bot answer; False when the message is not an answer."""
+    async def _voted_answer(self, platform: str, channel: str, message_id: str, value: int) -> str | None:
+        """The answer id behind a reacted-to message, or None when it is no answer or the value is no vote."""
         if self.feedback is None or value not in (1, -1):
-            return False
-        answer_id = await asyncio.to_thread(
+            return None
+        return await asyncio.to_thread(
             self.feedback.answer_for_message, platform=platform, channel=channel, message_id=message_id
         )
+
+    async def vote(self, *, platform: str, channel: str, message_id: str, user: str, value: int) -> bool:
+        """Record a 👍 (+1) / 👎 (-1) on a bot answer; False when the message is not an answer."""
+        answer_id = await self._voted_answer(platform, channel, message_id, value)
         if answer_id is None:
             return False
         vote = Vote(answer_id=answer_id, user=user, value=value, platform=platform, channel=channel)
@@ -435,11 +439,7 @@ class Conversation:
 
     async def retract(self, *, platform: str, channel: str, message_id: str, user: str, value: int) -> bool:
         """Withdraw a vote whose reaction was removed; False when there was nothing to withdraw."""
-        if self.feedback is None or value not in (1, -1):
-            return False
-        answer_id = await asyncio.to_thread(
-            self.feedback.answer_for_message, platform=platform, channel=channel, message_id=message_id
-        )
+        answer_id = await self._voted_answer(platform, channel, message_id, value)
         if answer_id is None:
             return False
         removed = await asyncio.to_thread(

@@ -18,12 +18,13 @@ from discord import app_commands
 from bot.conversation import Conversation, Question, bound_history, make_resync
 from bot.discord_render import clip, sources_embed, split_message
 from bot.discord_sinks import ChannelReplySink, InteractionSink, show_ephemeral
+from bot.services import start_services, stop_service
 from rag_core.errors import UserError
 from rag_core.settings import Settings, get_settings
 from rag_core.types import Turn
 
 if TYPE_CHECKING:
-    from rag_core.engine import Engine
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -355,25 +356,6 @@ def build_client(settings: Settings, conversation: Conversation) -> RagbotClient
 # --- process entry point ------------------------------------------------------------------------------------
 
 
-def _start_services(engine: Engine, kv: Any, settings: Settings) -> list[Any]:
-    """/healthz, /readyz, /metrics, and with an embedded store the sync schedule (only one process may open it)."""
-    from connectors.schedule import start_in_process
-    from rag_core.feedback.http import serve_health
-
-    handles: list[Any] = [serve_health(settings.http_port, engine, kv)]
-    if settings.sources and not settings.qdrant_url:
-        handles.append(start_in_process(engine, settings))
-    return handles
-
-
-def _stop(handle: Any) -> None:
-    for method in ("stop", "shutdown", "close"):
-        if callable(getattr(handle, method, None)):
-            with suppress(Exception):
-                getattr(handle, method)()
-            return
-
-
 def main() -> int:
     """Run the Discord bot until interrupted (the `discord` Procfile process)."""
     settings = get_settings()
@@ -392,7 +374,7 @@ def main() -> int:
     kv = make_kv(settings.redis_url)
     feedback = FeedbackStore.from_settings(settings)
     conversation = Conversation(engine, settings, kv, feedback, resync=make_resync(engine, settings, kv))
-    handles = _start_services(engine, kv, settings)
+    handles = start_services(engine, kv, settings)
     client = build_client(settings, conversation)
     try:
         client.run(token, log_handler=None)  # logging is configured by the process, not discord.py
@@ -407,7 +389,7 @@ def main() -> int:
         ) from None
     finally:
         for handle in reversed(handles):
-            _stop(handle)
+            stop_service(handle)
         feedback.close()
         engine.close()
     return 0

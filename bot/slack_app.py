@@ -8,7 +8,6 @@ and do their work afterwards, so the 3-second ack never waits on the engine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from bot.conversation import (
     make_resync,
     parse_resync_args,
 )
+from bot.services import start_services, stop_service
 from bot.slack_blocks import (
     SEARCHING,
     answer_blocks,
@@ -388,24 +388,6 @@ def _required_tokens(settings: Settings, http: bool | None) -> dict[str, str]:
     return tokens
 
 
-def _start_services(engine: Any, kv: Any, settings: Settings) -> list[Any]:
-    """/healthz, /readyz, /metrics, and with an embedded store the sync schedule (only one process may open it)."""
-    from connectors.schedule import start_in_process
-    from rag_core.feedback.http import serve_health
-
-    handles: list[Any] = [serve_health(settings.http_port, engine, kv)]
-    if settings.sources and not settings.qdrant_url:
-        handles.append(start_in_process(engine, settings))
-    return handles
-
-
-def _stop(handle: Any) -> None:
-    stop = getattr(handle, "stop", None) or getattr(handle, "shutdown", None)
-    if stop is not None:
-        with contextlib.suppress(Exception):
-            stop()
-
-
 async def _run_socket_mode(app: AsyncApp, app_token: str) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -429,7 +411,7 @@ def main(http: bool = False) -> int:
     feedback = FeedbackStore.from_settings(settings)
     conversation = Conversation(engine, settings, kv, feedback, make_resync(engine, settings, kv))
     app = build_app(settings, conversation)
-    handles = _start_services(engine, kv, settings)
+    handles = start_services(engine, kv, settings)
     try:
         if http:
             import uvicorn
@@ -444,7 +426,7 @@ def main(http: bool = False) -> int:
             asyncio.run(_run_socket_mode(app, tokens["SLACK_APP_TOKEN"]))
     finally:
         for handle in reversed(handles):
-            _stop(handle)
+            stop_service(handle)
         feedback.close()
         engine.close()
     return 0
