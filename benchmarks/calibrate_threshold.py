@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from rag_core.engine import Engine
-from rag_core.evaluation import index_corpus, load_beir
+from rag_core.evaluation import beir_settings, index_corpus, load_beir
 from rag_core.settings import get_settings
 from rag_core.store import open_store
 
@@ -58,9 +58,7 @@ def main() -> int:
     base = get_settings()
     folder = Path(args.beir)
     data = load_beir(folder, "train")
-    settings = base.model_copy(
-        update={"data_dir": base.data_dir / "eval" / folder.resolve().name, "collection": "beir"}
-    )
+    settings = beir_settings(base, folder)
     scifact = Engine.from_settings(settings)
     index_corpus(scifact, data)
     gen = scifact.index_version

@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 
 from rag_core.engine import Engine
-from rag_core.evaluation import _doc_ranking, index_corpus, load_beir, ndcg_at, recall_at
+from rag_core.evaluation import _doc_ranking, beir_settings, index_corpus, load_beir, ndcg_at, recall_at
 from rag_core.rerank import FusionReranker
 from rag_core.settings import get_settings
 from rag_core.store import Where
@@ -30,9 +30,7 @@ def main() -> int:
     base = get_settings()
     folder = Path(args.beir)
     data = load_beir(folder, args.split)
-    settings = base.model_copy(
-        update={"data_dir": base.data_dir / "eval" / folder.resolve().name, "collection": "beir"}
-    )
+    settings = beir_settings(base, folder)
     engine = Engine.from_settings(settings)
     index_corpus(engine, data)
     where = Where.visible(engine.index_version)

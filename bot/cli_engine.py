@@ -96,14 +96,12 @@ def sources_command(args: argparse.Namespace) -> int:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    from rag_core.evaluation import evaluate, format_results, index_corpus, load_beir
+    from rag_core.evaluation import beir_settings, evaluate, format_results, index_corpus, load_beir
 
     base = _settings()
     folder = Path(args.beir)
     data = load_beir(folder, args.split)
-    settings = base.model_copy(
-        update={"data_dir": base.data_dir / "eval" / folder.resolve().name, "collection": "beir"}
-    )
+    settings = beir_settings(base, folder)
     engine = Engine.from_settings(settings)
     print(
         f"reranker: {engine.reranker.name}; corpus {len(data.corpus)} docs; {len(data.queries)} queries",

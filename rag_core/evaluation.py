@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rag_core.errors import UserError
 from rag_core.retrieval import rrf_fuse
+from rag_core.settings import Settings
 from rag_core.store import Where
 from rag_core.types import Candidate, Document
 
@@ -42,6 +43,13 @@ def _jsonl(path: Path) -> Iterable[dict]:
         for line in fh:
             if line.strip():
                 yield json.loads(line)
+
+
+def beir_settings(settings: Settings, folder: Path) -> Settings:
+    """A dataset's own index, beside the team's: `data/eval/<dataset>`, collection `beir`."""
+    return settings.model_copy(
+        update={"data_dir": settings.data_dir / "eval" / Path(folder).resolve().name, "collection": "beir"}
+    )
 
 
 def load_beir(folder: Path, split: str) -> BeirData:
