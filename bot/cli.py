@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return report_command(args)
         if args.command == "slack":
-            from bot.slack_app import main as slack_main
+            from bot.slack.app import main as slack_main
 
             return slack_main(http=args.http)
         if args.command == "discord":
-            from bot.discord_app import main as discord_main
+            from bot.discord.app import main as discord_main
 
             return discord_main()
     except KeyboardInterrupt:

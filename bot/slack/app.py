@@ -28,7 +28,7 @@ from bot.conversation import (
     parse_resync_args,
 )
 from bot.services import start_services, stop_service
-from bot.slack_blocks import (
+from bot.slack.blocks import (
     SEARCHING,
     answer_blocks,
     answer_text,
@@ -37,7 +37,7 @@ from bot.slack_blocks import (
     sources_text,
     streaming_text,
 )
-from bot.slack_mrkdwn import escape, mrkdwn_to_plain, truncate
+from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from rag_core.errors import UserError
 from rag_core.settings import Settings, get_settings
 from rag_core.types import Answer, Citation, Turn

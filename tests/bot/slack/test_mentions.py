@@ -6,10 +6,10 @@ import asyncio
 import json
 import time
 
-from bot.slack_blocks import SEARCHING, VOTE_HINT
-from tests.slack.conftest import FINANCE_CHANNEL, SlackBot, make_bot
-from tests.slack.engines import FailingEngine, RecordingEngine, SlowEngine
-from tests.slack.fake_slack import BOT_ID, BOT_USER_ID, direct_message, event_callback, mention
+from bot.slack.blocks import SEARCHING, VOTE_HINT
+from tests.bot.slack.conftest import FINANCE_CHANNEL, SlackBot, make_bot
+from tests.bot.slack.engines import FailingEngine, RecordingEngine, SlowEngine
+from tests.bot.slack.fake_slack import BOT_ID, BOT_USER_ID, direct_message, event_callback, mention
 
 
 def final_update(bot: SlackBot, channel: str):

@@ -19,13 +19,13 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation import Conversation
-from bot.slack_app import build_app
+from bot.slack.app import build_app
 from rag_core.engine import Engine
 from rag_core.feedback import FeedbackStore
 from rag_core.generation import LLMGenerator
 from rag_core.kv import MemoryKV, make_kv
 from rag_core.settings import Settings, SourceConfig
-from tests.slack.fake_slack import FakeSlack
+from tests.bot.slack.fake_slack import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret"
 ADMIN = "UADMIN"

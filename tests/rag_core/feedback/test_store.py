@@ -17,7 +17,7 @@ from rag_core.feedback.store import database_url
 from rag_core.settings import Settings
 from rag_core.types import Answer, Citation, Vote
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def make_answer(question: str = "How do I deploy?", **fields) -> Answer:

@@ -6,8 +6,8 @@ import json
 import threading
 from pathlib import Path
 
-from tests.slack.conftest import ADMIN, SlackBot, make_bot
-from tests.slack.fake_slack import direct_message, event_callback, mention, reaction, slash
+from tests.bot.slack.conftest import ADMIN, SlackBot, make_bot
+from tests.bot.slack.fake_slack import direct_message, event_callback, mention, reaction, slash
 
 
 def responses(bot: SlackBot, name: str = "r"):
@@ -181,7 +181,7 @@ async def test_resync_syncs_the_sample_exports_for_real(small_engine, tmp_path, 
     from rag_core.kv import MemoryKV, make_kv
     from rag_core.store import open_store
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     index_settings = small_engine.settings.model_copy(update={"data_dir": tmp_path / "index"})
     engine = Engine(
         index_settings,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import slack_app
 from bot.conversation import Conversation, bound_history, parse_resync_args
+from bot.slack import app as slack_app
 from rag_core.errors import UserError
 from rag_core.kv import MemoryKV
 from rag_core.settings import Settings, SourceConfig, get_settings
@@ -99,7 +99,7 @@ def test_main_names_the_missing_token(
 def test_the_manifest_declares_every_command_event_and_scope_the_app_uses() -> None:
     import yaml
 
-    manifest = yaml.safe_load((Path(slack_app.__file__).parent / "slack_manifest.yaml").read_text())
+    manifest = yaml.safe_load((Path(slack_app.__file__).parent / "manifest.yaml").read_text())
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
     assert commands == {"/ask", "/sources", "/resync"}
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {

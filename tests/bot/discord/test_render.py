@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.discord_render import (
+from bot.discord.render import (
     EMBED_DESCRIPTION_LIMIT,
     EMBED_TOTAL_LIMIT,
     MESSAGE_LIMIT,

@@ -14,7 +14,7 @@ from contextlib import suppress
 import discord
 from discord.context_managers import Typing
 
-from bot.discord_render import answer_embed, sources_embed, split_message
+from bot.discord.render import answer_embed, sources_embed, split_message
 from rag_core.types import Answer, Citation
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.slack_mrkdwn import SECTION_TEXT_LIMIT, escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
+from bot.slack.mrkdwn import SECTION_TEXT_LIMIT, escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
 from rag_core.types import Answer, Citation
 
 MAX_BLOCKS = 50  # Block Kit: max blocks per message

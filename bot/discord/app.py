@@ -16,8 +16,8 @@ import discord
 from discord import app_commands
 
 from bot.conversation import Conversation, Question, bound_history, make_resync
-from bot.discord_render import clip, sources_embed, split_message
-from bot.discord_sinks import ChannelReplySink, InteractionSink, show_ephemeral
+from bot.discord.render import clip, sources_embed, split_message
+from bot.discord.sinks import ChannelReplySink, InteractionSink, show_ephemeral
 from bot.services import start_services, stop_service
 from rag_core.errors import UserError
 from rag_core.settings import Settings, get_settings

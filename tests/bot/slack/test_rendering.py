@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.slack_blocks import MAX_BLOCKS, answer_blocks, failure_blocks, sources_blocks
-from bot.slack_mrkdwn import SECTION_TEXT_LIMIT, markdown_to_mrkdwn, mrkdwn_to_plain, split_mrkdwn
+from bot.slack.blocks import MAX_BLOCKS, answer_blocks, failure_blocks, sources_blocks
+from bot.slack.mrkdwn import SECTION_TEXT_LIMIT, markdown_to_mrkdwn, mrkdwn_to_plain, split_mrkdwn
 from rag_core.types import Answer, Citation
 
 

@@ -13,16 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.conversation import APOLOGY, RESYNC_REFUSAL, Conversation, make_resync
-from bot.discord_app import NO_SOURCES, PERMISSIONS, invite_url, main, vote_value
-from bot.discord_render import MESSAGE_LIMIT, source_line, split_message
+from bot.discord.app import NO_SOURCES, PERMISSIONS, invite_url, main, vote_value
+from bot.discord.render import MESSAGE_LIMIT, source_line, split_message
 from rag_core.errors import UserError
 from rag_core.feedback import FeedbackStore
 from rag_core.feedback.models import AnswerRecord
 from rag_core.kv import MemoryKV
 from rag_core.settings import SourceConfig, get_settings
 from rag_core.types import Citation
+from tests.bot.discord.conftest import ADMIN_ROLE, RecordingEngine
 from tests.conftest import ROOT
-from tests.discord.conftest import ADMIN_ROLE, RecordingEngine
 
 # The engine answers in a worker thread; give a loaded CI machine room before simcord calls the bot stuck.
 pytestmark = pytest.mark.simcord(settle_timeout=60)

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from tests.slack.conftest import SlackBot
-from tests.slack.fake_slack import event_callback, mention, slash
+from tests.bot.slack.conftest import SlackBot
+from tests.bot.slack.fake_slack import event_callback, mention, slash
 
 
 @pytest.fixture

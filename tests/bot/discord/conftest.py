@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from bot.conversation import Conversation
-from bot.discord_app import RagbotClient, build_client
+from bot.discord.app import RagbotClient, build_client
 from rag_core.feedback import FeedbackStore
 from rag_core.kv import KeyValue, make_kv
 from rag_core.settings import Settings

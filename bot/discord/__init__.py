@@ -1,0 +1,1 @@
+"""Discord adapter: the discord.py client, message rendering and answer sinks."""

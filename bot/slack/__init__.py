@@ -1,0 +1,1 @@
+"""Slack adapter: the Bolt app, Block Kit and mrkdwn rendering, the app manifest."""
