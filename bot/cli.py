@@ -7,6 +7,44 @@ import sys
 
 from rag_core.errors import UserError
 
+# Each command imports what it needs when it runs, so `ragbot --help` and light commands stay fast.
+
+
+def _engine_command(args: argparse.Namespace) -> int:
+    from bot import cli_engine
+
+    return int(getattr(cli_engine, f"{args.command}_command")(args))
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from connectors.cli import sync_command
+
+    return sync_command(args)
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from connectors.schedule import main as schedule_main
+
+    return schedule_main()
+
+
+def _report(args: argparse.Namespace) -> int:
+    from rag_core.feedback.report import report_command
+
+    return report_command(args)
+
+
+def _slack(args: argparse.Namespace) -> int:
+    from bot.slack.app import main as slack_main
+
+    return slack_main(http=args.http)
+
+
+def _discord(args: argparse.Namespace) -> int:
+    from bot.discord.app import main as discord_main
+
+    return discord_main()
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -17,69 +55,56 @@ def _build_parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer a question, streaming it to the terminal")
     ask.add_argument("question")
     ask.add_argument("--source", action="append", dest="sources", help="search only this source (repeatable)")
+    ask.set_defaults(func=_engine_command)
 
     sources = sub.add_parser("sources", help="list the sources for a question, without generating")
     sources.add_argument("question")
     sources.add_argument("--source", action="append", dest="sources")
+    sources.set_defaults(func=_engine_command)
 
     sync = sub.add_parser("sync", help="sync configured sources into the index now")
     sync.add_argument("source", nargs="?", help="one source name (default: all)")
     sync.add_argument("--full", action="store_true", help="re-read and re-embed every document")
+    sync.set_defaults(func=_sync)
 
-    sub.add_parser("schedule", help="run the scheduler process: each source on its own schedule")
+    schedule = sub.add_parser("schedule", help="run the scheduler process: each source on its own schedule")
+    schedule.set_defaults(func=_schedule)
 
     ev = sub.add_parser("eval", help="retrieval quality on a BEIR dataset")
     ev.add_argument("--beir", required=True, help="BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/)")
     ev.add_argument("--split", default="test")
     ev.add_argument("--limit", type=int, default=0, help="evaluate only the first N queries")
+    ev.set_defaults(func=_engine_command)
 
     rep = sub.add_parser("report", help="admin report of questions, feedback and coverage gaps")
     rep.add_argument("--days", type=int, default=30)
     rep.add_argument("--out", default=None, help="HTML file to write (default: data/report.html)")
+    rep.set_defaults(func=_report)
 
-    sub.add_parser("demo", help="index the bundled sample knowledge base and answer three sample questions")
+    demo = sub.add_parser(
+        "demo", help="index the bundled sample knowledge base and answer three sample questions"
+    )
+    demo.set_defaults(func=_engine_command)
 
     slack = sub.add_parser("slack", help="run the Slack bot")
     slack.add_argument("--http", action="store_true", help="HTTP (Events API) mode instead of Socket Mode")
-    sub.add_parser("discord", help="run the Discord bot")
+    slack.set_defaults(func=_slack)
+
+    discord = sub.add_parser("discord", help="run the Discord bot")
+    discord.set_defaults(func=_discord)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    # Imports are per command so `ragbot --help` and light commands stay fast.
     try:
-        if args.command in ("ask", "sources", "eval", "demo"):
-            from bot import cli_engine
-
-            return getattr(cli_engine, f"{args.command}_command")(args)
-        if args.command == "sync":
-            from connectors.cli import sync_command
-
-            return sync_command(args)
-        if args.command == "schedule":
-            from connectors.schedule import main as schedule_main
-
-            return schedule_main()
-        if args.command == "report":
-            from rag_core.feedback.report import report_command
-
-            return report_command(args)
-        if args.command == "slack":
-            from bot.slack.app import main as slack_main
-
-            return slack_main(http=args.http)
-        if args.command == "discord":
-            from bot.discord.app import main as discord_main
-
-            return discord_main()
+        return int(args.func(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except UserError as exc:
         print(f"ragbot: error: {exc}", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":
