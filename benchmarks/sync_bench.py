@@ -115,7 +115,7 @@ def build_drive_export(corpus: Path, pages: list[Path], out: Path) -> None:
 
 def chunk_texts(engine, config: SourceConfig, settings: Settings) -> list[str]:
     """The texts a sync of `config` embeds: every chunk of every document, as the writer sees them."""
-    from connectors.base import make_reader
+    from connectors.registry import make_reader
     from rag_core.types import Document
 
     texts: list[str] = []

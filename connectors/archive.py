@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from connectors.base import ExportUnavailable, ExtractError, Skipped
+from connectors.errors import ExportUnavailable, ExtractError, Skipped
 from rag_core.settings import Settings
 
 # Small members compress far better than any real bomb ratio (a 20 KB file of spaces deflates ~1000:1), so the

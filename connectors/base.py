@@ -9,28 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from rag_core.errors import UserError
+from connectors.errors import Skipped
 from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
-
-
-class ExportUnavailable(UserError):
-    """The export as a whole is missing or unreadable (folder gone, not a zip, over the size cap)."""
-
-
-class ExtractError(Exception):
-    """One file cannot be used; the message is the reason shown in the sync report."""
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A file left out of a sync, and why."""
-
-    path: str  # relative to the export root
-    reason: str
-    doc_id: str | None = None  # set when the file is a known document: its indexed version is kept
 
 
 class Reader(ABC):
@@ -41,19 +23,10 @@ class Reader(ABC):
         self.settings = settings
         self.total: int | None = None  # files to look at, known once reading has started (for progress bars)
 
+    def set_total(self, total: int) -> None:
+        """Progress callback for the parts of a reader: how many files this read will look at."""
+        self.total = total
+
     @abstractmethod
     def read(self) -> Iterator[Document | Skipped]:
         """Every document of the export (and every skipped file), in a stable order."""
-
-
-def make_reader(config: SourceConfig, settings: Settings) -> Reader:
-    """The reader for a source's kind."""
-    if config.kind == "confluence":
-        from connectors.confluence import ConfluenceReader
-
-        return ConfluenceReader(config, settings)
-    if config.kind == "drive":
-        from connectors.drive import DriveReader
-
-        return DriveReader(config, settings)
-    raise UserError(f"source {config.name!r} has unknown kind {config.kind!r} (expected confluence or drive)")

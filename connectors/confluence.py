@@ -15,7 +15,8 @@ from urllib.parse import quote
 from bs4 import BeautifulSoup, Tag
 
 from connectors.archive import Entry, Export, Limits, open_export
-from connectors.base import ExportUnavailable, ExtractError, Reader, Skipped
+from connectors.base import Reader
+from connectors.errors import ExportUnavailable, ExtractError, Skipped
 from connectors.formats import extract, supported
 from connectors.html_markdown import html_to_markdown, parse_html
 from rag_core.types import Document
@@ -52,7 +53,7 @@ class ConfluenceReader(Reader):
                     from connectors.confluence_xml import read_xml_export
 
                     yield from export.skipped
-                    yield from read_xml_export(self, export, xml)
+                    yield from read_xml_export(self.config, export, xml, self.set_total)
                     return
                 raise ExportUnavailable(
                     f"export {self.config.path} has no index.html or entities.xml: not a Confluence space export"
@@ -93,7 +94,7 @@ class _HtmlSpace:
                 self.pages.append(entry)
             elif len(parts) == 3 and parts[0] == "attachments":
                 self.attachments.setdefault(parts[1], []).append(entry)
-        reader.total = len(self.pages) + sum(len(a) for a in self.attachments.values())
+        reader.set_total(len(self.pages) + sum(len(a) for a in self.attachments.values()))
         self.space_name, self.space_key, self.tree = self._read_index()
 
     def _read_index(self) -> tuple[str, str, dict[str, list[str]]]:

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import html.entities
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from connectors.base import ExportUnavailable, ExtractError, Skipped
+from connectors.errors import ExportUnavailable, ExtractError, Skipped
 from connectors.html_markdown import html_to_markdown, parse_html
 from rag_core.types import Document
 
 if TYPE_CHECKING:
     from connectors.archive import Export
-    from connectors.confluence import ConfluenceReader
+    from rag_core.settings import SourceConfig
 
 AC = "http://atlassian.com/content"
 RI = "http://atlassian.com/resource/identifier"
@@ -48,7 +48,10 @@ class _Page:
     bodies: list[tuple[int, str]] = field(default_factory=list)  # (body id, storage-format XHTML)
 
 
-def read_xml_export(reader: ConfluenceReader, export: Export, xml_path: str) -> Iterator[Document | Skipped]:
+def read_xml_export(
+    config: SourceConfig, export: Export, xml_path: str, on_total: Callable[[int], None]
+) -> Iterator[Document | Skipped]:
+    """The current pages of an XML space export; `on_total` hears how many pages there are before the first."""
     try:
         data = export.read_bytes(xml_path)
     except ExtractError as exc:
@@ -57,8 +60,8 @@ def read_xml_export(reader: ConfluenceReader, export: Export, xml_path: str) -> 
     current = sorted(
         (p for p in pages.values() if not p.historical and p.status == "current"), key=lambda p: p.id
     )
-    reader.total = len(current)
-    base_url = (reader.config.base_url or "").rstrip("/")
+    on_total(len(current))
+    base_url = (config.base_url or "").rstrip("/")
     file_uri = export.uri(xml_path)
     for page in current:
         crumbs: list[str] = []
@@ -86,7 +89,7 @@ def read_xml_export(reader: ConfluenceReader, export: Export, xml_path: str) -> 
             url = f"{file_uri}{'&' if '#' in file_uri else '#'}pageId={page.id}"
         yield Document(
             id=page.id,
-            source=reader.config.name,
+            source=config.name,
             title=page.title,
             text=text,
             url=url,

@@ -15,7 +15,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from connectors.archive import Entry, Export, Limits, open_export
-from connectors.base import ExtractError, Reader, Skipped
+from connectors.base import Reader
+from connectors.errors import ExtractError, Skipped
 from connectors.formats import decode_text, extract, supported
 from rag_core.types import Document
 
@@ -41,7 +42,7 @@ class DriveReader(Reader):
                     sidecars[owner] = entry.path
                 else:
                     files.append(entry)
-            self.total = len(files)
+            self.set_total(len(files))
             for entry in files:
                 yield self._document(export, root, entry, sidecars.get(entry.path))
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from connectors.archive import Limits
-from connectors.base import ExtractError
+from connectors.errors import ExtractError
 from connectors.html_markdown import html_to_markdown, markdown_table, parse_html
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # compound file: legacy Office, or an encrypted OOXML file

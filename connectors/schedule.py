@@ -23,6 +23,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from connectors.registry import check_kinds
 from connectors.sync import default_kv, run_sync
 from rag_core.errors import StoreUnavailable, UserError
 from rag_core.kv import KeyValue
@@ -146,6 +147,7 @@ def configure(
 ) -> list[str]:
     """Add one job per scheduled source (and drop jobs of sources no longer configured); returns the job ids."""
     global _runtime
+    check_kinds(settings.sources)  # a bad kind fails at start, not at the first scheduled run
     _runtime = _Runtime(settings, writer, kv or default_kv(settings.redis_url))
     triggers = {c.name: trigger_for(c) for c in settings.sources}
     store = job_store(settings)

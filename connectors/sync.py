@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import ExportUnavailable, Skipped, make_reader
+from connectors.errors import ExportUnavailable, Skipped
+from connectors.registry import check_kinds, make_reader
 from rag_core.errors import UserError
 from rag_core.kv import KeyValue, make_kv
 from rag_core.settings import Settings, SourceConfig
@@ -103,9 +104,14 @@ def content_version(doc: Document, settings: Settings) -> str:
 
 
 def select_sources(settings: Settings, source: str | None) -> list[SourceConfig]:
-    """All configured sources, or the one named; an unknown name is a `UserError` listing the known ones."""
+    """All configured sources, or the one named; an unknown name is a `UserError` listing the known ones.
+
+    Every source's kind is checked against the reader registry here, before anything is read: the settings
+    (in rag_core) hold the kind as a plain string, since the engine must not know the connectors.
+    """
     if not settings.sources:
         raise UserError("no sources are configured: set RAG_SOURCES (see docs/connectors.md)")
+    check_kinds(settings.sources)
     if source is None:
         return list(settings.sources)
     for config in settings.sources:

@@ -7,3 +7,11 @@ class UserError(Exception):
 
 class StoreUnavailable(UserError):
     """The vector store cannot be reached or opened."""
+
+
+class ExportError(UserError):
+    """An export cannot be read as a whole (raised by the connectors; nothing is deleted from the index)."""
+
+
+class ConfigError(UserError):
+    """A setting names something that does not exist or cannot work (unknown source kind, bad cron)."""

@@ -14,7 +14,7 @@ class SourceConfig(BaseModel):
     """One configured export to index: where it is, how to read it, when to re-sync it, who may see it."""
 
     name: str
-    kind: Literal["confluence", "drive"]
+    kind: str  # a reader kind from connectors/registry.py (confluence, drive); checked when sources are read
     path: Path
     interval_minutes: float | None = None  # re-sync every N minutes (or use cron)
     cron: str | None = None  # crontab expression, e.g. "0 */2 * * *"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from connectors.archive import Limits, open_export
-from connectors.base import ExportUnavailable, ExtractError
+from connectors.errors import ExportUnavailable, ExtractError
 
 LIMITS = Limits(max_file_bytes=5_000_000, max_export_bytes=50_000_000, max_zip_ratio=100.0)
 

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import ExportUnavailable, Skipped, make_reader
 from connectors.confluence import page_id_of, parse_confluence_date
+from connectors.errors import ExportUnavailable, Skipped
+from connectors.registry import make_reader
 from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
 from tests.connectors import exports

@@ -3,7 +3,8 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.base import Skipped, make_reader
+from connectors.errors import Skipped
+from connectors.registry import make_reader
 from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
 from tests.connectors import exports

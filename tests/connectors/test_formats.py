@@ -4,7 +4,7 @@ import zipfile
 import pytest
 
 from connectors.archive import Limits
-from connectors.base import ExtractError
+from connectors.errors import ExtractError
 from connectors.formats import decode_text, extract
 from tests.connectors import exports
 

@@ -15,7 +15,7 @@ import pytest
 
 import rag_core.indexing
 from connectors.sync import content_version, render_report, run_sync
-from rag_core.errors import UserError
+from rag_core.errors import ConfigError, UserError
 from rag_core.kv import make_kv
 from rag_core.settings import SourceConfig
 from rag_core.store import Where
@@ -96,7 +96,7 @@ def test_edit_one_page_and_delete_one_touches_only_those(make_engine, tmp_path: 
 
 
 def _read_doc(settings, config: SourceConfig, doc_id: str):
-    from connectors.base import make_reader
+    from connectors.registry import make_reader
 
     return next(d for d in make_reader(config, settings).read() if getattr(d, "id", None) == doc_id)
 
@@ -260,6 +260,18 @@ def test_unknown_source_names_the_known_ones(make_engine, tmp_path: Path) -> Non
     engine, settings = make_engine(sources(tmp_path))
     with pytest.raises(UserError, match="unknown source 'wiki'; known sources: eng-wiki, people-drive"):
         run_sync(settings, engine.index_writer(), source="wiki")
+
+
+def test_an_unknown_kind_fails_before_anything_is_read(make_engine, tmp_path: Path) -> None:
+    """`kind` is a plain string in the settings; the connectors check it against their registry."""
+    engine, settings = make_engine(
+        [*sources(tmp_path), SourceConfig(name="tickets", kind="jira", path=tmp_path)]
+    )
+    with pytest.raises(
+        ConfigError, match="source 'tickets' has unknown kind 'jira' \\(expected confluence or drive\\)"
+    ):
+        run_sync(settings, engine.index_writer(), source="eng-wiki")
+    assert engine.index_writer().document_versions("eng-wiki") == {}
 
 
 def test_two_processes_never_sync_the_same_source_at_once(
