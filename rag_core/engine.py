@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,12 +17,12 @@ from rag_core.generation import LLMGenerator, cited_numbers, extractive_answer, 
 from rag_core.indexing import IndexWriter
 from rag_core.kv import KeyValue, make_kv
 from rag_core.packing import PackedContext, pack_context, token_budget
-from rag_core.rerank import Reranker, load_reranker
+from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
 from rag_core.settings import Settings, get_settings
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import VectorStore, open_store
-from rag_core.threshold import above_threshold
+from rag_core.threshold import above_threshold, min_relevance
 from rag_core.tokens import count_tokens, get_encoding
 from rag_core.types import Answer, Candidate, Citation, Turn
 
@@ -66,7 +65,6 @@ class Engine:
         self.generator = generator
         self.kv = kv
         self.cache = AnswerCache(kv, settings.cache_ttl_s)
-        self._rerank_lock = threading.Lock()
         self._writer = IndexWriter(
             store, embedder, self.chunker, self.sparse, optimize_after_points=settings.optimize_after_points
         )
@@ -113,7 +111,8 @@ class Engine:
         settings = self.settings
         k = k or settings.top_k
         candidates = self._rank(question, settings, k * settings.candidate_multiplier, allowed_sources, {})
-        kept = above_threshold(candidates, self.reranker.min_relevance)[:k] or candidates[: min(k, 3)]
+        threshold = min_relevance(self._active_reranker(settings), {})
+        kept = above_threshold(candidates, threshold)[:k] or candidates[: min(k, 3)]
         return [_citation(i, c) for i, c in enumerate(kept, start=1)]
 
     def answer(
@@ -152,13 +151,8 @@ class Engine:
         limit = settings.top_k * settings.candidate_multiplier
         candidates = self._rank(search_text, settings, limit, allowed_sources, timings)
         with _timed(timings, "threshold"):
-            if overrides and "min_relevance" in overrides:
-                min_relevance = float(overrides["min_relevance"])
-            else:
-                min_relevance = (
-                    self.reranker.min_relevance if settings.use_reranker else settings.min_relevance
-                )
-            kept = above_threshold(candidates, min_relevance)[: settings.top_k]
+            threshold = min_relevance(self._active_reranker(settings), overrides or {})
+            kept = above_threshold(candidates, threshold)[: settings.top_k]
 
         if not kept:
             answer = self._abstain(question, candidates)
@@ -197,12 +191,10 @@ class Engine:
         with _timed(timings, "retrieve"):
             candidates = self.retriever.retrieve(text, limit, self.index_version, allowed_sources)
         with _timed(timings, "rerank"):
-            if not settings.use_reranker:
-                for cand in candidates:
-                    cand.relevance = cand.dense_score
-                return candidates
-            with self._rerank_lock:
-                return self.reranker.rerank(text, candidates)
+            return self._active_reranker(settings).rerank(text, candidates)
+
+    def _active_reranker(self, settings: Settings) -> Reranker:
+        return self.reranker if settings.use_reranker else NoReranker(settings.min_relevance)
 
     def _abstain(self, question: str, candidates: list[Candidate]) -> Answer:
         nearest = sorted(

@@ -1,12 +1,13 @@
-"""Rerankers: a cross-encoder when one loads, else score fusion of the dense and BM25 signals.
+"""Rerankers: a cross-encoder when one loads, else score fusion of the dense and BM25 signals; none when off.
 
-Both set `rerank_score` (ordering) and `relevance` (calibrated, what the threshold looks at) on each candidate.
+Each sets `rerank_score` (ordering) and `relevance` (calibrated, what the threshold looks at) on each candidate.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import Protocol
 
 from rag_core.embedding import configure_torch, resolve_model_path
@@ -33,14 +34,16 @@ class CrossEncoderReranker:
         self.name = f"cross-encoder:{model_name_or_path}"
         self.min_relevance = min_relevance
         self.batch_size = batch_size
+        self._lock = threading.Lock()  # one predict at a time: the model is not safe to call from two threads
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
         if not candidates:
             return []
         pairs = [(query, c.chunk.embed_text) for c in candidates]
-        logits = self.model.predict(
-            pairs, batch_size=self.batch_size, activation_fn=_identity, convert_to_numpy=True
-        )
+        with self._lock:
+            logits = self.model.predict(
+                pairs, batch_size=self.batch_size, activation_fn=_identity, convert_to_numpy=True
+            )
         for cand, logit in zip(candidates, logits, strict=True):
             cand.rerank_score = float(logit)
             cand.relevance = 1.0 / (1.0 + math.exp(-float(logit)))
@@ -73,6 +76,20 @@ class FusionReranker:
             cand.rerank_score = self.dense_weight * dense + (1.0 - self.dense_weight) * bm25
             cand.relevance = dense
         return sorted(candidates, key=lambda c: -(c.rerank_score or 0.0))
+
+
+class NoReranker:
+    """Reranking off (`use_reranker=False`): retrieval order kept, relevance is the dense cosine."""
+
+    name = "none"
+
+    def __init__(self, min_relevance: float) -> None:
+        self.min_relevance = min_relevance
+
+    def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
+        for cand in candidates:
+            cand.relevance = cand.dense_score
+        return candidates
 
 
 def load_reranker(settings: Settings) -> Reranker:

@@ -195,3 +195,18 @@ def test_sources_lists_without_generating(small_engine):
     citations = small_engine.sources("reset vpn key")
     assert citations[0].title == "VPN how-to" and citations[0].heading_path == ["Resetting"]
     assert citations[0].score > 0.3 and "revoke the old key" in citations[0].snippet
+
+
+def test_sources_and_answer_choose_the_threshold_the_same_way(small_engine, tmp_path):
+    """With reranking off both use `min_relevance`, not the (here very strict) threshold of the loaded reranker."""
+    from rag_core.rerank import FusionReranker
+    from rag_core.threshold import min_relevance
+
+    engine = engine_like(small_engine, tmp_path, use_reranker=False, min_relevance=0.0, top_k=5)
+    engine.reranker = FusionReranker(0.5, min_relevance=0.99)
+    assert min_relevance(engine._active_reranker(engine.settings), {}) == 0.0
+    assert len(engine.sources("vpn", k=5)) > 3  # all above 0.0, not the three-closest fallback
+    assert not engine.answer("How do I reset my VPN key?").abstained
+    engine.settings = engine.settings.model_copy(update={"use_reranker": True})
+    assert len(engine.sources("vpn", k=5)) <= 3  # now 0.99 applies: nothing passes, the closest are shown
+    engine.close()
