@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from rag_core.chunking import Chunker  # noqa: E402
 from rag_core.embedding import Embedder  # noqa: E402
-from rag_core.indexing import chunk_from_payload, chunk_payload  # noqa: E402
 from rag_core.settings import Settings  # noqa: E402
 from rag_core.sparse import Bm25Encoder, SparseVector  # noqa: E402
 from rag_core.store import NEVER, StoredPoint  # noqa: E402
+from rag_core.store.payload import chunk_from_payload, chunk_payload  # noqa: E402
 from rag_core.types import Chunk, Document  # noqa: E402
 
 HANDBOOK = ROOT.parent / "shared" / "corpora" / "sourcegraph-handbook" / "content"

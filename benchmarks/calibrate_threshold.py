@@ -36,11 +36,8 @@ COMPANY_QUESTIONS = [
 ]
 
 
-def best_relevance(engine: Engine, question: str, gen: int) -> tuple[float, list]:
-    cands = engine.retriever.retrieve(
-        question, engine.settings.top_k * engine.settings.candidate_multiplier, gen
-    )
-    ranked = engine.reranker.rerank(question, cands)
+def best_relevance(engine: Engine, question: str) -> tuple[float, list]:
+    ranked = engine.rank(question)
     return max((c.relevance or 0.0 for c in ranked), default=0.0), ranked
 
 
@@ -61,16 +58,15 @@ def main() -> int:
     settings = beir_settings(base, folder)
     scifact = Engine.from_settings(settings)
     index_corpus(scifact, data)
-    gen = scifact.index_version
 
     positives: list[float] = []
     for qid, question in list(data.queries.items())[: args.limit]:
-        _, ranked = best_relevance(scifact, question, gen)
+        _, ranked = best_relevance(scifact, question)
         rel = [c.relevance or 0.0 for c in ranked if c.chunk.doc_id in data.qrels[qid]]
         if rel:  # the relevant document was retrieved: its score is what the threshold must let through
             positives.append(max(rel))
 
-    negatives = [best_relevance(scifact, q, gen)[0] for q in COMPANY_QUESTIONS]
+    negatives = [best_relevance(scifact, q)[0] for q in COMPANY_QUESTIONS]
     with tempfile.TemporaryDirectory() as tmp:
         from connectors import sample_sources
         from connectors.sync import run_sync
@@ -86,8 +82,7 @@ def main() -> int:
             kv=scifact.kv,
         )
         run_sync(sample_settings, samples.index_writer())
-        sgen = samples.index_version
-        negatives += [best_relevance(samples, q, sgen)[0] for q in list(data.queries.values())[: args.limit]]
+        negatives += [best_relevance(samples, q)[0] for q in list(data.queries.values())[: args.limit]]
         samples.close()
 
     threshold = pct(positives, 0.05)

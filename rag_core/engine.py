@@ -110,10 +110,34 @@ class Engine:
         question = _require(question)
         settings = self.settings
         k = k or settings.top_k
-        candidates = self._rank(question, settings, k * settings.candidate_multiplier, allowed_sources, {})
+        candidates = self.rank(
+            question, limit=k * settings.candidate_multiplier, allowed_sources=allowed_sources
+        )
         threshold = min_relevance(self._active_reranker(settings), {})
         kept = above_threshold(candidates, threshold)[:k] or candidates[: min(k, 3)]
         return [_citation(i, c) for i, c in enumerate(kept, start=1)]
+
+    def rank(
+        self,
+        text: str,
+        *,
+        limit: int | None = None,
+        allowed_sources: Sequence[str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[Candidate]:
+        """Hybrid retrieval of `limit` candidates (default top_k × candidate_multiplier), then the active reranker.
+
+        Best first, each with its `relevance` set; no threshold. `answer()`, `sources()` and the evaluation all
+        rank through here. Stage times in ms are added to `timings` when given.
+        """
+        settings = self._effective(overrides or {})
+        limit = limit or settings.top_k * settings.candidate_multiplier
+        timings = {} if timings is None else timings
+        with _timed(timings, "retrieve"):
+            candidates = self.retriever.retrieve(text, limit, self.index_version, allowed_sources)
+        with _timed(timings, "rerank"):
+            return self._active_reranker(settings).rerank(text, candidates)
 
     def answer(
         self,
@@ -148,8 +172,9 @@ class Engine:
             )
 
         search_text = _search_text(question, history)
-        limit = settings.top_k * settings.candidate_multiplier
-        candidates = self._rank(search_text, settings, limit, allowed_sources, timings)
+        candidates = self.rank(
+            search_text, allowed_sources=allowed_sources, overrides=overrides, timings=timings
+        )
         with _timed(timings, "threshold"):
             threshold = min_relevance(self._active_reranker(settings), overrides or {})
             kept = above_threshold(candidates, threshold)[: settings.top_k]
@@ -179,19 +204,6 @@ class Engine:
         return answer
 
     # -- stages -----------------------------------------------------------------------------------------------
-
-    def _rank(
-        self,
-        text: str,
-        settings: Settings,
-        limit: int,
-        allowed_sources: Sequence[str] | None,
-        timings: dict[str, float],
-    ) -> list[Candidate]:
-        with _timed(timings, "retrieve"):
-            candidates = self.retriever.retrieve(text, limit, self.index_version, allowed_sources)
-        with _timed(timings, "rerank"):
-            return self._active_reranker(settings).rerank(text, candidates)
 
     def _active_reranker(self, settings: Settings) -> Reranker:
         return self.reranker if settings.use_reranker else NoReranker(settings.min_relevance)

@@ -13,46 +13,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from rag_core.chunking import Chunker
 from rag_core.embedding import Embedder
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import NEVER, StoredPoint, VectorStore, Where
+from rag_core.store.payload import chunk_payload
 from rag_core.types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
 _FLUSH_CHUNKS = 256  # chunks embedded per batch across documents (bigger batches embed faster)
-
-
-def chunk_payload(chunk: Chunk, version: str, gen: int) -> dict[str, Any]:
-    return {
-        "doc_id": chunk.doc_id,
-        "source": chunk.source,
-        "title": chunk.title,
-        "url": chunk.url,
-        "heading_path": chunk.heading_path,
-        "position": chunk.position,
-        "overlap": chunk.overlap,
-        "text": chunk.text,
-        "version": version,
-        "gen": gen,
-        "dead": NEVER,
-    }
-
-
-def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
-    return Chunk(
-        doc_id=payload["doc_id"],
-        source=payload["source"],
-        title=payload.get("title", ""),
-        text=payload.get("text", ""),
-        url=payload.get("url", ""),
-        heading_path=list(payload.get("heading_path") or []),
-        position=int(payload.get("position", 0)),
-        overlap=int(payload.get("overlap", 0)),
-    )
 
 
 class IndexWriter:

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from rag_core.embedding import Embedder
-from rag_core.indexing import chunk_from_payload
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import Hit, VectorStore, Where
+from rag_core.store.payload import chunk_from_payload
 from rag_core.types import Candidate
 
 
