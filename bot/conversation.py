@@ -23,7 +23,6 @@ from rag_core.feedback import metrics
 from rag_core.feedback.experiments import assign_arm
 from rag_core.kv import KeyValue
 from rag_core.settings import Settings
-from rag_core.tokens import count_tokens
 from rag_core.types import Answer, Citation, Turn, Vote
 
 if TYPE_CHECKING:
@@ -92,20 +91,6 @@ class AnswerSink(Protocol):
 
     async def failed(self, message: str, citations: list[Citation]) -> None:
         """An apology with whatever sources were found."""
-
-
-def bound_history(turns: Sequence[Turn], max_tokens: int, encoding: str = "o200k_base") -> list[Turn]:
-    """The most recent turns whose texts fit in `max_tokens`, oldest first."""
-    kept: list[Turn] = []
-    used = 0
-    for turn in reversed(turns):
-        cost = count_tokens(turn.text, encoding)
-        if used + cost > max_tokens:
-            break
-        kept.append(turn)
-        used += cost
-    kept.reverse()
-    return kept
 
 
 def parse_resync_args(text: str, known_sources: Sequence[str] = ()) -> tuple[str | None, bool]:

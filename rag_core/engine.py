@@ -23,7 +23,7 @@ from rag_core.settings import Settings, get_settings
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import VectorStore, open_store
 from rag_core.threshold import above_threshold, min_relevance
-from rag_core.tokens import count_tokens, get_encoding
+from rag_core.tokens import bound_history, count_tokens, get_encoding
 from rag_core.types import Answer, Candidate, Citation, Turn
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class Engine:
     ) -> Answer:
         question = _require(question)
         settings = self._effective(overrides or {})
-        history = self._bounded_history(history)
+        history = bound_history(history, settings.history_max_tokens, settings.tokenizer_encoding)
         timings: dict[str, float] = {}
         started = time.perf_counter()
 
@@ -306,16 +306,6 @@ class Engine:
             "llm": settings.llm_model if self.generator else None,
             "embedding": settings.embedding_model,
         }
-
-    def _bounded_history(self, history: Sequence[Turn]) -> list[Turn]:
-        kept: list[Turn] = []
-        used = 0
-        for turn in reversed(history):
-            used += count_tokens(turn.text, self.settings.tokenizer_encoding)
-            if used > self.settings.history_max_tokens:
-                break
-            kept.append(turn)
-        return list(reversed(kept))
 
     @staticmethod
     def _cost(settings: Settings, model: str, tokens_in: int, tokens_out: int) -> float:

@@ -6,10 +6,13 @@ import gzip
 import hashlib
 import os
 import threading
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import tiktoken
+
+from rag_core.types import Turn
 
 _BLOB_URLS = {
     "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
@@ -47,3 +50,17 @@ def get_encoding(name: str = "o200k_base") -> tiktoken.Encoding:
 
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:
     return len(get_encoding(encoding).encode(text, disallowed_special=()))
+
+
+def bound_history(turns: Sequence[Turn], max_tokens: int, encoding: str = "o200k_base") -> list[Turn]:
+    """The most recent turns whose texts fit in `max_tokens`, oldest first (the engine bounds every history here)."""
+    kept: list[Turn] = []
+    used = 0
+    for turn in reversed(turns):
+        cost = count_tokens(turn.text, encoding)
+        if used + cost > max_tokens:
+            break
+        kept.append(turn)
+        used += cost
+    kept.reverse()
+    return kept

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.conversation import Conversation, Question, bound_history, make_resync
+from bot.conversation import Conversation, Question, make_resync
 from bot.discord.render import clip, sources_embed, split_message
 from bot.discord.sinks import ChannelReplySink, InteractionSink, show_ephemeral
 from bot.services import start_services, stop_service
@@ -200,8 +200,7 @@ class RagbotClient(discord.Client):
         except discord.HTTPException:  # history is context, not a reason to fail the answer
             log.warning("reading thread history failed", exc_info=True, extra={"event": "history_failed"})
         turns = [t for t in (self._turn(m) for m in earlier) if t is not None]
-        s = self.settings
-        return bound_history(turns, s.history_max_tokens, s.tokenizer_encoding)
+        return turns  # the engine bounds it to settings.history_max_tokens
 
     async def _thread_starter(self, thread: discord.Thread) -> discord.Message | None:
         """The channel message a thread was started from (same id as the thread), when there is one."""

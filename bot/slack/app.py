@@ -23,7 +23,6 @@ from bot.conversation import (
     RESYNC_REFUSAL,
     Conversation,
     Question,
-    bound_history,
     make_resync,
     parse_resync_args,
 )
@@ -262,7 +261,7 @@ def build_app(
             if not text or (from_bot and text == mrkdwn_to_plain(SEARCHING)):
                 continue
             turns.append(Turn(role="assistant" if from_bot else "user", text=text))
-        return bound_history(turns, settings.history_max_tokens, settings.tokenizer_encoding)
+        return turns  # the engine bounds it to settings.history_max_tokens
 
     @app.command("/ask")
     async def ask_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:

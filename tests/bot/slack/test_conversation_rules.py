@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation import Conversation, bound_history, parse_resync_args
+from bot.conversation import Conversation, parse_resync_args
 from bot.slack import app as slack_app
 from rag_core.errors import UserError
 from rag_core.kv import MemoryKV
 from rag_core.settings import Settings, SourceConfig, get_settings
+from rag_core.tokens import bound_history
 from rag_core.types import Turn
 
 
