@@ -29,7 +29,7 @@ def _schedule(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from rag_core.feedback.report import report_command
+    from bot.cli_report import report_command
 
     return report_command(args)
 

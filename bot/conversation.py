@@ -13,7 +13,8 @@ import logging
 import shlex
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -331,7 +332,8 @@ class Conversation:
                 "ms": round((time.perf_counter() - run.started) * 1000, 1),
             },
         )
-        _observe("observe_answer", answer, q.platform, outcome)
+        with _metrics_guard():
+            metrics.observe_answer(answer, q.platform, outcome)
         if self.feedback is None:
             return
         try:
@@ -415,7 +417,8 @@ class Conversation:
             return False
         vote = Vote(answer_id=answer_id, user=user, value=value, platform=platform, channel=channel)
         await asyncio.to_thread(self.feedback.record_vote, vote)
-        _observe("observe_vote", platform, value)
+        with _metrics_guard():
+            metrics.observe_vote(platform, value)
         log.info(
             "vote recorded",
             extra={"event": "vote", "platform": platform, "answer_id": answer_id, "value": value},
@@ -431,7 +434,8 @@ class Conversation:
             self.feedback.retract_vote, answer_id=answer_id, user=user, value=value
         )
         if removed:
-            _observe("observe_vote", platform, value, retracted=True)
+            with _metrics_guard():
+                metrics.observe_vote(platform, value, retracted=True)
             log.info(
                 "vote retracted",
                 extra={"event": "vote_retracted", "platform": platform, "answer_id": answer_id},
@@ -439,11 +443,10 @@ class Conversation:
         return bool(removed)
 
 
-def _observe(name: str, *args: Any, **kwargs: Any) -> None:
-    """Call a metrics observer; metrics must never break an answer."""
+@contextmanager
+def _metrics_guard() -> Iterator[None]:
+    """Around a metrics call: metrics must never break an answer (the traceback names the observer)."""
     try:
-        getattr(metrics, name)(*args, **kwargs)
+        yield
     except Exception:
-        log.warning(
-            "metrics observer failed", exc_info=True, extra={"event": "metrics_failed", "observer": name}
-        )
+        log.warning("metrics observer failed", exc_info=True, extra={"event": "metrics_failed"})

@@ -5,19 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from rag_core.kv import KeyValue
+from rag_core.questions import normalise_question
 from rag_core.types import Answer, Citation, Turn
 
 log = logging.getLogger(__name__)
-
-
-def normalise_question(question: str) -> str:
-    return re.sub(r"\s+", " ", question.strip().lower()).rstrip(" ?!.")
 
 
 def cache_key(

@@ -16,6 +16,7 @@ from rag_core.errors import UserError
 from rag_core.generation import LLMGenerator, cited_numbers, extractive_answer, strip_unknown_citations
 from rag_core.indexing import IndexWriter
 from rag_core.kv import KeyValue, make_kv
+from rag_core.overrides import check_overrides
 from rag_core.packing import PackedContext, pack_context, token_budget
 from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
@@ -29,14 +30,6 @@ from rag_core.types import Answer, Candidate, Citation, Turn
 log = logging.getLogger(__name__)
 
 ABSTAIN_TEXT = "I don't have enough information in the indexed sources to answer that."
-OVERRIDABLE = {
-    "top_k",
-    "candidate_multiplier",
-    "use_reranker",
-    "min_relevance",
-    "max_context_tokens",
-    "llm_model",
-}
 
 
 class Engine:
@@ -285,9 +278,7 @@ class Engine:
     # -- helpers ----------------------------------------------------------------------------------------------
 
     def _effective(self, overrides: Mapping[str, Any]) -> Settings:
-        unknown = set(overrides) - OVERRIDABLE
-        if unknown:
-            raise ValueError(f"unknown answer overrides: {sorted(unknown)}; allowed: {sorted(OVERRIDABLE)}")
+        check_overrides(overrides)
         if not overrides:
             return self.settings
         return self.settings.model_copy(update=dict(overrides))

@@ -11,20 +11,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rag_core.errors import UserError
+from rag_core.overrides import OVERRIDABLE, AnswerOverrides, check_overrides
 from rag_core.settings import Settings
 
 log = logging.getLogger(__name__)
 _reported: set[str] = set()
-
-# The per-answer settings `Engine.answer(overrides=...)` accepts, with the type each must have.
-OVERRIDE_TYPES: dict[str, type | tuple[type, ...]] = {
-    "top_k": int,
-    "candidate_multiplier": int,
-    "use_reranker": bool,
-    "min_relevance": (int, float),
-    "max_context_tokens": int,
-    "llm_model": str,
-}
 
 
 class Experiment(BaseModel):
@@ -41,15 +32,12 @@ class Experiment(BaseModel):
         if len(arms) < 2:
             raise ValueError(f"an experiment needs at least two arms, got {len(arms)}")
         for arm, overrides in arms.items():
-            for key, value in overrides.items():
-                if key not in OVERRIDE_TYPES:
+            for key in overrides:
+                if key not in OVERRIDABLE:
                     raise ValueError(
-                        f"arm {arm!r}: unknown setting {key!r}; allowed: {', '.join(OVERRIDE_TYPES)}"
+                        f"arm {arm!r}: unknown setting {key!r}; allowed: {', '.join(AnswerOverrides.model_fields)}"
                     )
-                expected = OVERRIDE_TYPES[key]
-                # bool is an int in Python; only use_reranker may be one
-                if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
-                    raise ValueError(f"arm {arm!r}: {key}={value!r} has the wrong type")
+            check_overrides(overrides, f"arm {arm!r}")
         return arms
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +12,7 @@ from sqlalchemy import Engine, select
 from rag_core.feedback.models import AnswerRecord, CitationRecord, VoteRecord
 from rag_core.feedback.outcome import OUTCOMES
 from rag_core.feedback.stats import TestResult, mann_whitney_u, percentile, rate, two_proportion_z_test
+from rag_core.questions import normalise_question
 
 # Questions the engine answered or abstained on: abstention rate and latency are over these (rate-limited ones
 # never reached it; failed ones say nothing about the docs and have no meaningful latency).
@@ -118,12 +118,6 @@ class ReportData:
     gaps: list[CoverageGap]
     arms: list[ArmFigures]
     comparisons: list[ArmComparison]
-
-
-def normalise_question(text: str) -> str:
-    """Wording-insensitive key: no mentions, case, punctuation at the ends or repeated spaces."""
-    text = re.sub(r"<[@#!][^>]*>", " ", text)
-    return re.sub(r"\s+", " ", text).strip().strip("?!.,;: ").lower()
 
 
 def report_window(days: int, now: datetime | None = None) -> tuple[datetime, datetime]:

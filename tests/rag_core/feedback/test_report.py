@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli_report import report_command
 from rag_core.errors import UserError
 from rag_core.feedback import FeedbackStore
-from rag_core.feedback.report import build_report, render_html, render_text, report_command
-from rag_core.feedback.report_data import collect, normalise_question
+from rag_core.feedback.report import build_report, render_html, render_text
+from rag_core.feedback.report_data import collect
 from rag_core.feedback.stats import mann_whitney_u, two_proportion_z_test
+from rag_core.questions import normalise_question
 from rag_core.settings import Settings
 from rag_core.types import Answer, Citation, Vote
 
