@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rag_core.errors import UserError
+from rag_core.errors import ConfigError, ExportError, RagbotError, StoreUnavailable, UserError
+
+# Exit code per error meaning; any other RagbotError exits 1 (and a bug keeps its traceback).
+EXIT_CODES: dict[type[RagbotError], int] = {UserError: 2, ConfigError: 2, StoreUnavailable: 3, ExportError: 4}
+
+
+def exit_code(exc: RagbotError) -> int:
+    return next((code for cls, code in EXIT_CODES.items() if isinstance(exc, cls)), 1)
+
 
 # Each command imports what it needs when it runs, so `ragbot --help` and light commands stay fast.
 
@@ -102,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except UserError as exc:
+    except RagbotError as exc:
         print(f"ragbot: error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rag_core.errors import UserError
+from rag_core.errors import RagbotError, UserError
 from rag_core.feedback import metrics
 from rag_core.feedback.experiments import assign_arm
 from rag_core.kv import KeyValue
@@ -270,11 +270,11 @@ class Conversation:
                 on_token=throttle.on_token,
                 overrides=overrides or None,
             )
-        except UserError as exc:
+        except RagbotError as exc:
             await throttle.close()
             await sink.refused(str(exc))
             return None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - _fail logs it with its traceback and tells the asker
             await throttle.close()
             await self._fail(run, exc, sink)
             return None
@@ -395,7 +395,7 @@ class Conversation:
         log.info("resync started", extra={"event": "resync", "user": user_id, "source": source, "full": full})
         try:
             return await asyncio.to_thread(self._resync, source, full, progress_from_thread)
-        except UserError as exc:
+        except RagbotError as exc:
             return f"Sync not started: {exc}"
         except Exception as exc:
             log.exception("resync failed", extra={"event": "resync_failed", "source": source})

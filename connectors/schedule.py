@@ -25,7 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors.registry import check_kinds
 from connectors.sync import default_kv, run_sync
-from rag_core.errors import StoreUnavailable, UserError
+from rag_core.errors import ConfigError, RagbotError, StoreUnavailable
 from rag_core.kv import KeyValue
 from rag_core.settings import Settings, SourceConfig, get_settings
 
@@ -62,24 +62,24 @@ def scheduled_sync(source: str) -> None:
         return
     try:
         run_sync(runtime.settings, runtime.writer, source=source, kv=runtime.kv)
-    except UserError as exc:  # e.g. the source was removed from the settings since the job was stored
+    except RagbotError as exc:  # e.g. the source was removed from the settings since the job was stored
         log.warning(
             "scheduled sync not run", extra={"event": "sync_skipped", "source": source, "error": str(exc)}
         )
 
 
 def trigger_for(config: SourceConfig) -> IntervalTrigger | CronTrigger | None:
-    """The source's trigger; None for a source synced only by hand. Bad values raise `UserError`."""
+    """The source's trigger; None for a source synced only by hand. Bad values raise `ConfigError`."""
     if config.cron and config.interval_minutes:
-        raise UserError(f"source {config.name!r} sets both cron and interval_minutes; keep one")
+        raise ConfigError(f"source {config.name!r} sets both cron and interval_minutes; keep one")
     if config.cron:
         try:
             return crontab_trigger(config.cron)
         except ValueError as exc:
-            raise UserError(f"source {config.name!r} has an invalid cron {config.cron!r}: {exc}") from exc
+            raise ConfigError(f"source {config.name!r} has an invalid cron {config.cron!r}: {exc}") from exc
     if config.interval_minutes is not None:
         if config.interval_minutes <= 0:
-            raise UserError(f"source {config.name!r}: interval_minutes must be positive")
+            raise ConfigError(f"source {config.name!r}: interval_minutes must be positive")
         return IntervalTrigger(minutes=config.interval_minutes, timezone=UTC)
     return None
 
@@ -213,9 +213,9 @@ def main() -> int:
     settings = get_settings()
     setup_logging(settings)
     if not settings.sources:
-        raise UserError("no sources are configured: set RAG_SOURCES (see docs/connectors.md)")
+        raise ConfigError("no sources are configured: set RAG_SOURCES (see docs/connectors.md)")
     if not any(trigger_for(c) for c in settings.sources):
-        raise UserError("no source sets interval_minutes or cron: nothing to schedule (use `ragbot sync`)")
+        raise ConfigError("no source sets interval_minutes or cron: nothing to schedule (use `ragbot sync`)")
     if not settings.qdrant_url:
         log.warning(
             "embedded store: only one process can open it. This works while no bot process runs; otherwise the "
@@ -227,7 +227,7 @@ def main() -> int:
     except StoreUnavailable as exc:
         if settings.qdrant_url:
             raise
-        raise UserError(
+        raise StoreUnavailable(
             f"{exc}. With the embedded store (no RAG_QDRANT_URL) the bot process runs the sync schedule itself; "
             "run a separate scheduler process only against a Qdrant server."
         ) from exc

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.errors import ExportUnavailable, Skipped
 from connectors.registry import check_kinds, make_reader
-from rag_core.errors import UserError
+from rag_core.errors import ConfigError, RagbotError, UserError
 from rag_core.kv import KeyValue, make_kv
 from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
@@ -110,7 +110,7 @@ def select_sources(settings: Settings, source: str | None) -> list[SourceConfig]
     (in rag_core) hold the kind as a plain string, since the engine must not know the connectors.
     """
     if not settings.sources:
-        raise UserError("no sources are configured: set RAG_SOURCES (see docs/connectors.md)")
+        raise ConfigError("no sources are configured: set RAG_SOURCES (see docs/connectors.md)")
     check_kinds(settings.sources)
     if source is None:
         return list(settings.sources)
@@ -171,9 +171,9 @@ def sync_source(
             else:
                 _say(progress, f"{config.name}: syncing{' (full re-embed)' if full else ''}…")
                 _sync(config, settings, writer, full, report, progress, on_document)
-    except UserError as exc:  # missing or unreadable export: nothing was deleted
+    except RagbotError as exc:  # export unreadable, store down, bad kind: nothing was deleted
         report.error = str(exc)
-    except Exception as exc:  # noqa: BLE001 - one source failing must not stop the others or the scheduler
+    except Exception as exc:
         log.exception("sync failed", extra={"event": "sync_failed", "source": config.name})
         report.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -248,7 +248,7 @@ def _upsert(tx: SyncTransaction, writer: IndexWriter, doc: Document, version: st
         # chunks before it touches the store: if chunking fails again, nothing was written; skip just this one.
         try:
             writer.chunker.split(doc)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning(
                 "document could not be chunked", exc_info=True, extra={"source": doc.source, "doc_id": doc.id}
             )
@@ -261,7 +261,7 @@ def _say(progress: ProgressLine | None, line: str) -> None:
         return
     try:
         progress(line)
-    except Exception:  # noqa: BLE001 - a failed chat post must not fail the sync
+    except Exception:
         log.warning("sync progress callback failed", exc_info=True)
 
 

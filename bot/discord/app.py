@@ -19,7 +19,7 @@ from bot.conversation import Conversation, Question, make_resync
 from bot.discord.render import clip, sources_embed, split_message
 from bot.discord.sinks import ChannelReplySink, InteractionSink, show_ephemeral
 from bot.services import start_services, stop_service
-from rag_core.errors import UserError
+from rag_core.errors import RagbotError, UserError
 from rag_core.settings import Settings, get_settings
 from rag_core.types import Turn
 
@@ -273,7 +273,7 @@ class RagbotClient(discord.Client):
     ) -> None:
         command = interaction.command.name if interaction.command else None
         original = getattr(error, "original", error)
-        if isinstance(original, UserError):
+        if isinstance(original, RagbotError):
             message = str(original)
         else:
             message = COMMAND_FAILED
@@ -315,7 +315,7 @@ def _add_commands(tree: app_commands.CommandTree, conversation: Conversation) ->
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             citations = await conversation.sources(_question(interaction, question))
-        except UserError as exc:  # e.g. an empty question
+        except RagbotError as exc:  # e.g. an empty question
             await show_ephemeral(interaction, [str(exc)])
             return
         if not citations:

@@ -37,7 +37,7 @@ from bot.slack.blocks import (
     streaming_text,
 )
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
-from rag_core.errors import UserError
+from rag_core.errors import RagbotError, UserError
 from rag_core.settings import Settings, get_settings
 from rag_core.types import Answer, Citation, Turn
 
@@ -282,7 +282,7 @@ def build_app(
         await ack()
         try:
             citations = await conversation.sources(_command_question(command, text))
-        except UserError as exc:
+        except RagbotError as exc:
             await respond(text=escape(str(exc)), response_type="ephemeral")
             return
         except Exception:
@@ -303,7 +303,7 @@ def build_app(
             return
         try:
             source, full = parse_resync_args(command.get("text", ""), [s.name for s in settings.sources])
-        except UserError as exc:
+        except RagbotError as exc:
             await ack(text=str(exc))
             return
         what = f"`{escape(source)}`" if source else "all sources"

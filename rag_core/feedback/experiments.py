@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rag_core.errors import UserError
+from rag_core.errors import ConfigError
 from rag_core.overrides import OVERRIDABLE, AnswerOverrides, check_overrides
 from rag_core.settings import Settings
 
@@ -47,7 +47,7 @@ class Experiment(BaseModel):
 
 
 def load_experiment(settings: Settings) -> Experiment | None:
-    """The configured experiment, or None; a malformed one is a `UserError` naming what is wrong.
+    """The configured experiment, or None; a malformed one is a `ConfigError` naming what is wrong.
 
     Call it when a process starts so a bad `RAG_AB_EXPERIMENT` stops it with that line.
     """
@@ -62,7 +62,7 @@ def _parse(config_json: str) -> Experiment:
         return Experiment.model_validate_json(config_json)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"RAG_AB_EXPERIMENT is invalid: {problems}") from None
+        raise ConfigError(f"RAG_AB_EXPERIMENT is invalid: {problems}") from None
 
 
 def arm_for(user_id: str, experiment: Experiment) -> str:
@@ -79,7 +79,7 @@ def assign_arm(user_id: str, settings: Settings) -> tuple[str | None, dict[str, 
     """
     try:
         experiment = load_experiment(settings)
-    except UserError as exc:
+    except ConfigError as exc:
         if str(exc) not in _reported:  # once per bad configuration, not once per question
             _reported.add(str(exc))
             log.error(str(exc), extra={"event": "ab_experiment_invalid"})

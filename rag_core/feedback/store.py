@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from rag_core.errors import UserError
+from rag_core.errors import ConfigError, UserError
 from rag_core.feedback.models import AnswerRecord, CitationRecord, MessageLink, VoteRecord
 from rag_core.feedback.outcome import outcome_of, total_latency_ms
 from rag_core.settings import Settings, get_settings
@@ -72,7 +72,7 @@ def _make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise UserError(f"RAG_DATABASE_URL is not a database URL: {exc}") from None
+        raise ConfigError(f"RAG_DATABASE_URL is not a database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
@@ -84,7 +84,7 @@ def _make_engine(url: str) -> Engine:
         return engine
     try:
         return create_engine(parsed, pool_pre_ping=True)  # survives a database restart
-    except Exception as exc:  # e.g. a driver that is not installed
+    except Exception as exc:  # noqa: BLE001 - e.g. a driver that is not installed; the URL is redacted
         raise UserError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {exc}") from None
 
 

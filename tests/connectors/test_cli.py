@@ -7,7 +7,7 @@ import pytest
 from connectors.cli import report_table, sync_command
 from connectors.sync import SyncReport
 from rag_core.engine import Engine
-from rag_core.errors import UserError
+from rag_core.errors import ConfigError, UserError
 from rag_core.settings import SourceConfig
 from tests.connectors import exports
 
@@ -72,7 +72,7 @@ def test_unknown_source_fails_before_any_model_loads(settings, monkeypatch: pyte
     )
     with pytest.raises(UserError, match="unknown source 'nope'; known sources: eng-wiki"):
         sync_command(args("nope"), configured, io.StringIO())
-    with pytest.raises(UserError, match="no sources are configured"):
+    with pytest.raises(ConfigError, match="no sources are configured"):
         sync_command(args(), settings, io.StringIO())
 
 

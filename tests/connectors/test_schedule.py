@@ -14,7 +14,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 import connectors.schedule as schedule
 from connectors.schedule import configure, start_in_process, trigger_for
-from rag_core.errors import UserError
+from rag_core.errors import ConfigError
 from rag_core.settings import SourceConfig
 from tests.connectors import exports
 
@@ -62,7 +62,7 @@ def test_crontab_weekday_numbers_follow_cron(cron: str, next_fire: datetime) -> 
     ],
 )
 def test_bad_schedules_are_user_errors(when: dict, message: str) -> None:
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(ConfigError, match=message):
         trigger_for(source("x", **when))
 
 
@@ -118,10 +118,10 @@ def test_in_process_schedule_syncs_a_never_synced_source_at_once(make_engine, tm
 
 def test_main_explains_what_is_missing(monkeypatch: pytest.MonkeyPatch, settings) -> None:
     monkeypatch.setattr(schedule, "get_settings", lambda: settings)
-    with pytest.raises(UserError, match="no sources are configured: set RAG_SOURCES"):
+    with pytest.raises(ConfigError, match="no sources are configured: set RAG_SOURCES"):
         schedule.main()
     monkeypatch.setattr(
         schedule, "get_settings", lambda: settings.model_copy(update={"sources": [source("hand")]})
     )
-    with pytest.raises(UserError, match="no source sets interval_minutes or cron"):
+    with pytest.raises(ConfigError, match="no source sets interval_minutes or cron"):
         schedule.main()

@@ -54,10 +54,25 @@ def test_unreachable_qdrant_url(env, capsys):
     port = _free_port()
     env.setenv("RAG_QDRANT_URL", f"http://127.0.0.1:{port}")
     code, _, err = run(capsys, "ask", "Where is the on-call runbook?")
-    assert code == 2 and f"Qdrant at http://127.0.0.1:{port} is unreachable" in err
+    assert code == 3 and f"Qdrant at http://127.0.0.1:{port} is unreachable" in err
     assert "Traceback" not in err
 
 
 def test_ask_on_an_empty_index_says_to_sync(env, capsys):
     code, _, err = run(capsys, "ask", "Where is the on-call runbook?")
     assert code == 2 and "run `ragbot sync` first" in err
+
+
+def test_each_error_meaning_has_its_exit_code() -> None:
+    from bot.cli import exit_code
+    from rag_core.errors import ConfigError, ExportError, RagbotError, StoreUnavailable, UserError
+
+    assert [
+        exit_code(e("x")) for e in (UserError, ConfigError, StoreUnavailable, ExportError, RagbotError)
+    ] == [
+        2,
+        2,
+        3,
+        4,
+        1,
+    ]

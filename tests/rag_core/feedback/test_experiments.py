@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from rag_core.errors import UserError
+from rag_core.errors import ConfigError
 from rag_core.feedback.experiments import assign_arm, load_experiment
 from rag_core.settings import Settings
 
@@ -62,7 +62,7 @@ def test_a_new_experiment_name_reshuffles_users() -> None:
     ],
 )
 def test_a_malformed_experiment_names_what_is_wrong(experiment: dict, message: str) -> None:
-    with pytest.raises(UserError, match="RAG_AB_EXPERIMENT is invalid") as caught:
+    with pytest.raises(ConfigError, match="RAG_AB_EXPERIMENT is invalid") as caught:
         load_experiment(Settings(ab_experiment=experiment))
     assert message in str(caught.value)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from rag_core.errors import UserError
+from rag_core.errors import ConfigError, UserError
 from rag_core.feedback import FeedbackStore, UnknownAnswer
 from rag_core.feedback.store import database_url
 from rag_core.settings import Settings
@@ -225,7 +225,7 @@ def test_an_unreachable_database_is_a_user_error_without_the_password() -> None:
 
 
 def test_a_malformed_database_url_is_a_user_error() -> None:
-    with pytest.raises(UserError, match="RAG_DATABASE_URL is not a database URL"):
+    with pytest.raises(ConfigError, match="RAG_DATABASE_URL is not a database URL"):
         FeedbackStore("not a url")
 
 
