@@ -33,6 +33,12 @@ ABSTAIN_TEXT = "I don't have enough information in the indexed sources to answer
 
 
 class Engine:
+    """Answers questions from the index: retrieve → rerank → threshold → pack → generate, with an answer cache.
+
+    One per process, shared by every thread (the cross-encoder serialises itself). Built from settings with
+    `Engine.from_settings()`, or from parts in tests. `index_writer()` is the only way documents get in.
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -141,6 +147,14 @@ class Engine:
         on_token: Callable[[str], None] | None = None,
         overrides: Mapping[str, Any] | None = None,
     ) -> Answer:
+        """Answer `question` from the sources `allowed_sources` names (None: every source), never from others.
+
+        `history` is the thread so far (bounded here to `history_max_tokens`); a follow-up is searched together
+        with the previous question. Abstains with the closest sources when nothing passes the threshold; falls
+        back to quoting passages when no LLM is set up or it fails (`answer.error` says why). `on_token` hears
+        the text as it streams; `overrides` (see `AnswerOverrides`) change settings for this answer only.
+        Raises `UserError` for an empty question and `ValueError` for an unknown override.
+        """
         question = _require(question)
         settings = self._effective(overrides or {})
         history = bound_history(history, settings.history_max_tokens, settings.tokenizer_encoding)
