@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _corpus import (  # noqa: E402
+from _corpus import (
     ALLOWED_SOURCES,
     CACHE,
     COMMITTED_GEN,
@@ -38,12 +38,12 @@ from _corpus import (  # noqa: E402
     synthetic_points,
 )
 
-from rag_core.embedding import Embedder, configure_torch  # noqa: E402
-from rag_core.engine import Engine  # noqa: E402
-from rag_core.kv import make_kv  # noqa: E402
-from rag_core.rerank import CrossEncoderReranker, FusionReranker  # noqa: E402
-from rag_core.settings import Settings  # noqa: E402
-from rag_core.store.edge import EdgeStore  # noqa: E402
+from rag_core.embedding import Embedder, configure_torch
+from rag_core.engine import Engine
+from rag_core.kv import make_kv
+from rag_core.rerank import CrossEncoderReranker, FusionReranker
+from rag_core.settings import Settings
+from rag_core.store.edge import EdgeStore
 
 GOAL = 1.25  # pipeline p95 / floor p95
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _corpus import (  # noqa: E402
+from _corpus import (
     ALLOWED_SOURCES,
     CACHE,
     COMMITTED_GEN,
@@ -38,9 +38,9 @@ from _corpus import (  # noqa: E402
     synthetic_points,
 )
 
-from rag_core.embedding import Embedder  # noqa: E402
-from rag_core.sparse import Bm25Encoder, SparseVector  # noqa: E402
-from rag_core.store import VectorStore, Where  # noqa: E402
+from rag_core.embedding import Embedder
+from rag_core.sparse import Bm25Encoder, SparseVector
+from rag_core.store import VectorStore, Where
 
 LIMIT = 30  # top_k 10 x candidate_multiplier 3 (the benchmark shape)
 

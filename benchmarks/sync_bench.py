@@ -17,12 +17,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from connectors.sync import SyncReport, run_sync  # noqa: E402
 from rag_core.settings import Settings, SourceConfig  # noqa: E402
+
+if TYPE_CHECKING:
+    from rag_core.engine import Engine
+    from rag_core.indexing import IndexWriter
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "sourcegraph-handbook" / "content"
 SPACE = "Handbook"
@@ -113,7 +118,7 @@ def build_drive_export(corpus: Path, pages: list[Path], out: Path) -> None:
         shutil.copyfile(page, target)
 
 
-def chunk_texts(engine, config: SourceConfig, settings: Settings) -> list[str]:
+def chunk_texts(engine: Engine, config: SourceConfig, settings: Settings) -> list[str]:
     """The texts a sync of `config` embeds: every chunk of every document, as the writer sees them."""
     from connectors.registry import make_reader
     from rag_core.types import Document
@@ -128,7 +133,7 @@ def chunk_texts(engine, config: SourceConfig, settings: Settings) -> list[str]:
     return texts
 
 
-def raw_throughput(engine, texts: list[str], sample: int) -> float:
+def raw_throughput(engine: Engine, texts: list[str], sample: int) -> float:
     """Chunks/s of the bare model on an even sample of `texts`, in the index writer's batch size."""
     from rag_core.indexing import _FLUSH_CHUNKS
 
@@ -140,7 +145,7 @@ def raw_throughput(engine, texts: list[str], sample: int) -> float:
     return len(picked) / (time.perf_counter() - start)
 
 
-def timed_sync(settings: Settings, writer, source: str) -> tuple[SyncReport, float, int]:
+def timed_sync(settings: Settings, writer: IndexWriter, source: str) -> tuple[SyncReport, float, int]:
     before = writer.embedded_count
     start = time.perf_counter()
     (report,) = run_sync(settings, writer, source=source)

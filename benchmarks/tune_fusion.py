@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from rag_core.engine import Engine
 from rag_core.evaluation import _doc_ranking, beir_settings, index_corpus, load_beir, ndcg_at, recall_at
 from rag_core.rerank import FusionReranker
 from rag_core.settings import get_settings
-from rag_core.store import Where
+from rag_core.store import Hit, Where
+
+# (question, query vector, dense hits, BM25 hits) → chunk-level ranking of document ids
+RankFn = Callable[[str, np.ndarray, list[Hit], list[Hit]], list[str]]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +47,7 @@ def main() -> int:
         searched.append((qid, text, qvec, dense, sparse))
     print(f"{len(searched)} {args.split} queries searched")
 
-    def score(rank_fn) -> tuple[float, float]:
+    def score(rank_fn: RankFn) -> tuple[float, float]:
         nd, rc = [], []
         for qid, text, qvec, dense, sparse in searched:
             ranked = _doc_ranking(rank_fn(text, qvec, dense, sparse))[:100]
@@ -68,7 +74,14 @@ def main() -> int:
         for w in [float(x) for x in args.weights.split(",")]:
             fusion = FusionReranker(w, settings.min_relevance)
 
-            def ranked(t, q, d, s, fusion=fusion, depth=depth):
+            def ranked(
+                t: str,
+                q: np.ndarray,
+                d: list[Hit],
+                s: list[Hit],
+                fusion: FusionReranker = fusion,
+                depth: int = depth,
+            ) -> list[str]:
                 fused = engine.retriever.fuse(q, d, s, 200)
                 return [c.chunk.doc_id for c in fusion.rerank(t, fused[:depth]) + fused[depth:]]
 

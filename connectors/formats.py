@@ -10,10 +10,11 @@ import codecs
 import csv
 import io
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
+from typing import Any
 
 from connectors.archive import Limits
 from connectors.errors import ExtractError
@@ -53,7 +54,7 @@ def extract(name: str, data: bytes, limits: Limits) -> Extracted:
         result = extractor(data)
     except ExtractError:
         raise
-    except Exception as exc:  # noqa: BLE001 - parsers raise anything on malformed files; one bad file is skipped
+    except Exception as exc:  # parsers raise anything on malformed files; one bad file is skipped
         raise ExtractError(f"corrupt {suffix} file ({type(exc).__name__}: {exc})") from exc
     if not result.text.strip():
         raise ExtractError("no text in the file")
@@ -285,7 +286,7 @@ def _pptx(data: bytes) -> Extracted:
     except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ExtractError(f"corrupt .pptx file ({exc})") from exc
 
-    def shape_blocks(shapes, title_id: int | None) -> list[str]:
+    def shape_blocks(shapes: Iterable[Any], title_id: int | None) -> list[str]:
         out: list[str] = []
         for shape in shapes:
             if title_id is not None and shape.shape_id == title_id:  # shapes are new proxies on each access

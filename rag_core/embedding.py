@@ -63,7 +63,7 @@ class Embedder:
         path = resolve_model_path(settings.embedding_model)
         try:
             self.model = SentenceTransformer(path, device="cpu")
-        except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear line
+        except Exception as exc:  # any loader failure becomes one clear line
             raise UserError(
                 f"embedding model {settings.embedding_model!r} could not be loaded: {exc}"
             ) from exc

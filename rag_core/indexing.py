@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from types import TracebackType
 
 from rag_core.chunking import Chunker
 from rag_core.embedding import Embedder
@@ -89,7 +90,9 @@ class SyncTransaction:
     def __enter__(self) -> SyncTransaction:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if not self._open:
             return
         if exc_type is None:

@@ -11,8 +11,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import redis
 
@@ -134,7 +134,7 @@ class RedisKV:
         self._fallback = fallback or MemoryKV()
         self._down_logged = False
 
-    def _call(self, fn, fallback_fn):
+    def _call(self, fn: Callable[[redis.Redis], Any], fallback_fn: Callable[[MemoryKV], Any]) -> Any:
         try:
             result = fn(self._redis)
             if self._down_logged:

@@ -7,6 +7,7 @@ import io
 import math
 from collections.abc import Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
@@ -27,7 +28,7 @@ def _png(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _day_axes(title: str, days: Sequence[DayFigures]):
+def _day_axes(title: str, days: Sequence[DayFigures]) -> tuple[Figure, Axes]:
     figure = Figure(figsize=(8, 2.8))
     axes = figure.add_subplot()
     axes.set_title(title, loc="left", fontsize=11)
@@ -39,7 +40,7 @@ def _day_axes(title: str, days: Sequence[DayFigures]):
     return figure, axes
 
 
-def _legend(axes) -> None:
+def _legend(axes: Axes) -> None:
     axes.legend(
         fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0)
     )  # outside: never on data

@@ -28,7 +28,7 @@ def qdrant_ready(client: Any) -> bool:
     try:
         client.get_collections()
         return True
-    except Exception as exc:  # connection refused, timeout, auth: all mean not ready
+    except Exception as exc:  # noqa: BLE001 - connection refused, timeout, auth: all mean not ready
         log.warning("qdrant not ready", extra={"event": "qdrant_not_ready", "error": type(exc).__name__})
         return False
 
@@ -41,7 +41,7 @@ def readiness(
     if engine is not None:
         try:
             results.update({name: bool(ok) for name, ok in engine.ready().items()})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a readiness probe reports False, it never raises
             log.warning(
                 "engine readiness failed", extra={"event": "engine_not_ready", "error": type(exc).__name__}
             )
@@ -56,7 +56,7 @@ def readiness(
 def _safe(check: Check) -> bool:
     try:
         return bool(check())
-    except Exception:
+    except Exception:  # noqa: BLE001 - a failing check means not ready
         return False
 
 
@@ -84,7 +84,7 @@ class HealthServer:
 
 def _handler(ready: Callable[[], dict[str, bool]]) -> type[BaseHTTPRequestHandler]:
     class ProbeHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             path = urlsplit(self.path).path
             if path == "/healthz":
                 self._send(200, "application/json", b'{"status": "ok"}')

@@ -67,7 +67,7 @@ class ClientStore:
         )
         try:
             client.get_collections()
-        except Exception as exc:  # noqa: BLE001 - connection errors come in many types
+        except Exception as exc:  # connection errors come in many types
             raise StoreUnavailable(f"Qdrant at {url} is unreachable ({type(exc).__name__})") from exc
         return cls(client, collection)
 

@@ -61,7 +61,7 @@ class EdgeStore:
         if self.path.is_dir() and any(self.path.iterdir()):
             try:
                 self._shard = qe.EdgeShard.load(str(self.path))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise StoreUnavailable(f"embedded index at {self.path} could not be opened: {exc}") from exc
 
     def _claim(self) -> None:
