@@ -13,7 +13,7 @@ import logging
 import shlex
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -375,7 +375,7 @@ class Conversation:
         roles: Sequence[str],
         source: str | None,
         full: bool,
-        progress: Callable[[str], Awaitable[Any]],
+        progress: Callable[[str], Coroutine[Any, Any, Any]],
     ) -> str:
         """Run a sync for an admin and return the report text; anyone else gets a polite refusal text."""
         if not self.is_admin(user_id, roles):
@@ -413,7 +413,7 @@ class Conversation:
     async def vote(self, *, platform: str, channel: str, message_id: str, user: str, value: int) -> bool:
         """Record a 👍 (+1) / 👎 (-1) on a bot answer; False when the message is not an answer."""
         answer_id = await self._voted_answer(platform, channel, message_id, value)
-        if answer_id is None:
+        if answer_id is None or self.feedback is None:
             return False
         vote = Vote(answer_id=answer_id, user=user, value=value, platform=platform, channel=channel)
         await asyncio.to_thread(self.feedback.record_vote, vote)
@@ -428,7 +428,7 @@ class Conversation:
     async def retract(self, *, platform: str, channel: str, message_id: str, user: str, value: int) -> bool:
         """Withdraw a vote whose reaction was removed; False when there was nothing to withdraw."""
         answer_id = await self._voted_answer(platform, channel, message_id, value)
-        if answer_id is None:
+        if answer_id is None or self.feedback is None:
             return False
         removed = await asyncio.to_thread(
             self.feedback.retract_vote, answer_id=answer_id, user=user, value=value

@@ -113,7 +113,7 @@ class _HtmlSpace:
         for link in soup.select("#main-content li > a[href]"):
             ancestors = [
                 " ".join(a.get_text().split())
-                for li in reversed(link.parent.find_parents("li"))
+                for li in reversed(link.find_parents("li")[1:])  # [0] is the link's own <li>
                 if (a := li.find("a", recursive=False)) is not None
             ]
             tree[str(link["href"])] = ancestors

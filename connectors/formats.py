@@ -195,7 +195,8 @@ def _docx(data: bytes) -> Extracted:
                 flush_list()
                 blocks.append(f"# {text}")
             elif num_pr is not None or style.startswith("List"):
-                level = num_pr.ilvl.val if num_pr is not None and num_pr.ilvl is not None else 0
+                ilvl = getattr(num_pr, "ilvl", None)  # python-docx's stubs do not declare it
+                level = ilvl.val if ilvl is not None else 0
                 marker = "1." if "Number" in style else "-"
                 list_run.append(f"{'  ' * level}{marker} {text}")
             else:

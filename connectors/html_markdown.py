@@ -6,8 +6,10 @@ fenced code with its language, and Confluence panels/macros as quoted blocks. Dr
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+from bs4.element import Comment, Declaration, Doctype, PageElement, ProcessingInstruction
 
 _SKIP = {
     "script",
@@ -55,16 +57,18 @@ def _skipped(el: Tag) -> bool:
     return el.name in _SKIP or bool(_classes(el) & _SKIP_CLASSES) or el.get("aria-hidden") == "true"
 
 
-def _inline(*nodes: Tag | NavigableString) -> str:
+def _inline(*nodes: PageElement) -> str:
     """Text of an inline run, whitespace collapsed except explicit line breaks."""
     parts: list[str] = []
 
-    def walk(node: Tag | NavigableString) -> None:
+    def walk(node: PageElement) -> None:
         if isinstance(node, NavigableString):
             if not isinstance(node, _NOT_TEXT):
                 parts.append(
                     str(node).replace("\n", " ")
                 )  # source newlines are spaces; only <br> breaks lines
+            return
+        if not isinstance(node, Tag):  # every PageElement is one of the two; this tells the type checker
             return
         if _skipped(node):
             return
@@ -86,7 +90,7 @@ def _inline(*nodes: Tag | NavigableString) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _is_block(node: Tag | NavigableString) -> bool:
+def _is_block(node: PageElement) -> TypeGuard[Tag]:
     return isinstance(node, Tag) and (node.name in _BLOCKS or _has_block_child(node))
 
 
@@ -102,9 +106,9 @@ def _blocks(el: Tag) -> list[str]:
     return _blocks_of(list(el.children))
 
 
-def _blocks_of(children: list[Tag | NavigableString]) -> list[str]:
+def _blocks_of(children: list[PageElement]) -> list[str]:
     blocks: list[str] = []
-    run: list[Tag | NavigableString] = []
+    run: list[PageElement] = []
 
     def flush() -> None:
         text = _inline(*run)
@@ -198,7 +202,8 @@ def _quote(blocks: list[str]) -> str:
 def _list(el: Tag, depth: int = 0) -> str:
     ordered = el.name == "ol"
     tasks = "inline-task-list" in _classes(el) or "task-list" in _classes(el)
-    start = int(el.get("start", 1)) if str(el.get("start", "1")).isdigit() else 1
+    start_attr = str(el.get("start", "1"))
+    start = int(start_attr) if start_attr.isdigit() else 1
     depth += _google_docs_level(el)
     indent = "  " * depth
     lines: list[str] = []

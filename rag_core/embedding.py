@@ -26,7 +26,9 @@ def configure_torch(settings: Settings) -> None:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         constants = sys.modules.get("huggingface_hub.constants")
         if constants is not None:
-            constants.HF_HUB_OFFLINE = True
+            vars(constants)["HF_HUB_OFFLINE"] = (
+                True  # the hub reads it at import; set it on the loaded module too
+            )
     import torch
     import transformers
 
@@ -104,10 +106,13 @@ class Embedder:
                 show_progress_bar=False,
             )
             self.embedded_count += len(texts)
-        return vectors.astype(np.float32)
+        out: np.ndarray = vectors.astype(np.float32)
+        return out
 
     def encode_query(self, text: str) -> np.ndarray:
         with self._lock:
-            return self.model.encode(
+            vectors = self.model.encode(
                 [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )[0].astype(np.float32)
+            )
+        out: np.ndarray = vectors[0].astype(np.float32)
+        return out

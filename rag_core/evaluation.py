@@ -10,12 +10,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rag_core.errors import UserError
 from rag_core.retrieval import rrf_fuse
 from rag_core.settings import Settings
 from rag_core.store import Where
 from rag_core.types import Candidate, Document
+
+if TYPE_CHECKING:
+    from rag_core.engine import Engine
 
 MODES = ("dense", "bm25", "hybrid", "hybrid+rerank")
 
@@ -38,7 +42,7 @@ class ModeResult:
     p95_ms: float
 
 
-def _jsonl(path: Path) -> Iterable[dict]:
+def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
@@ -100,7 +104,7 @@ def _doc_ranking(doc_ids: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def index_corpus(engine, data: BeirData, progress: Callable[[int], None] | None = None) -> None:  # noqa: ANN001
+def index_corpus(engine: Engine, data: BeirData, progress: Callable[[int], None] | None = None) -> None:
     """Index the corpus once per engine configuration; a second run reuses it."""
     fingerprint = hashlib.sha256(
         json.dumps(
@@ -128,7 +132,7 @@ def index_corpus(engine, data: BeirData, progress: Callable[[int], None] | None 
     engine.store.write_meta(meta)
 
 
-def evaluate(engine, data: BeirData, limit: int = 0, depth: int = 100) -> list[ModeResult]:  # noqa: ANN001
+def evaluate(engine: Engine, data: BeirData, limit: int = 0, depth: int = 100) -> list[ModeResult]:
     """Each mode's metrics and latency over the split's queries.
 
     Latency counts the stages a mode needs (query embedding, BM25 encoding, the store's dense+BM25 search batch,
@@ -157,7 +161,7 @@ def evaluate(engine, data: BeirData, limit: int = 0, depth: int = 100) -> list[M
         head: list[Candidate] = engine.rank(text, limit=rerank_k, timings=timings)
         embed_ms, sparse_ms, search_ms = (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
         fuse_ms = (t4 - t3) * 1000
-        runs = {
+        runs: dict[str, tuple[list[str], float]] = {
             "dense": ([h.payload["doc_id"] for h in dense], embed_ms + search_ms),
             "bm25": ([h.payload["doc_id"] for h in sparse], sparse_ms + search_ms),
             "hybrid": ([c.chunk.doc_id for c in fused], embed_ms + sparse_ms + search_ms + fuse_ms),
@@ -171,16 +175,16 @@ def evaluate(engine, data: BeirData, limit: int = 0, depth: int = 100) -> list[M
             rankings[mode][qid] = _doc_ranking(ranked)[:depth]
     results = []
     for mode in MODES:
-        runs = rankings[mode]
-        qids = list(runs)
+        ranked_by_query = rankings[mode]
+        qids = list(ranked_by_query)
         lat = sorted(latencies[mode])
         results.append(
             ModeResult(
                 mode=mode,
-                ndcg10=statistics.fmean(ndcg_at(runs[q], data.qrels[q], 10) for q in qids),
-                recall100=statistics.fmean(recall_at(runs[q], data.qrels[q], 100) for q in qids),
-                mrr10=statistics.fmean(mrr_at(runs[q], data.qrels[q], 10) for q in qids),
-                p10=statistics.fmean(precision_at(runs[q], data.qrels[q], 10) for q in qids),
+                ndcg10=statistics.fmean(ndcg_at(ranked_by_query[q], data.qrels[q], 10) for q in qids),
+                recall100=statistics.fmean(recall_at(ranked_by_query[q], data.qrels[q], 100) for q in qids),
+                mrr10=statistics.fmean(mrr_at(ranked_by_query[q], data.qrels[q], 10) for q in qids),
+                p10=statistics.fmean(precision_at(ranked_by_query[q], data.qrels[q], 10) for q in qids),
                 p50_ms=lat[len(lat) // 2],
                 p95_ms=lat[min(len(lat) - 1, int(len(lat) * 0.95))],
             )

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 
@@ -120,7 +121,9 @@ class LLMGenerator:
         tokens_out = usage[1] if usage else count_tokens(text, self.settings.tokenizer_encoding)
         return Generated(text, tokens_in, tokens_out, model)
 
-    def _stream(self, model, messages, parts, on_token) -> tuple[int, int] | None:  # noqa: ANN001
+    def _stream(
+        self, model: str, messages: list[Any], parts: list[str], on_token: Callable[[str], None] | None
+    ) -> tuple[int, int] | None:
         stream = self.client.chat.completions.create(
             model=model,
             messages=messages,

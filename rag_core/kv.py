@@ -151,7 +151,8 @@ class RedisKV:
             return fallback_fn(self._fallback)
 
     def get(self, key: str) -> bytes | None:
-        return self._call(lambda r: r.get(key), lambda m: m.get(key))
+        value: bytes | None = self._call(lambda r: r.get(key), lambda m: m.get(key))
+        return value
 
     def set(self, key: str, value: bytes | str, ttl_s: float | None = None) -> None:
         px = int(ttl_s * 1000) if ttl_s else None
@@ -173,7 +174,8 @@ class RedisKV:
                 pipe.expire(key, int(ttl_s) or 1, nx=True)
             return float(pipe.execute()[0])
 
-        return self._call(with_redis, lambda m: m.incr(key, amount, ttl_s))
+        total: float = self._call(with_redis, lambda m: m.incr(key, amount, ttl_s))
+        return total
 
     def delete(self, key: str) -> None:
         self._call(lambda r: r.delete(key), lambda m: m.delete(key))

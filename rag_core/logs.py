@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 from rag_core.settings import Settings
 
@@ -48,7 +49,7 @@ class TextFormatter(logging.Formatter):
         return redact(line)
 
 
-def setup_logging(settings: Settings, stream=None) -> None:  # noqa: ANN001
+def setup_logging(settings: Settings, stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_json else TextFormatter())
     root = logging.getLogger()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 from rag_core.embedding import configure_torch, resolve_model_path
 from rag_core.settings import Settings
@@ -50,7 +50,7 @@ class CrossEncoderReranker:
         return sorted(candidates, key=lambda c: -(c.rerank_score or 0.0))
 
 
-def _identity(x):  # noqa: ANN001, ANN202 - torch tensor in, same tensor out
+def _identity(x: Any) -> Any:  # torch tensor in, same tensor out
     return x
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     # --- feedback, metrics, experiments ------------------------------------------------------------------------
     database_url: str | None = None  # query log + votes; unset = SQLite file under data_dir
     http_port: int = 8080  # /healthz, /readyz, /metrics (and Slack HTTP mode)
-    ab_experiment: dict | None = None  # {"name": ..., "arms": {"a": {...overrides}, "b": {...}}}
+    ab_experiment: dict[str, Any] | None = None  # {"name": ..., "arms": {"a": {...overrides}, "b": {...}}}
     user_hash_salt: SecretStr = SecretStr(
         "ragbot"
     )  # salts the hashed user ids in the query log; set your own

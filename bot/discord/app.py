@@ -80,7 +80,7 @@ class RagbotClient(discord.Client):
         self.settings = settings
         self.conversation = conversation
         self.tree = app_commands.CommandTree(self)
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         _add_commands(self.tree, conversation)
 
     async def setup_hook(self) -> None:

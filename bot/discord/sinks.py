@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextlib import suppress
+from typing import Any
 
 import discord
 from discord.context_managers import Typing
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 NO_TEXT = "(no answer text)"
 
 
-def _embed_key(embed: discord.Embed | None) -> dict | None:
-    return embed.to_dict() if embed is not None else None
+def _embed_key(embed: discord.Embed | None) -> dict[str, Any] | None:
+    if embed is None:
+        return None
+    return dict(embed.to_dict())
 
 
 def answer_parts(answer: Answer) -> tuple[list[str], discord.Embed | None]:
@@ -104,9 +107,10 @@ class ChannelReplySink:
         del self._shown[len(parts) :]
 
     async def _send(self, content: str, embed: discord.Embed | None, *, first: bool) -> discord.Message:
+        extra: dict[str, Any] = {"embed": embed} if embed is not None else {}  # discord.py: omitted, not None
         if first and self._reply_to is not None:
-            return await self._reply_to.reply(content, embed=embed, mention_author=False)
-        return await self.channel.send(content, embed=embed)
+            return await self._reply_to.reply(content, mention_author=False, **extra)
+        return await self.channel.send(content, **extra)
 
 
 class InteractionSink:

@@ -250,7 +250,8 @@ def build_app(
             )
             return []
         turns: list[Turn] = []
-        for msg in resp.get("messages", []):
+        messages: list[dict[str, Any]] = resp.get("messages", [])
+        for msg in messages:
             if float(msg.get("ts", 0)) >= float(before_ts) or msg.get("subtype") in (
                 "channel_join",
                 "thread_broadcast",

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, exists, select, text
+from sqlalchemy import CursorResult, Engine, create_engine, delete, event, exists, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -282,7 +282,8 @@ class FeedbackStore:
         if value is not None:
             stmt = stmt.where(VoteRecord.value == value)
         with self._sessions() as session, session.begin():
-            return session.execute(stmt).rowcount > 0
+            result = cast("CursorResult[Any]", session.execute(stmt))  # a DELETE's result has a rowcount
+            return bool(result.rowcount > 0)
 
     def votes(self, answer_id: str) -> list[Vote]:
         """The votes on an answer; `Vote.user` holds the hashed voter id."""

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from rag_core.sparse import SparseVector
 
 DENSE = "dense"
@@ -62,7 +64,7 @@ class VectorStore(Protocol):
     def upsert(self, points: Sequence[StoredPoint]) -> None: ...
 
     def search(
-        self, dense: Sequence[float], sparse: SparseVector, limit: int, where: Where
+        self, dense: Sequence[float] | np.ndarray, sparse: SparseVector, limit: int, where: Where
     ) -> tuple[list[Hit], list[Hit]]:
         """Dense and BM25 candidates for one query, best first; BM25 hits carry their dense vector."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from qdrant_client import QdrantClient, models
 
@@ -43,7 +43,7 @@ def _hits(points: list[models.ScoredPoint]) -> list[Hit]:
             str(p.id),
             float(p.score),
             dict(p.payload or {}),
-            p.vector.get(DENSE) if isinstance(p.vector, dict) else None,
+            cast("list[float] | None", p.vector.get(DENSE)) if isinstance(p.vector, dict) else None,
         )
         for p in points
     ]

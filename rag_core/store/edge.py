@@ -167,9 +167,10 @@ class EdgeStore:
 
     def read_meta(self) -> dict[str, Any]:
         try:
-            return json.loads(self._meta_path.read_text())
+            meta: dict[str, Any] = json.loads(self._meta_path.read_text())
         except FileNotFoundError:
             return {}
+        return meta
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         with self._lock:
