@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
+import numpy as np
 from qdrant_client import QdrantClient, models
 
 from rag_core.errors import StoreUnavailable
@@ -112,7 +113,7 @@ class ClientStore:
         )
 
     def search(
-        self, dense: Sequence[float], sparse: SparseVector, limit: int, where: Where
+        self, dense: Sequence[float] | np.ndarray, sparse: SparseVector, limit: int, where: Where
     ) -> tuple[list[Hit], list[Hit]]:
         if not self._has_collection():
             return [], []

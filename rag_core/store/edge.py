@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import qdrant_edge as qe
 
 from rag_core.errors import StoreUnavailable
@@ -112,7 +113,7 @@ class EdgeStore:
         self.shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def search(
-        self, dense: Sequence[float], sparse: SparseVector, limit: int, where: Where
+        self, dense: Sequence[float] | np.ndarray, sparse: SparseVector, limit: int, where: Where
     ) -> tuple[list[Hit], list[Hit]]:
         if self._shard is None:
             return [], []
