@@ -1,4 +1,4 @@
-"""The `ragbot` command: ask, sources, sync, schedule, eval, report, demo, and the chat bot processes."""
+"""The `ragbot` command: ask, sources, sync, schedule, eval, report, demo, the chat bots and the HTTP API."""
 
 from __future__ import annotations
 
@@ -37,9 +37,19 @@ def _schedule(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.serve:
+        from bot.api.server import report_serve
+
+        return report_serve(host=args.host, port=args.port)
     from bot.cli_report import report_command
 
     return report_command(args)
+
+
+def _api(args: argparse.Namespace) -> int:
+    from bot.api.server import main as api_main
+
+    return api_main(host=args.host, port=args.port)
 
 
 def _slack(args: argparse.Namespace) -> int:
@@ -87,6 +97,13 @@ def _build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="admin report of questions, feedback and coverage gaps")
     rep.add_argument("--days", type=int, default=30)
     rep.add_argument("--out", default=None, help="HTML file to write (default: data/report.html)")
+    rep.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the live page at /admin/report and print a one-time login link",
+    )
+    rep.add_argument("--host", default=None, help="with --serve: address to listen on (default RAG_API_HOST)")
+    rep.add_argument("--port", type=int, default=None, help="with --serve: port (default RAG_API_PORT)")
     rep.set_defaults(func=_report)
 
     demo = sub.add_parser(
@@ -97,6 +114,11 @@ def _build_parser() -> argparse.ArgumentParser:
     slack = sub.add_parser("slack", help="run the Slack bot")
     slack.add_argument("--http", action="store_true", help="HTTP (Events API) mode instead of Socket Mode")
     slack.set_defaults(func=_slack)
+
+    api = sub.add_parser("api", help="run the HTTP API (needs RAG_API_TOKENS; docs/api.md)")
+    api.add_argument("--host", default=None, help="address to listen on (default RAG_API_HOST)")
+    api.add_argument("--port", type=int, default=None, help="port (default RAG_API_PORT)")
+    api.set_defaults(func=_api)
 
     discord = sub.add_parser("discord", help="run the Discord bot")
     discord.set_defaults(func=_discord)

@@ -145,6 +145,18 @@ class Settings(BaseSettings):
         "ragbot"
     )  # salts the hashed user ids in the query log; set your own
 
+    # --- HTTP API --------------------------------------------------------------------------------------------------
+    api_tokens: SecretStr | None = None  # JSON {token: {name, sources, admin}}; unset = no API
+    api_host: str = "0.0.0.0"  # address `ragbot api` listens on
+    api_port: int = 8000  # port of the HTTP API (and of `ragbot report --serve`)
+    api_max_body_bytes: int = 64 * 1024  # larger request bodies get 413
+    api_cors_origins: list[str] = Field(default_factory=list)  # origins allowed by CORS; empty = off
+    api_model_name: str = "ragbot"  # the "model" id /v1/models lists for OpenAI-compatible clients
+    api_stream_interval_s: float = 0.05  # min seconds between streamed token events
+    api_report_days: int = 30  # days /admin/report covers unless ?days= says otherwise
+    api_session_ttl_s: int = 12 * 3600  # lifetime of an /admin session cookie from a login link
+    api_login_ttl_s: int = 15 * 60  # a one-time login link from `ragbot report --serve` expires after this
+
     # --- logging -------------------------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True  # structured JSON logs; false = human-readable lines

@@ -1,0 +1,162 @@
+"""Running the API: `serve()` for a process's event loop (`ragbot api`, `ragbot run`), `ApiServer` in a thread,
+and `ragbot report --serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from bot.api.app import build_context, create_app
+from bot.api.settings import load_tokens
+from rag_core.errors import UserError
+from rag_core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so a taken port is one clear line, not uvicorn's exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot serve the HTTP API on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _server(app: ASGIApp) -> uvicorn.Server:
+    # No access log: it would print query strings (login secrets); routes log their own events.
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+    )
+    return uvicorn.Server(config)
+
+
+async def serve(
+    settings: Settings,
+    engine: Any,
+    kv: Any,
+    feedback: Any = None,
+    resync: Any = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+) -> None:
+    """Serve the HTTP API on the running event loop until cancelled (what `ragbot run` awaits beside the chat
+    adapters when `RAG_API_TOKENS` is set). Raises UserError for bad tokens or a taken port."""
+    tokens = load_tokens(settings)
+    if not tokens:
+        raise UserError("RAG_API_TOKENS is not set: give at least one token (docs/api.md)")
+    ctx = build_context(settings, tokens, kv, engine, feedback, resync)
+    sock = bind(host or settings.api_host, settings.api_port if port is None else port)
+    server = _server(create_app(ctx))
+    log.info(
+        "http api listening",
+        extra={"event": "api_listening", "port": sock.getsockname()[1], "tokens": len(tokens)},
+    )
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+class ApiServer:
+    """An API app served by uvicorn in a daemon thread (tests, benchmarks, processes whose loop is not asyncio's
+    own, such as Slack's Socket Mode). `.url` is where it listens; `.stop()` shuts it down."""
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = bind(host, port)
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+        self._server = _server(app)
+        self._thread = threading.Thread(target=self._run, name=f"api-http-{self.port}", daemon=True)
+        self._thread.start()
+        while not self._server.started and self._thread.is_alive():
+            threading.Event().wait(0.01)
+        if not self._server.started:
+            raise UserError(f"the HTTP API did not start on port {self.port}")
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._sock]))
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+def main(host: str | None = None, port: int | None = None) -> int:
+    """`ragbot api`: the HTTP API with the health server and, on an embedded store, the sync schedule."""
+    from bot.conversation import make_resync
+    from bot.services import start_services, stop_service
+    from rag_core.engine import Engine
+    from rag_core.feedback import FeedbackStore
+    from rag_core.kv import make_kv
+    from rag_core.logs import setup_logging
+    from rag_core.settings import get_settings
+
+    settings = get_settings()
+    setup_logging(settings)
+    if not load_tokens(settings):  # before loading models: a missing token fails in a second, not a minute
+        raise UserError("RAG_API_TOKENS is not set: give at least one token (docs/api.md)")
+    engine = Engine.from_settings(settings)
+    kv = make_kv(settings.redis_url)
+    feedback = FeedbackStore.from_settings(settings)
+    handles = start_services(engine, kv, settings)
+    try:
+        asyncio.run(
+            serve(settings, engine, kv, feedback, make_resync(engine, settings, kv), host=host, port=port)
+        )
+    finally:
+        for handle in reversed(handles):
+            stop_service(handle)
+        feedback.close()
+        engine.close()
+    return 0
+
+
+def login_url(base_url: str, secret: str) -> str:
+    return f"{base_url.rstrip('/')}/admin/login?token={secret}"
+
+
+def report_serve(host: str | None = None, port: int | None = None) -> int:
+    """`ragbot report --serve`: serve /admin/report (no models loaded) and print a one-time login link."""
+    from rag_core.feedback import FeedbackStore
+    from rag_core.kv import make_kv
+    from rag_core.logs import setup_logging
+    from rag_core.settings import get_settings
+
+    settings = get_settings()
+    setup_logging(settings)
+    kv = make_kv(settings.redis_url)
+    with FeedbackStore.from_settings(settings) as feedback:
+        ctx = build_context(settings, load_tokens(settings), kv, feedback=feedback)
+        host = host or settings.api_host
+        sock = bind(host, settings.api_port if port is None else port)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        url = login_url(f"http://{shown}:{sock.getsockname()[1]}", ctx.sessions.new_login())
+        print(
+            f"Report: open this one-time login link (valid {settings.api_login_ttl_s // 60} min):\n  {url}",
+            flush=True,
+        )
+        try:
+            asyncio.run(_serve_socket(create_app(ctx), sock))
+        finally:
+            sock.close()
+    return 0
+
+
+async def _serve_socket(app: ASGIApp, sock: socket.socket) -> None:
+    await _server(app).serve(sockets=[sock])
