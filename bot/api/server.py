@@ -28,6 +28,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # listening now: a second bind of the port fails here, even with SO_REUSEADDR
     except OSError as exc:
         sock.close()
         raise UserError(f"cannot serve the HTTP API on {host}:{port}: {exc.strerror or exc}") from None

@@ -103,6 +103,15 @@ def api(small_engine: Engine, tmp_path: Path, clean_redis: str) -> Iterator[Runn
         yield running
 
 
+@pytest.fixture(scope="module")
+def shared_api(
+    small_engine: Engine, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[RunningApi]:
+    """One server for a module's read-only checks (auth, schema fuzzing): starting one per case adds up."""
+    with running_api(small_engine, tmp_path_factory.mktemp("shared-api"), redis_url) as running:
+        yield running
+
+
 @pytest.fixture
 def llm_api(llm_engine: Engine, tmp_path: Path, clean_redis: str) -> Iterator[RunningApi]:  # noqa: F811
     with running_api(llm_engine, tmp_path, clean_redis) as running:
