@@ -14,11 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from bot.api.auth import SESSION_COOKIE, admin_or_session
 from bot.api.context import Ctx
-from rag_core.feedback.report import MAX_DAYS, render_html
-from rag_core.feedback.report_data import collect
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin", tags=["admin"])
+MAX_REPORT_DAYS = 3660  # rag_core.feedback.report.MAX_DAYS, which loads matplotlib (a test keeps them equal)
 
 # The page is self-contained (inline CSS, data: PNG charts); nothing else may load or run in it.
 PAGE_HEADERS = {
@@ -37,9 +36,14 @@ PAGE_HEADERS = {
 async def report(
     request: Request,
     ctx: Ctx,
-    days: Annotated[int | None, Query(ge=1, le=MAX_DAYS, description="days covered, ending now")] = None,
+    days: Annotated[
+        int | None, Query(ge=1, le=MAX_REPORT_DAYS, description="days covered, ending now")
+    ] = None,
 ) -> HTMLResponse:
     """The admin report page (questions, feedback, coverage gaps, A/B arms) for the last `days` days."""
+    from rag_core.feedback.report import render_html  # matplotlib: loaded on the first report, not at start
+    from rag_core.feedback.report_data import collect
+
     who = admin_or_session(request, ctx.tokens, ctx.sessions)
     if ctx.feedback is None:
         raise HTTPException(503, detail="no query log configured")

@@ -8,12 +8,12 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
-from bot.api.app import build_context, create_app
 from bot.api.settings import load_tokens
 from rag_core.errors import UserError
 from rag_core.settings import Settings
@@ -56,18 +56,19 @@ async def serve(
 ) -> None:
     """Serve the HTTP API on the running event loop until cancelled (what `ragbot run` awaits beside the chat
     adapters when `RAG_API_TOKENS` is set). Raises UserError for bad tokens or a taken port."""
+    from bot.api.app import build_context, create_app
+
     tokens = load_tokens(settings)
     if not tokens:
         raise UserError("RAG_API_TOKENS is not set: give at least one token (docs/api.md)")
     ctx = build_context(settings, tokens, kv, engine, feedback, resync)
     sock = bind(host or settings.api_host, settings.api_port if port is None else port)
-    server = _server(create_app(ctx))
     log.info(
         "http api listening",
         extra={"event": "api_listening", "port": sock.getsockname()[1], "tokens": len(tokens)},
     )
     try:
-        await server.serve(sockets=[sock])
+        await _serve_socket(create_app(ctx), sock)
     finally:
         sock.close()
 
@@ -84,7 +85,7 @@ class ApiServer:
         self._thread = threading.Thread(target=self._run, name=f"api-http-{self.port}", daemon=True)
         self._thread.start()
         while not self._server.started and self._thread.is_alive():
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
         if not self._server.started:
             raise UserError(f"the HTTP API did not start on port {self.port}")
 
@@ -134,6 +135,7 @@ def login_url(base_url: str, secret: str) -> str:
 
 def report_serve(host: str | None = None, port: int | None = None) -> int:
     """`ragbot report --serve`: serve /admin/report (no models loaded) and print a one-time login link."""
+    from bot.api.app import build_context, create_app
     from rag_core.feedback import FeedbackStore
     from rag_core.kv import make_kv
     from rag_core.logs import setup_logging

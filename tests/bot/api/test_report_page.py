@@ -61,6 +61,13 @@ def test_admin_token_gets_the_live_report(api: RunningApi) -> None:
         assert http.get("/admin/report").status_code == 403
 
 
+def test_the_days_bound_is_the_reports() -> None:
+    from bot.api.admin import MAX_REPORT_DAYS
+    from rag_core.feedback.report import MAX_DAYS
+
+    assert MAX_REPORT_DAYS == MAX_DAYS
+
+
 def test_a_login_link_works_once_and_its_session_opens_the_report(api: RunningApi) -> None:
     secret = api.ctx.sessions.new_login()
     with httpx.Client(base_url=api.url) as browser:

@@ -1,0 +1,132 @@
+"""HTTP API throughput: 50 concurrent `POST /v1/ask` on the sample index (samples/), served by the real app.
+
+Prints, measured in the same run: the latency of single requests one after another (the reference), then p50/p95/
+max latency, errors and requests/s of N concurrent requests, and the p95 ratio to the single-request median.
+Questions are distinct (numbered) so the answer cache does not hide the work; the rate limit and spend cap are off.
+
+    .venv/bin/python benchmarks/api_bench.py [--requests 50] [--concurrency 50] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+from bot.api.app import build_context, create_app  # noqa: E402
+from bot.api.server import ApiServer  # noqa: E402
+from bot.api.settings import load_tokens  # noqa: E402
+from connectors import sample_sources  # noqa: E402
+from connectors.sync import run_sync  # noqa: E402
+from rag_core.engine import Engine  # noqa: E402
+from rag_core.feedback import FeedbackStore  # noqa: E402
+from rag_core.kv import MemoryKV  # noqa: E402
+from rag_core.settings import get_settings  # noqa: E402
+
+TOKEN = "bench-token-0123456789abcdef"
+QUESTIONS = [
+    "How do I get paged when I'm on call?",
+    "What is the limit for a team dinner on expenses?",
+    "How do I deploy to production?",
+    "Who is the secondary on-call engineer?",
+    "How are contractors reimbursed?",
+    "What is the company's stock ticker symbol?",
+    "How do I request time off?",
+    "Where is the incident postmortem template?",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def one(http: httpx.AsyncClient, question: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    try:
+        status = (await http.post("/v1/ask", json={"question": question})).status_code
+    except httpx.HTTPError:
+        status = 0
+    return (time.perf_counter() - started) * 1000, status
+
+
+async def measure(url: str, requests: int, concurrency: int) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=300, limits=limits) as http:
+        single = [await one(http, f"{QUESTIONS[i % len(QUESTIONS)]} (warm-up {i})") for i in range(6)]
+        reference = statistics.median(ms for ms, _ in single[1:])  # the first pays lazy loading
+        gate = asyncio.Semaphore(concurrency)
+
+        async def limited(i: int) -> tuple[float, int]:
+            async with gate:
+                return await one(http, f"{QUESTIONS[i % len(QUESTIONS)]} (#{i})")
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(limited(i) for i in range(requests)))
+        wall = time.perf_counter() - started
+    latencies = [ms for ms, _ in results]
+    errors = [status for _, status in results if status != 200]
+    p95 = percentile(latencies, 0.95)
+    print(f"single request, sequential (reference): median {reference:.0f} ms")
+    print(
+        f"{requests} requests, {concurrency} concurrent: p50 {percentile(latencies, 0.5):.0f} ms, "
+        f"p95 {p95:.0f} ms, max {max(latencies):.0f} ms, {requests / wall:.1f} req/s, "
+        f"errors {len(errors)}{' ' + json.dumps(sorted(set(errors))) if errors else ''}"
+    )
+    print(f"p95 / single-request median: {p95 / reference:.1f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="data folder to keep (default: a temp folder)"
+    )
+    args = parser.parse_args()
+    data_dir = args.keep or Path(tempfile.mkdtemp(prefix="api-bench-"))
+    settings = get_settings().model_copy(
+        update={
+            "data_dir": data_dir,
+            "sources": sample_sources(ROOT / "samples"),
+            "api_tokens": SecretStr(json.dumps({TOKEN: {"name": "bench", "sources": ["*"]}})),
+            "rate_limit_per_minute": 0,
+            "daily_spend_cap_usd": 0,
+            "redis_url": None,
+        }
+    )
+    engine = Engine.from_settings(settings)
+    for report in run_sync(settings, engine.index_writer()):
+        print(f"indexed {report.source}: {report.added} documents")
+    print(
+        f"reranker: {engine.reranker.name}; LLM: {settings.llm_model if engine.generator else 'none (extractive)'}"
+    )
+    feedback = FeedbackStore(f"sqlite:///{data_dir / 'bench.db'}")
+    ctx = build_context(settings, load_tokens(settings), MemoryKV(), engine, feedback)
+    server = ApiServer(create_app(ctx))
+    try:
+        asyncio.run(measure(server.url, args.requests, args.concurrency))
+    finally:
+        server.stop()
+        feedback.close()
+        engine.close()
+        if args.keep is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
