@@ -21,6 +21,7 @@ from rag_core.feedback import FeedbackStore
 from rag_core.kv import make_kv
 from rag_core.settings import Settings, SourceConfig
 from tests.bot.slack.conftest import llm_engine  # noqa: F401 (the small engine answering through the test LLM)
+from tests.bot.slack.engines import SlowEngine
 
 ADMIN = "admin-token-0123456789abcdef"  # every source, admin
 PUBLIC = "public-token-0123456789abcdef"  # public sources only (no list given)
@@ -109,6 +110,16 @@ def shared_api(
 ) -> Iterator[RunningApi]:
     """One server for a module's read-only checks (auth, schema fuzzing): starting one per case adds up."""
     with running_api(small_engine, tmp_path_factory.mktemp("shared-api"), redis_url) as running:
+        yield running
+
+
+@pytest.fixture
+def streaming_api(llm_engine: Engine, tmp_path: Path, clean_redis: str) -> Iterator[RunningApi]:  # noqa: F811
+    """The LLM-backed engine handing its answer over in pieces 0.2 s apart, so streaming is seen whatever the
+    machine's load (the local LLM server sends every token at once)."""
+    engine = SlowEngine(llm_engine, pieces=4, pause_s=0.2)
+    engine.release.set()
+    with running_api(engine, tmp_path, clean_redis) as running:
         yield running
 
 

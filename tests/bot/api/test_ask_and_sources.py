@@ -49,9 +49,9 @@ def test_ask_returns_the_answer_with_citations_and_logs_it(api: RunningApi) -> N
     assert logged.outcome == "answered"
 
 
-def test_ask_streams_tokens_as_server_sent_events_ending_with_the_answer(llm_api: RunningApi) -> None:
+def test_ask_streams_tokens_as_server_sent_events_ending_with_the_answer(streaming_api: RunningApi) -> None:
     with (
-        llm_api.client() as http,
+        streaming_api.client() as http,
         http.stream("POST", "/v1/ask", json={"question": "Who gets paged on call?"}, headers=SSE) as resp,
     ):
         assert resp.status_code == 200

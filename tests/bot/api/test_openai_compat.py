@@ -37,8 +37,8 @@ def test_completion_answers_the_last_user_message_with_numbered_sources(llm_api:
     assert llm_api.feedback.get_answer(answer_id) is not None  # the id votes can name
 
 
-def test_streaming_is_parsed_by_the_openai_client(llm_api: RunningApi) -> None:
-    stream = client(llm_api).chat.completions.create(
+def test_streaming_is_parsed_by_the_openai_client(streaming_api: RunningApi) -> None:
+    stream = client(streaming_api).chat.completions.create(
         model="ragbot", messages=[{"role": "user", "content": "Who gets paged on call?"}], stream=True
     )
     chunks = list(stream)

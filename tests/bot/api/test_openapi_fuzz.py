@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, Phase, given
 
 from tests.bot.api.conftest import PUBLIC, RunningApi
 
-EXAMPLES_PER_OPERATION = 5  # bounded: a few seconds in all, not a soak test
+EXAMPLES_PER_OPERATION = 4  # bounded: a few seconds in all, not a soak test
 
 
 def test_openapi_document_describes_every_endpoint(shared_api: RunningApi) -> None:
