@@ -41,10 +41,10 @@ async def report(
     ] = None,
 ) -> HTMLResponse:
     """The admin report page (questions, feedback, coverage gaps, A/B arms) for the last `days` days."""
+    who = admin_or_session(request, ctx.tokens, ctx.sessions)
     from rag_core.feedback.report import render_html  # matplotlib: loaded on the first report, not at start
     from rag_core.feedback.report_data import collect
 
-    who = admin_or_session(request, ctx.tokens, ctx.sessions)
     if ctx.feedback is None:
         raise HTTPException(503, detail="no query log configured")
     span = days or ctx.settings.api_report_days

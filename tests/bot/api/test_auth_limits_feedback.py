@@ -36,7 +36,7 @@ def test_every_endpoint_needs_a_known_bearer_token(
     shared_api: RunningApi, method: str, path: str, body: dict | None, authorization: str | None
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    with httpx.Client(base_url=shared_api.url) as http:
+    with httpx.Client(base_url=shared_api.url, timeout=60) as http:
         resp = http.request(method, path, json=body, headers=headers)
     assert resp.status_code == 401, resp.text
     assert resp.headers["www-authenticate"] == "Bearer"
