@@ -83,6 +83,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="sync configured sources into the index now")
     sync.add_argument("source", nargs="?", help="one source name (default: all)")
     sync.add_argument("--full", action="store_true", help="re-read and re-embed every document")
+    sync.add_argument(
+        "--verbose", action="store_true", help="list every skipped file (default: counts by reason)"
+    )
     sync.set_defaults(func=_sync)
 
     schedule = sub.add_parser("schedule", help="run the scheduler process: each source on its own schedule")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -75,8 +76,9 @@ class Export(ABC):
     def entries(self) -> list[Entry]: ...
 
     @abstractmethod
-    def read_bytes(self, path: str) -> bytes:
-        """The file's bytes; raises `ExtractError` when it is over a limit or unreadable."""
+    def read_bytes(self, path: str, max_bytes: int | None = None) -> bytes:
+        """The file's bytes; raises `ExtractError` when it is over `max_bytes` (default: the per-file limit) or
+        unreadable."""
 
     @abstractmethod
     def uri(self, path: str) -> str:
@@ -91,11 +93,19 @@ class Export(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _check_size(self, path: str, size: int) -> None:
+    def _check_size(self, size: int, max_bytes: int | None) -> int:
+        """The byte cap for this read; raises `ExtractError` when `size` is over it."""
+        if max_bytes is not None:
+            if size > max_bytes:
+                raise ExtractError(
+                    f"file is {size:,} bytes, over the max_export_bytes limit of {max_bytes:,}"
+                )
+            return max_bytes
         if size > self.limits.max_file_bytes:
             raise ExtractError(
                 f"file is {size:,} bytes, over the max_file_bytes limit of {self.limits.max_file_bytes:,}"
             )
+        return self.limits.max_file_bytes
 
 
 class FolderExport(Export):
@@ -109,7 +119,18 @@ class FolderExport(Export):
         if self._entries is not None:
             return self._entries
         entries: list[Entry] = []
-        for dirpath, dirnames, filenames in os.walk(self._root, followlinks=False):
+
+        def unreadable(exc: OSError) -> None:
+            # os.walk leaves out a folder it cannot list unless told: say so, and keep what it held.
+            folder = Path(exc.filename or self._root)
+            why = exc.strerror or type(exc).__name__
+            if folder == self._root:
+                raise ExportUnavailable(f"export folder {self.location} cannot be read: {why}") from exc
+            rel = _clean_text(folder.relative_to(self._root).as_posix())
+            reason = f"cannot read the folder: {why}; kept its indexed documents"
+            self.skipped.append(Skipped(f"{rel}/", reason, keep_prefix=""))
+
+        for dirpath, dirnames, filenames in os.walk(self._root, onerror=unreadable, followlinks=False):
             dirnames.sort()
             here = Path(dirpath)
             for link in [d for d in dirnames if (here / d).is_symlink()]:
@@ -120,29 +141,33 @@ class FolderExport(Export):
             for name in sorted(filenames):
                 full = here / name
                 rel = _clean_text(full.relative_to(self._root).as_posix())
-                real = full.resolve()
-                if not real.is_relative_to(self._root):
-                    self.skipped.append(Skipped(rel, "path escapes the export root (symbolic link)"))
-                    continue
-                if not real.is_file():
+                try:
+                    real = full.resolve()
+                    if not real.is_relative_to(self._root):
+                        self.skipped.append(Skipped(rel, "path escapes the export root (symbolic link)"))
+                        continue
+                    if not real.is_file():
+                        continue
+                    size = real.stat().st_size
+                except OSError as exc:
+                    self.skipped.append(Skipped(rel, f"cannot read the file: {exc.strerror or exc}"))
                     continue
                 self._real[rel] = real
-                entries.append(Entry(rel, real.stat().st_size))
+                entries.append(Entry(rel, size))
         self._entries = entries
         return entries
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, max_bytes: int | None = None) -> bytes:
         real = self._real.get(path)
         if real is None:
             raise ExtractError("not a file of this export")
         try:
-            size = real.stat().st_size
-            self._check_size(path, size)
+            cap = self._check_size(real.stat().st_size, max_bytes)
             with real.open("rb") as fh:
-                data = fh.read(self.limits.max_file_bytes + 1)
+                data = fh.read(cap + 1)
         except OSError as exc:
             raise ExtractError(f"cannot read the file: {exc.strerror or exc}") from exc
-        self._check_size(path, len(data))  # it may have grown since it was listed
+        self._check_size(len(data), max_bytes)  # it may have grown since it was listed
         return data
 
     def uri(self, path: str) -> str:
@@ -199,16 +224,17 @@ class ZipExport(Export):
         self._entries = entries
         return entries
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, max_bytes: int | None = None) -> bytes:
         info = self._members.get(path)
         if info is None:
             raise ExtractError("not a file of this export")
-        self._check_size(path, info.file_size)
+        cap = self._check_size(info.file_size, max_bytes)
         try:
             # zipfile stops at the declared size and checks the CRC, so a member cannot expand past file_size.
             with self._zip.open(info) as fh:
-                return fh.read(self.limits.max_file_bytes + 1)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+                return fh.read(cap + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            # zlib.error: the central directory is intact but this member's deflate data is damaged
             raise ExtractError(f"corrupt zip member ({exc})") from exc
 
     def uri(self, path: str) -> str:

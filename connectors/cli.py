@@ -1,8 +1,9 @@
-"""`ragbot sync [SOURCE] [--full]`: sync now, with a progress bar and a report table."""
+"""`ragbot sync [SOURCE] [--full] [--verbose]`: sync now, with a progress bar, a report table and skips by reason."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import TextIO
 
@@ -48,9 +49,31 @@ def sync_command(
         engine.close()
     print(report_table(reports), file=out)
     for report in reports:
-        for path, reason in report.skipped:
-            print(f"skipped [{report.source}] {path}: {reason}", file=out)
+        if getattr(args, "verbose", False):
+            for path, reason in report.skipped:
+                print(f"skipped [{report.source}] {path}: {reason}", file=out)
+        else:
+            for line in skip_summary(report):
+                print(line, file=out)
     return 0 if all(r.ok for r in reports) else 1
+
+
+def skip_summary(report: SyncReport) -> list[str]:
+    """Skipped files counted by reason, most common first (reasons that differ only in numbers, such as sizes,
+    count together); `--verbose` lists every file instead."""
+    groups: dict[str, list[str]] = {}
+    for _, reason in report.skipped:
+        groups.setdefault(_NUMBERS.sub("…", reason), []).append(reason)
+    lines = [
+        f"skipped [{report.source}] {len(reasons):,} × {reasons[0] if len(set(reasons)) == 1 else key}"
+        for key, reasons in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    ]
+    if lines:
+        lines.append(f"({len(report.skipped):,} skipped in all; --verbose lists each file and its reason)")
+    return lines
+
+
+_NUMBERS = re.compile(r"\d[\d,.]*\d|\d")
 
 
 def report_table(reports: list[SyncReport]) -> str:

@@ -21,6 +21,8 @@ from connectors.formats import extract, supported
 from connectors.html_markdown import html_to_markdown, parse_html
 from rag_core.types import Document
 
+# Confluence's page frame around the body: present on an emptied page, which is exported without div#main-content.
+_PAGE_FRAME = "#title-text, #main-header, div.page-metadata, #breadcrumbs"
 _DATE_FORMATS = ("%b %d, %Y", "%b %d, %Y %H:%M", "%d %b %Y", "%d %B %Y", "%B %d, %Y", "%Y-%m-%d", "%d.%m.%Y")
 
 
@@ -55,11 +57,25 @@ class ConfluenceReader(Reader):
                     yield from export.skipped
                     yield from read_xml_export(self.config, export, xml, self.set_total)
                     return
+                unreadable = [s.path for s in export.skipped if s.keep_prefix is not None]
+                if unreadable:
+                    raise ExportUnavailable(
+                        f"export {self.config.path}: {len(unreadable)} folder(s) cannot be read "
+                        f"({', '.join(unreadable[:3])}), and no index.html or entities.xml was found outside them"
+                    )
                 raise ExportUnavailable(
                     f"export {self.config.path} has no index.html or entities.xml: not a Confluence space export"
                 )
-            yield from export.skipped
+            yield from (_narrow_kept(s, root) for s in export.skipped)
             yield from _HtmlSpace(self, export, root, entries).read()
+
+
+def _narrow_kept(skipped: Skipped, root: str) -> Skipped:
+    """An unreadable `attachments/<pageId>/` folder keeps just that page's attachments (ids `<pageId>/<file>`)."""
+    parts = skipped.path[len(root) :].strip("/").split("/") if skipped.path.startswith(root) else []
+    if skipped.keep_prefix is None or len(parts) != 2 or parts[0] != "attachments":
+        return skipped
+    return Skipped(skipped.path, skipped.reason, keep_prefix=f"{parts[1]}/")
 
 
 def _shallowest(names: Iterator[str]) -> str | None:
@@ -138,9 +154,13 @@ class _HtmlSpace:
             yield from self._attachments(orphan, None, {})
 
     def _page(self, entry: Entry, page_id: str) -> tuple[Document, dict[str, str]]:
-        soup = parse_html(self.export.read_bytes(entry.path))
+        data = self.export.read_bytes(entry.path)
+        if not data.strip():
+            # More likely a copy cut short than an emptied page (that still has Confluence's page frame).
+            raise ExtractError("page file is empty (0 bytes); kept any indexed version")
+        soup = parse_html(data)
         body = soup.select_one("div#main-content") or soup.select_one(".wiki-content")
-        if body is None:
+        if body is None and soup.select_one(_PAGE_FRAME) is None:
             raise ExtractError("not a Confluence page (no div#main-content)")
         filename = entry.path[len(self.root) :]
         title = self._title(soup) or filename.rsplit(".", 1)[0]
@@ -157,7 +177,7 @@ class _HtmlSpace:
             id=page_id,
             source=self.reader.config.name,
             title=title,
-            text=html_to_markdown(body),
+            text=html_to_markdown(body) if body is not None else "",  # an emptied page: its chunks go
             url=self._page_url(page_id, title, entry.path),
             breadcrumb=crumbs,
             author=author,

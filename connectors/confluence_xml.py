@@ -53,7 +53,8 @@ def read_xml_export(
 ) -> Iterator[Document | Skipped]:
     """The current pages of an XML space export; `on_total` hears how many pages there are before the first."""
     try:
-        data = export.read_bytes(xml_path)
+        # The export's own manifest holds every page: only the whole-export cap applies to it, not max_file_bytes.
+        data = export.read_bytes(xml_path, max_bytes=export.limits.max_export_bytes)
     except ExtractError as exc:
         raise ExportUnavailable(f"Confluence XML export {xml_path} cannot be read: {exc}") from exc
     pages, spaces, users = _parse_entities(data, xml_path)
@@ -61,6 +62,9 @@ def read_xml_export(
         (p for p in pages.values() if not p.historical and p.status == "current"), key=lambda p: p.id
     )
     on_total(len(current))
+    unpublished = sum(1 for p in pages.values() if not p.historical and p.status != "current")
+    if not current and unpublished:
+        yield Skipped(xml_path, f"no published page: the export holds {unpublished} draft or deleted page(s)")
     base_url = (config.base_url or "").rstrip("/")
     file_uri = export.uri(xml_path)
     for page in current:

@@ -22,3 +22,6 @@ class Skipped:
     path: str  # relative to the export root
     reason: str
     doc_id: str | None = None  # set when the file is a known document: its indexed version is kept
+    # Set for an unreadable folder: indexed documents whose id starts with it are kept ("" keeps every document
+    # not seen in this read, when the reader cannot tell which ids lived in the folder).
+    keep_prefix: str | None = None

@@ -233,7 +233,7 @@ def _pdf(data: bytes) -> Extracted:
         raise ExtractError("encrypted PDF (needs a password)") from exc
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
         raise ExtractError(f"corrupt PDF ({type(exc).__name__}: {exc})") from exc
-    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    text = "\n\n".join(_reflow(p) for p in pages if p.strip())
     if not text:
         raise ExtractError(f"no text layer in {len(pages)} page(s): a scanned-image PDF? (no OCR)")
     title = author = None
@@ -245,6 +245,29 @@ def _pdf(data: bytes) -> Extracted:
         except (ValueError, TypeError):
             modified = None
     return Extracted(text, title=title, author=author, modified=modified)
+
+
+def _reflow(page: str) -> str:
+    """A page's text with one-word-per-line runs (some PDF writers place each word alone) joined back into
+    sentences; blank lines stay paragraph breaks. A word ending in "-" joins the next one as written ("sign-on"):
+    each word sits on its own line by the writer's choice, not because a line wrapped."""
+    lines = [line.strip() for line in page.splitlines()]
+    filled = [line for line in lines if line]
+    single = sum(1 for line in filled if len(line.split()) == 1)
+    if len(filled) < 4 or single < 0.6 * len(filled):
+        return page.strip()  # ordinary lines of several words: keep the writer's layout
+    paragraphs: list[str] = []
+    words: list[str] = []
+    for line in [*lines, ""]:
+        if not line:
+            if words:
+                paragraphs.append(" ".join(words))
+                words = []
+        elif words and words[-1].endswith("-") and line[:1].islower():
+            words[-1] += line
+        else:
+            words.append(line)
+    return "\n\n".join(paragraphs)
 
 
 def _xlsx(data: bytes) -> Extracted:

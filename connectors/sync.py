@@ -197,6 +197,7 @@ def _sync(
     reader = make_reader(config, settings)
     committed = writer.document_versions(config.name)
     seen: set[str] = set()
+    kept_prefixes: list[str] = []
     done = 0
     next_milestone = 0.25
     with writer.begin() as tx:
@@ -206,6 +207,8 @@ def _sync(
                 report.skipped.append((item.path, item.reason))
                 if item.doc_id:
                     seen.add(item.doc_id)  # present but unreadable now: keep the version already indexed
+                if item.keep_prefix is not None:
+                    kept_prefixes.append(item.keep_prefix)  # an unreadable folder: keep what it held
             elif item.id in seen:
                 report.skipped.append((item.id, "duplicate document id in the export; kept the first"))
             else:
@@ -234,9 +237,15 @@ def _sync(
                 f"export {config.path} has no readable documents; kept the {len(committed)} indexed documents"
             )
         for doc_id in sorted(committed.keys() - seen):
+            if any(doc_id.startswith(prefix) for prefix in kept_prefixes):
+                continue
             tx.delete(config.name, doc_id)
             report.deleted += 1
-        report.index_version = tx.commit()
+        if report.added or report.updated or report.deleted:
+            report.index_version = tx.commit()
+        else:  # nothing changed: keep the index version, so cached answers stay valid
+            tx.abort()
+            report.index_version = writer.committed_generation()
 
 
 def _upsert(tx: SyncTransaction, writer: IndexWriter, doc: Document, version: str) -> int | str:

@@ -106,23 +106,43 @@ class MemoryKV:
 
     @contextlib.contextmanager
     def lock(self, name: str, ttl_s: float = 600, blocking: bool = False) -> Iterator[bool]:
-        token = uuid.uuid4().hex
-        key = f"lock:{name}"
-        acquired = self.set_if_absent(key, token, ttl_s)
-        while not acquired and blocking:
-            time.sleep(0.05)
-            acquired = self.set_if_absent(key, token, ttl_s)
-        try:
+        """Locks live in one table per process, not per store: every caller in a process (chat /resync, the
+        in-process schedule, the CLI) that names the same lock excludes the others."""
+        with _process_lock(name, ttl_s, blocking) as acquired:
             yield acquired
-        finally:
-            if acquired:
-                with self._mutex:
-                    item = self._live(key)
-                    if item is not None and item[0] == token.encode():
-                        del self._data[key]
 
     def ping(self) -> bool:
         return True
+
+
+_LOCK_TABLE: dict[str, tuple[str, float]] = {}  # lock name -> (holder token, expiry)
+_LOCK_MUTEX = threading.Lock()
+
+
+def _try_lock(name: str, token: str, ttl_s: float) -> bool:
+    with _LOCK_MUTEX:
+        held = _LOCK_TABLE.get(name)
+        if held is not None and held[1] > time.monotonic():
+            return False
+        _LOCK_TABLE[name] = (token, time.monotonic() + ttl_s)
+        return True
+
+
+@contextlib.contextmanager
+def _process_lock(name: str, ttl_s: float, blocking: bool) -> Iterator[bool]:
+    token = uuid.uuid4().hex
+    acquired = _try_lock(name, token, ttl_s)
+    while not acquired and blocking:
+        time.sleep(0.05)
+        acquired = _try_lock(name, token, ttl_s)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with _LOCK_MUTEX:
+                held = _LOCK_TABLE.get(name)
+                if held is not None and held[0] == token:
+                    del _LOCK_TABLE[name]
 
 
 class RedisKV:

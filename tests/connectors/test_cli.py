@@ -12,8 +12,8 @@ from rag_core.settings import SourceConfig
 from tests.connectors import exports
 
 
-def args(source: str | None = None, full: bool = False) -> argparse.Namespace:
-    return argparse.Namespace(source=source, full=full)
+def args(source: str | None = None, full: bool = False, verbose: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(source=source, full=full, verbose=verbose)
 
 
 def test_sync_command_prints_the_report_table_and_skipped_files(
@@ -49,7 +49,7 @@ def test_sync_command_prints_the_report_table_and_skipped_files(
     assert lines[2].startswith("gone-wiki") and lines[2].endswith(
         f"export {tmp_path / 'no-such-export'} does not exist"
     )
-    assert lines[3] == "skipped [people-drive] Takeout/Drive/logo.png: unsupported file type .png"
+    assert lines[3] == "skipped [people-drive] 1 × unsupported file type .png"
     assert "people-drive" in capsys.readouterr().err  # the progress bar
 
 
