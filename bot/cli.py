@@ -131,12 +131,16 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
+        from rag_core.settings import get_settings
+
+        get_settings()  # bad settings fail here, one line each, before any command loads its models
         return int(args.func(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except RagbotError as exc:
-        print(f"ragbot: error: {exc}", file=sys.stderr)
+    except RagbotError as exc:  # a ConfigError may hold one line per bad setting
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"ragbot: error: {line}", file=sys.stderr)
         return exit_code(exc)
 
 

@@ -20,7 +20,8 @@ class UserError(RagbotError):
 
 
 class ConfigError(RagbotError):
-    """A setting names something that does not exist or cannot work (unknown source kind, bad cron)."""
+    """A setting names something that does not exist or cannot work (unknown source kind, bad cron); for settings
+    that do not parse, one line per bad setting (variable, what is wrong, a good example)."""
 
 
 class StoreUnavailable(RagbotError):

@@ -175,5 +175,13 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once; bad values raise `ConfigError` with one line per bad setting."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from rag_core.settings_errors import config_error
+
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise config_error(exc, Settings) from None

@@ -20,7 +20,7 @@ from connectors import schedule
 from connectors.archive import Limits, open_export
 from connectors.base import ExtractError
 from connectors.cli import sync_command
-from connectors.formats import _reflow, extract
+from connectors.formats import extract
 from connectors.sync import SyncReport, run_sync
 from rag_core.engine import Engine
 from rag_core.kv import make_kv
@@ -189,6 +189,8 @@ def test_pdf_text_with_one_word_per_line_is_joined_into_sentences() -> None:
     sentence = "Authentication uses single sign-on. Ask IT for access."
     text = extract("auth.pdf", exports.text_pdf(sentence.split()), LIMITS).text
     assert text == sentence
+    from connectors.formats import _reflow
+
     assert _reflow("Nightly\nbackups\nrun.\n\nRestores\ngo\nto\nstaging.") == (
         "Nightly backups run.\n\nRestores go to staging."  # blank lines in the text layer stay paragraphs
     )
