@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rag_core.errors import RagbotError, UserError
+from rag_core.errors import RagbotError, StoreUnavailable, UserError
 from rag_core.feedback import metrics
 from rag_core.feedback.experiments import assign_arm
 from rag_core.kv import KeyValue
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong while answering. Here are the sources I found:"
 APOLOGY_NO_SOURCES = "Sorry, something went wrong while answering, and I could not look up sources either."
+INDEX_UNREACHABLE = "Sorry, the search index is unreachable right now. Please ask again in a few minutes."
 EMPTY_QUESTION = "Please include a question, e.g. “how do I request time off?”."
 RESYNC_USAGE = "Usage: /resync [source] [--full]"
 RESYNC_REFUSAL = "Sorry, only ragbot admins can run /resync. Ask an admin if the index looks out of date."
@@ -270,6 +271,13 @@ class Conversation:
                 on_token=throttle.on_token,
                 overrides=overrides or None,
             )
+        except StoreUnavailable as exc:  # say so in one line: there are no sources to show either
+            await throttle.close()
+            log.warning("search index unreachable", extra={"event": "store_unavailable", "error": str(exc)})
+            await sink.refused(INDEX_UNREACHABLE)
+            failed = Answer(question=text, text=INDEX_UNREACHABLE, citations=[], error=str(exc))
+            await self._record(run, failed, "error", None)
+            return None
         except RagbotError as exc:
             await throttle.close()
             await sink.refused(str(exc))

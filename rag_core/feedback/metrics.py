@@ -81,6 +81,17 @@ SYNC_LAST_SUCCESS = Gauge(
     registry=REGISTRY,
 )
 
+QUERY_LOG_BUFFERED = Gauge(
+    "ragbot_query_log_buffered",
+    "Query-log rows waiting in memory for the database to come back.",
+    registry=REGISTRY,
+)
+QUERY_LOG_DROPPED = Counter(
+    "ragbot_query_log_dropped",
+    "Query-log rows lost: the in-memory buffer was full while the database was down (or the process stopped).",
+    registry=REGISTRY,
+)
+
 _SYNC_ACTIONS = ("added", "updated", "deleted", "unchanged", "skipped")
 
 

@@ -3,7 +3,9 @@
 SQLite file under `settings.data_dir` by default (WAL, no server); `RAG_DATABASE_URL` points it at PostgreSQL.
 The schema comes from the alembic migrations next to this file, upgraded to head whenever a store opens.
 Methods are synchronous (SQLAlchemy); async callers run them with `asyncio.to_thread`. Database failures raise
-`sqlalchemy.exc.SQLAlchemyError`.
+`sqlalchemy.exc.SQLAlchemyError`, except for the query log's writes (`log_answer`, `link_message`): while the
+database is unreachable those wait in a bounded in-memory buffer, written in order once it answers again; rows
+that do not fit are counted in `ragbot_query_log_dropped`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import contextlib
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterator, Mapping
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -21,7 +25,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import CursorResult, Engine, create_engine, delete, event, exists, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -34,6 +45,8 @@ from rag_core.types import Answer, Vote
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_CONNECT_TIMEOUT_S = 5  # a database that accepts no connection fails a write after this, not the OS's minutes
+_RETRY_S = (0.25, 0.5, 1.0, 2.0, 5.0)  # waits between attempts to write buffered rows; the last one repeats
 _PG_MIGRATION_LOCK = 0x7261_6762  # pg_advisory_xact_lock key: one process migrates at a time
 
 
@@ -83,7 +96,10 @@ def _make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:
-        return create_engine(parsed, pool_pre_ping=True)  # survives a database restart
+        connect_args = (
+            {"connect_timeout": _CONNECT_TIMEOUT_S} if parsed.get_backend_name() == "postgresql" else {}
+        )
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)  # survives a restart
     except Exception as exc:  # noqa: BLE001 - e.g. a driver that is not installed; the URL is redacted
         raise UserError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {exc}") from None
 
@@ -119,10 +135,23 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """The database is down or the connection broke (as opposed to a bad statement or a constraint)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
 class FeedbackStore:
     """Query log and votes. Open once per process; thread-safe."""
 
-    def __init__(self, url: str, *, user_hash_salt: str = "ragbot") -> None:
+    def __init__(self, url: str, *, user_hash_salt: str = "ragbot", buffer_rows: int = 1000) -> None:
+        self._buffer: deque[Callable[[], None]] = deque()  # writes waiting for the database, oldest first
+        self._buffer_rows = buffer_rows
+        self._buffer_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._retry_thread: threading.Thread | None = None
         self._engine = _make_engine(url)
         self.url = self._engine.url.render_as_string(hide_password=True)
         self._salt = user_hash_salt.encode()
@@ -145,7 +174,89 @@ class FeedbackStore:
         return self._engine
 
     def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._retry_thread is not None:
+            self._retry_thread.join(timeout=10)
+        with self._buffer_lock:
+            if self._buffer:
+                log.warning(
+                    "query log rows lost at shutdown: the database did not come back",
+                    extra={"event": "query_log_dropped", "rows": len(self._buffer)},
+                )
+                _count_dropped(len(self._buffer))
+                self._buffer.clear()
+                _gauge_buffered(0)
         self._engine.dispose()
+
+    @property
+    def buffered(self) -> int:
+        """Query-log writes waiting for the database."""
+        return len(self._buffer)
+
+    # --- writes that wait for the database -----------------------------------------------------------------------
+
+    def _write_or_buffer(self, write: Callable[[], None]) -> None:
+        """Write now; when the database is unreachable (or rows already wait for it), buffer the write instead."""
+        with self._buffer_lock:
+            if self._buffer:  # keep the order: a link must follow its answer
+                self._enqueue(write)
+                return
+        try:
+            write()
+        except SQLAlchemyError as exc:
+            if not _unreachable(exc):
+                raise
+            with self._buffer_lock:
+                first = not self._buffer
+                self._enqueue(write)
+            if first:
+                log.warning(
+                    "query log database unreachable; buffering rows until it answers",
+                    extra={"event": "query_log_down", "error": type(exc.orig or exc).__name__},
+                )
+
+    def _enqueue(self, write: Callable[[], None]) -> None:
+        """Caller holds `_buffer_lock`."""
+        if len(self._buffer) >= self._buffer_rows:
+            self._buffer.popleft()
+            _count_dropped(1)
+        self._buffer.append(write)
+        _gauge_buffered(len(self._buffer))
+        if self._retry_thread is None or not self._retry_thread.is_alive():
+            self._retry_thread = threading.Thread(target=self._drain, name="query-log-retry", daemon=True)
+            self._retry_thread.start()
+
+    def _drain(self) -> None:
+        """Write buffered rows in order, waiting longer between failed attempts, until none are left."""
+        attempt, written = 0, 0
+        while not self._closed:
+            with self._buffer_lock:
+                if not self._buffer:
+                    self._retry_thread = None
+                    break
+                write = self._buffer[0]
+            try:
+                write()
+            except SQLAlchemyError as exc:
+                if _unreachable(exc):
+                    self._wake.wait(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+                    attempt += 1
+                    continue
+                log.warning("a buffered query log row was refused; dropped", exc_info=True)
+                _count_dropped(1)
+            except UnknownAnswer:  # its answer row was dropped from a full buffer
+                _count_dropped(1)
+            else:
+                written += 1
+            with self._buffer_lock:
+                self._buffer.popleft()
+                _gauge_buffered(len(self._buffer))
+        if written:
+            log.info(
+                "query log database reachable again; buffered rows written",
+                extra={"event": "query_log_up", "rows": written},
+            )
 
     def __enter__(self) -> FeedbackStore:
         return self
@@ -171,10 +282,27 @@ class FeedbackStore:
         overrides: Mapping[str, Any] | None = None,
         at: datetime | None = None,
     ) -> None:
-        """Log one question and what was answered. `at` defaults to now; an id logged before is kept as it was."""
+        """Log one question and what was answered. `at` defaults to now; an id logged before is kept as it was.
+        While the database is unreachable the row waits in the buffer (see the module docstring)."""
+        created_at = utc_naive(at)
+        self._write_or_buffer(
+            lambda: self._insert_answer(answer, platform, channel, user, arm, outcome, overrides, created_at)
+        )
+
+    def _insert_answer(
+        self,
+        answer: Answer,
+        platform: str,
+        channel: str,
+        user: str,
+        arm: str | None,
+        outcome: str | None,
+        overrides: Mapping[str, Any] | None,
+        created_at: datetime,
+    ) -> None:
         record = AnswerRecord(
             id=answer.id,
-            created_at=utc_naive(at),
+            created_at=created_at,
             platform=platform,
             channel=channel,
             user_hash=self.hash_user(user),
@@ -231,7 +359,11 @@ class FeedbackStore:
     # --- message links ---------------------------------------------------------------------------------------------
 
     def link_message(self, answer_id: str, *, platform: str, channel: str, message_id: str) -> None:
-        """Remember that this platform message shows this answer (a repeated link moves it)."""
+        """Remember that this platform message shows this answer (a repeated link moves it); buffered like
+        `log_answer` while the database is unreachable."""
+        self._write_or_buffer(lambda: self._link(answer_id, platform, channel, message_id))
+
+    def _link(self, answer_id: str, platform: str, channel: str, message_id: str) -> None:
         with self._sessions() as session, session.begin():
             self._require_answer(session, answer_id)
             link = session.get(MessageLink, (platform, channel, message_id))
@@ -306,3 +438,15 @@ class FeedbackStore:
     def _require_answer(session: Session, answer_id: str) -> None:
         if not session.scalar(select(exists().where(AnswerRecord.id == answer_id))):
             raise UnknownAnswer(f"no answer with id {answer_id!r} in the query log")
+
+
+def _count_dropped(rows: int) -> None:
+    from rag_core.feedback.metrics import QUERY_LOG_DROPPED
+
+    QUERY_LOG_DROPPED.inc(rows)
+
+
+def _gauge_buffered(rows: int) -> None:
+    from rag_core.feedback.metrics import QUERY_LOG_BUFFERED
+
+    QUERY_LOG_BUFFERED.set(rows)

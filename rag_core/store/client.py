@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import numpy as np
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from rag_core.errors import StoreUnavailable
 from rag_core.sparse import SparseVector
@@ -50,6 +52,20 @@ def _hits(points: list[models.ScoredPoint]) -> list[Hit]:
     ]
 
 
+@contextlib.contextmanager
+def _server_reachable() -> Iterator[None]:
+    """Connection failures and server errors of a Qdrant server become `StoreUnavailable` (the engine's callers
+    tell the asker the index is unreachable); nothing is remembered, so the next call tries the server again."""
+    try:
+        yield
+    except ResponseHandlingException as exc:  # qdrant-client's wrapper of transport errors (refused, timeout)
+        raise StoreUnavailable(f"the Qdrant server is unreachable ({type(exc.source).__name__})") from exc
+    except UnexpectedResponse as exc:
+        if exc.status_code is None or exc.status_code < 500:
+            raise
+        raise StoreUnavailable(f"the Qdrant server answered HTTP {exc.status_code}") from exc
+
+
 class ClientStore:
     """Points in `collection`; metadata as the payload of one point in `<collection>__meta`."""
 
@@ -74,7 +90,8 @@ class ClientStore:
 
     def _has_collection(self) -> bool:
         if not self._exists:
-            self._exists = self.client.collection_exists(self.collection)
+            with _server_reachable():
+                self._exists = self.client.collection_exists(self.collection)
         return self._exists
 
     def ensure_collection(self, dim: int) -> None:
@@ -134,7 +151,8 @@ class ClientStore:
                     with_vector=[DENSE],
                 )
             )
-        responses = self.client.query_batch_points(self.collection, requests=requests)
+        with _server_reachable():
+            responses = self.client.query_batch_points(self.collection, requests=requests)
         dense_hits = _hits(responses[0].points)
         sparse_hits = _hits(responses[1].points) if len(responses) > 1 else []
         return dense_hits, sparse_hits
@@ -179,9 +197,10 @@ class ClientStore:
         ).count
 
     def read_meta(self) -> dict[str, Any]:
-        if not self.client.collection_exists(self.meta_collection):
-            return {}
-        records = self.client.retrieve(self.meta_collection, ids=[_META_ID], with_payload=True)
+        with _server_reachable():
+            if not self.client.collection_exists(self.meta_collection):
+                return {}
+            records = self.client.retrieve(self.meta_collection, ids=[_META_ID], with_payload=True)
         return dict(records[0].payload or {}) if records else {}
 
     def write_meta(self, meta: dict[str, Any]) -> None:
