@@ -213,7 +213,10 @@ class FeedbackStore:
             if first:
                 log.warning(
                     "query log database unreachable; buffering rows until it answers",
-                    extra={"event": "query_log_down", "error": type(exc.orig or exc).__name__},
+                    extra={
+                        "event": "query_log_down",
+                        "error": type(getattr(exc, "orig", None) or exc).__name__,
+                    },
                 )
 
     def _enqueue(self, write: Callable[[], None]) -> None:
