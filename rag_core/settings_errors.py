@@ -122,17 +122,9 @@ def _undecodable_lines(settings_cls: type[BaseSettings]) -> list[str]:
     return lines
 
 
-class _LenientEnv(EnvSettingsSource):
-    def prepare_field_value(
-        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
-    ) -> Any:
-        try:
-            return super().prepare_field_value(field_name, field, value, value_is_complex)
-        except ValueError:
-            return None  # already reported by _undecodable_lines
+class _SkipUndecodable(EnvSettingsSource):
+    """Leaves out a value that is not valid JSON (already reported by `_undecodable_lines`) instead of raising."""
 
-
-class _LenientDotEnv(DotEnvSettingsSource):
     def prepare_field_value(
         self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
     ) -> Any:
@@ -140,6 +132,14 @@ class _LenientDotEnv(DotEnvSettingsSource):
             return super().prepare_field_value(field_name, field, value, value_is_complex)
         except ValueError:
             return None
+
+
+class _LenientEnv(_SkipUndecodable):
+    pass
+
+
+class _LenientDotEnv(_SkipUndecodable, DotEnvSettingsSource):
+    pass
 
 
 def _skipping_undecodable(settings_cls: type[BaseSettings]) -> type[BaseSettings]:
