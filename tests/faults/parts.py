@@ -19,6 +19,8 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,6 +47,15 @@ def wait_until(check: Any, timeout_s: float = 30.0, every_s: float = 0.02) -> fl
         if time.monotonic() - start > timeout_s:
             raise AssertionError(f"not true after {timeout_s} s: {check}")
         time.sleep(every_s)
+
+
+def readyz(url: str) -> int:
+    """The HTTP status of a health server's /readyz."""
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 class RedisProcess:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from qdrant_client import QdrantClient
@@ -20,19 +18,11 @@ from rag_core.kv import MemoryKV
 from rag_core.store.client import ClientStore
 from tests.conftest import make_settings, small_documents
 from tests.faults.conftest import RecordingSink, figure
-from tests.faults.parts import QdrantStandIn, wait_until
+from tests.faults.parts import QdrantStandIn, readyz, wait_until
 
 
 def models_of(engine: Engine) -> dict[str, object]:
     return {"embedder": engine.embedder, "reranker": engine.reranker, "kv": MemoryKV()}
-
-
-def readyz(url: str) -> int:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def ask(conv: Conversation, text: str) -> RecordingSink:
