@@ -131,9 +131,10 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
+        from connectors.registry import check_kinds
         from rag_core.settings import get_settings
 
-        get_settings()  # bad settings fail here, one line each, before any command loads its models
+        check_kinds(get_settings().sources)  # bad settings fail here, one line each, before any model loads
         return int(args.func(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -20,12 +20,19 @@ READERS: dict[str, str] = {
 
 
 def check_kinds(configs: Iterable[SourceConfig]) -> None:
-    """A `ConfigError` naming the first source whose kind has no reader, with the kinds there are."""
-    for config in configs:
-        if config.kind not in READERS:
-            raise ConfigError(
-                f"source {config.name!r} has unknown kind {config.kind!r} (expected {' or '.join(READERS)})"
-            )
+    """A `ConfigError` with one line per source whose kind has no reader, naming the kinds there are."""
+    from rag_core.settings import Settings
+    from rag_core.settings_errors import example
+
+    good = example("sources", Settings.model_fields["sources"])
+    lines = [
+        f"RAG_SOURCES[{i}].kind: source {config.name!r} has unknown kind {config.kind!r} "
+        f"(expected {' or '.join(READERS)}); {good.replace('RAG_SOURCES=', 'e.g. RAG_SOURCES=', 1)}"
+        for i, config in enumerate(configs)
+        if config.kind not in READERS
+    ]
+    if lines:
+        raise ConfigError("\n".join(lines))
 
 
 def reader_class(kind: str) -> type[Reader]:

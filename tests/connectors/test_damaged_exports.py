@@ -18,8 +18,8 @@ import pytest
 from bot.conversation import make_resync
 from connectors import schedule
 from connectors.archive import Limits, open_export
-from connectors.base import ExtractError
 from connectors.cli import sync_command
+from connectors.errors import ExtractError
 from connectors.formats import extract
 from connectors.sync import SyncReport, run_sync
 from rag_core.engine import Engine

@@ -168,7 +168,7 @@ def _qdrant_handler(local: QdrantClient) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             parts = urlsplit(self.path).path.strip("/").split("/")
             if parts == ["collections"]:
                 self._reply(local.get_collections().model_dump(mode="json"))
@@ -177,7 +177,7 @@ def _qdrant_handler(local: QdrantClient) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_error(404)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             parts = urlsplit(self.path).path.strip("/").split("/")
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             if parts[2:] == ["points"]:
