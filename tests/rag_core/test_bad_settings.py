@@ -23,6 +23,7 @@ COMMANDS = [
     ["report"],
     ["eval", "--beir", "no-such-dataset"],
     ["demo"],
+    ["api"],
 ]
 
 
