@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
 from rag_core.chunking import Chunker
 from rag_core.embedding import Embedder
@@ -63,6 +64,7 @@ class Engine:
         self.reranker = reranker
         self.generator = generator
         self.kv = kv
+        self.doc_signals: DocSignals | None = None  # votes and hidden documents from the feedback store
         self.cache = AnswerCache(kv, settings.cache_ttl_s)
         self._writer = IndexWriter(
             store, embedder, self.chunker, self.sparse, optimize_after_points=settings.optimize_after_points
@@ -136,7 +138,12 @@ class Engine:
         with _timed(timings, "retrieve"):
             candidates = self.retriever.retrieve(text, limit, self.index_version, allowed_sources)
         with _timed(timings, "rerank"):
-            return self._active_reranker(settings).rerank(text, candidates)
+            candidates = self._active_reranker(settings).rerank(text, candidates)
+        if self.doc_signals is None:
+            return candidates
+        with _timed(timings, "feedback"):  # votes move documents a little; hidden ones are dropped
+            signals = self.doc_signals
+            return apply_feedback(candidates, signals.weights(), signals.hidden(), settings.feedback_boost)
 
     def answer(
         self,
@@ -310,6 +317,8 @@ class Engine:
             "budget": settings.max_cost_per_question_usd,
             "llm": settings.llm_model if self.generator else None,
             "embedding": settings.embedding_model,
+            # a cached answer must not cite a document hidden since
+            "hidden": sorted(self.doc_signals.hidden()) if self.doc_signals is not None else [],
         }
 
     @staticmethod

@@ -157,6 +157,28 @@ class Settings(BaseSettings):
     api_session_ttl_s: int = 12 * 3600  # lifetime of an /admin session cookie from a login link
     api_login_ttl_s: int = 15 * 60  # a one-time login link from `ragbot report --serve` expires after this
 
+    # --- team workflow: answer channels, private first, hand-off, feedback ranking ------------------------------
+    auto_answer_channels: list[str] = Field(
+        default_factory=list
+    )  # channel ids where new top-level questions are answered without a mention (in a thread)
+    auto_answer_min_words: int = 12  # a message of this many words counts as a question even without "?"
+    auto_answer_question_words: list[str] = Field(
+        default_factory=lambda: ["how", "what", "where", "when", "why", "who", "which", "can", "is", "does"]
+    )  # a message starting with one of these words counts as a question
+    private_first: bool = False  # answers go to the asker privately first, with "Share in thread" / "Dismiss"
+    private_first_channels: dict[str, bool] = Field(
+        default_factory=dict
+    )  # channel id -> private first on/off, overriding private_first there
+    escalation: dict[str, list[str]] = Field(
+        default_factory=dict
+    )  # channel id (or "*") -> people/groups "Get help from a person" tags (Slack U…/S…, Discord id or &role id)
+    feedback_boost: float = (
+        0.1  # largest boost/penalty document votes give, as a fraction of the score; 0 = off
+    )
+    feedback_half_life_days: float = 30.0  # a vote's weight halves every this many days
+    feedback_prior_votes: float = 3.0  # damping: this many net votes give half of the largest boost
+    feedback_refresh_s: float = 60.0  # how often the ranking re-reads document votes and hidden documents
+
     # --- logging -------------------------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True  # structured JSON logs; false = human-readable lines

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.answer_channels import QuietSink, is_answer_channel, looks_like_question, private_first
 from bot.conversation import Conversation, Question, make_resync
+from bot.discord import components
 from bot.discord.render import clip, sources_embed, split_message
 from bot.discord.sinks import ChannelReplySink, InteractionSink, show_ephemeral
 from bot.services import start_services, stop_service
@@ -41,6 +43,7 @@ PERMISSIONS = discord.Permissions(
     embed_links=True,
     read_message_history=True,
     add_reactions=True,
+    create_public_threads=True,  # answer channels answer in a thread started from the question
 )  # what the bot needs in a channel; docs/discord.md builds the invite URL from it
 COMMAND_FAILED = "Sorry, something went wrong with that command. It has been logged."
 NO_SOURCES = "No sources matched that question."
@@ -123,15 +126,31 @@ class RagbotClient(discord.Client):
         own_role = message.guild.self_role if message.guild else None
         return self.user in message.mentions or (own_role is not None and own_role in message.role_mentions)
 
+    def is_answer_channel_question(self, message: discord.Message) -> bool:
+        """A person's new top-level message in an answer channel that passes the question filter."""
+        if self.user is None or message.author.bot or isinstance(message.channel, discord.Thread):
+            return False
+        if message.type is not discord.MessageType.default or self.mentioned_in(message):
+            return False
+        channel = str(message.channel.id)
+        return is_answer_channel(channel, self.settings) and looks_like_question(
+            message.content, self.settings
+        )
+
     async def on_message(self, message: discord.Message) -> None:
-        if not self.is_question(message):
+        auto = self.is_answer_channel_question(message)
+        if not auto and not self.is_question(message):
             return
         if not self.conversation.first_delivery(PLATFORM, f"message:{message.id}", DEDUPE_TTL_S):
             log.info(
                 "duplicate message delivery ignored", extra={"event": "dedupe", "message_id": message.id}
             )
             return
-        sink = ChannelReplySink(message)
+        channel_id = access_channel_id(message.channel)
+        is_dm = isinstance(message.channel, discord.DMChannel)
+        sink: Any = components.ThreadStartingSink(message) if auto else ChannelReplySink(message)
+        if not is_dm and private_first(channel_id, self.settings):
+            sink = components.PrivatePromptSink(message)
         try:
             question = Question(
                 platform=PLATFORM,
@@ -143,7 +162,7 @@ class RagbotClient(discord.Client):
                 history=await self.history_for(message),
                 roles=role_names(message.author),
             )
-            answer = await self.conversation.ask(question, sink)
+            answer = await self.conversation.ask(question, QuietSink(sink, channel_id) if auto else sink)
         except Exception:
             log.exception("answering a message failed", extra={"event": "discord_message_failed"})
             with suppress(discord.HTTPException):
@@ -156,6 +175,10 @@ class RagbotClient(discord.Client):
         if len(sink.messages) > 1:
             await self._link_continuations(answer.id, question.channel_id, sink.message_ids[1:])
         await self._offer_votes(sink.messages[-1])
+        await components.add_answer_buttons(sink.messages[-1], answer)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        await components.on_component(self.conversation, interaction)
 
     async def _offer_votes(self, message: discord.Message) -> None:
         """Put 👍 and 👎 under an answer so a vote is one click (the bot's own reactions are not votes)."""
@@ -307,7 +330,9 @@ def _add_commands(tree: app_commands.CommandTree, conversation: Conversation) ->
     async def ask(interaction: discord.Interaction, question: str) -> None:
         sink = InteractionSink(interaction)
         await sink.started()  # defer within Discord's 3-second window, before any slow work
-        await conversation.ask(_question(interaction, question), sink)
+        answer = await conversation.ask(_question(interaction, question), sink)
+        if answer is not None:  # private already: offer to share it, dismiss it, or ask a person
+            await interaction.edit_original_response(view=components.private_view(answer.id))
 
     @tree.command(name="sources", description="List the documents that match a question, without an answer.")
     @app_commands.describe(question="What you want sources for")
@@ -323,6 +348,8 @@ def _add_commands(tree: app_commands.CommandTree, conversation: Conversation) ->
             return
         embed = sources_embed(citations, title=f"Sources: {question}")
         await show_ephemeral(interaction, [f"{len(citations)} sources for your question:"], embed)
+        if conversation.is_admin(str(interaction.user.id), role_names(interaction.user)):
+            await interaction.edit_original_response(view=components.hide_view(conversation, citations))
 
     @tree.command(name="resync", description="Re-sync sources into the index now (admins only).")
     @app_commands.describe(
@@ -364,6 +391,7 @@ def main() -> int:
 
     from rag_core.engine import Engine
     from rag_core.feedback import FeedbackStore
+    from rag_core.feedback.doc_votes import StoredDocSignals
     from rag_core.kv import make_kv
     from rag_core.logs import setup_logging
 
@@ -372,6 +400,9 @@ def main() -> int:
     engine = Engine.from_settings(settings)
     kv = make_kv(settings.redis_url)
     feedback = FeedbackStore.from_settings(settings)
+    engine.doc_signals = StoredDocSignals(
+        feedback, settings
+    )  # votes boost documents; hidden ones are never cited
     conversation = Conversation(engine, settings, kv, feedback, resync=make_resync(engine, settings, kv))
     handles = start_services(engine, kv, settings)
     client = build_client(settings, conversation)

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.answer_channels import QuietSink, is_answer_channel, looks_like_question, private_first
 from bot.conversation import (
     RESYNC_REFUSAL,
     Conversation,
@@ -36,6 +37,8 @@ from bot.slack.blocks import (
     sources_text,
     streaming_text,
 )
+from bot.slack.buttons import private_actions
+from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_interactions
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from rag_core.errors import RagbotError, UserError
 from rag_core.settings import Settings, get_settings
@@ -140,7 +143,8 @@ class EphemeralSink:
         pass
 
     async def finished(self, answer: Answer) -> str | None:
-        await self.respond(text=answer_text(answer), blocks=answer_blocks(answer), response_type="ephemeral")
+        blocks = answer_blocks(answer, private_actions(answer.id, None))  # "Share" posts it in the channel
+        await self.respond(text=answer_text(answer), blocks=blocks, response_type="ephemeral")
         return None  # ephemeral messages cannot be reacted to
 
     async def refused(self, message: str) -> None:
@@ -211,13 +215,22 @@ def build_app(
 
     @app.event("message")
     async def answer_direct_message(event: dict, context: AsyncBoltContext, client: AsyncWebClient) -> None:
-        # Only plain messages in DMs are questions; edits, joins and channel chatter are not.
-        if event.get("channel_type") != "im" or event.get("subtype"):
+        # Only plain messages in DMs and new top-level questions in answer channels are questions; edits,
+        # joins, thread replies and channel chatter are not. A mention is answered by answer_mention.
+        if event.get("subtype"):
             return
-        await _answer_message(event, context, client, is_dm=True)
+        if event.get("channel_type") == "im":
+            await _answer_message(event, context, client, is_dm=True)
+        elif (
+            is_answer_channel(event.get("channel", ""), settings)
+            and not event.get("thread_ts")
+            and f"<@{context.bot_user_id}>" not in event.get("text", "")
+            and looks_like_question(mrkdwn_to_plain(event.get("text", "")), settings)
+        ):
+            await _answer_message(event, context, client, is_dm=False, auto=True)
 
     async def _answer_message(
-        event: dict, context: AsyncBoltContext, client: AsyncWebClient, is_dm: bool
+        event: dict, context: AsyncBoltContext, client: AsyncWebClient, is_dm: bool, auto: bool = False
     ) -> None:
         channel, ts = event["channel"], event["ts"]
         # A mention in a DM can arrive both as app_mention and as message: answer the message once.
@@ -235,7 +248,10 @@ def build_app(
             thread_id=thread_ts or ts,
             history=history,
         )
-        await conversation.ask(question, ThreadSink(client, channel, thread_ts or ts, ts))
+        sink: Any = ThreadSink(client, channel, thread_ts or ts, ts)
+        if not is_dm and private_first(channel, settings):
+            sink = PrivateFirstSink(client, channel, thread_ts or ts, question.user_id)
+        await conversation.ask(question, QuietSink(sink, channel) if auto else sink)
 
     async def _thread_history(
         client: AsyncWebClient, channel: str, thread_ts: str, before_ts: str, bot_user_id: str | None
@@ -292,9 +308,10 @@ def build_app(
                 text="Sorry, looking up sources failed. Please try again.", response_type="ephemeral"
             )
             return
-        await respond(
-            text=sources_text(citations), blocks=sources_blocks(text, citations), response_type="ephemeral"
-        )
+        blocks = sources_blocks(text, citations)
+        if conversation.is_admin(command.get("user_id", "")):
+            blocks = add_hide_buttons(blocks, citations)
+        await respond(text=sources_text(citations), blocks=blocks, response_type="ephemeral")
 
     @app.command("/resync")
     async def resync_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:
@@ -333,6 +350,7 @@ def build_app(
         if args := _vote_args(event, context):
             await conversation.retract(**args)
 
+    register_interactions(app, conversation)
     return app
 
 
@@ -402,6 +420,7 @@ def main(http: bool = False) -> int:
 
     from rag_core.engine import Engine
     from rag_core.feedback import FeedbackStore
+    from rag_core.feedback.doc_votes import StoredDocSignals
     from rag_core.kv import make_kv
     from rag_core.logs import setup_logging
 
@@ -409,6 +428,9 @@ def main(http: bool = False) -> int:
     engine = Engine.from_settings(settings)
     kv = make_kv(settings.redis_url)
     feedback = FeedbackStore.from_settings(settings)
+    engine.doc_signals = StoredDocSignals(
+        feedback, settings
+    )  # votes boost documents; hidden ones are never cited
     conversation = Conversation(engine, settings, kv, feedback, make_resync(engine, settings, kv))
     app = build_app(settings, conversation)
     handles = start_services(engine, kv, settings)

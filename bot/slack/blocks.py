@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.slack.buttons import answer_actions
 from bot.slack.mrkdwn import SECTION_TEXT_LIMIT, escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
 from rag_core.types import Answer, Citation
 
@@ -42,8 +43,9 @@ def _sources_section(citations: list[Citation], heading: str) -> list[Block]:
     return [_section(piece) for piece in split_mrkdwn("\n".join(lines))]
 
 
-def answer_blocks(answer: Answer) -> list[Block]:
-    """The final answer: text in mrkdwn, numbered linked sources, and the 👍/👎 hint."""
+def answer_blocks(answer: Answer, actions: Block | None = None) -> list[Block]:
+    """The final answer: text in mrkdwn, numbered linked sources, the 👍/👎 hint and buttons (`actions`, by
+    default votes and "Get help from a person")."""
     blocks: list[Block] = [
         _section(p) for p in split_mrkdwn(markdown_to_mrkdwn(answer.text) or "_(empty answer)_")
     ]
@@ -52,6 +54,7 @@ def answer_blocks(answer: Answer) -> list[Block]:
         heading = "Closest sources" if answer.abstained else "Sources"
         tail += [{"type": "divider"}, *_sources_section(answer.citations, heading)]
     tail.append(_context(VOTE_HINT))
+    tail.append(actions or answer_actions(answer.id, abstained=answer.abstained))
     room = MAX_BLOCKS - len(tail)
     if len(blocks) > room:
         blocks = blocks[: room - 1] + [

@@ -84,3 +84,31 @@ class VoteRecord(Base):
     platform: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class EscalationRecord(Base):
+    """A "Get help from a person" on an answer: who was tagged, and when (and by whom) it was resolved."""
+
+    __tablename__ = "escalations"
+
+    answer_id: Mapped[str] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(128), index=True)
+    targets: Mapped[list[str]] = mapped_column(JSON)  # platform user/group ids that were tagged
+    asked_by: Mapped[str] = mapped_column(String(64))  # hashed id of who pressed the button
+    message_id: Mapped[str | None] = mapped_column(String(128))  # the tagging message
+    created_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(64))  # hashed id
+
+
+class HiddenDocument(Base):
+    """A document an admin hid: never cited until unhidden."""
+
+    __tablename__ = "hidden_documents"
+
+    source: Mapped[str] = mapped_column(String(128), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    hidden_by: Mapped[str] = mapped_column(String(64))  # hashed id
+    hidden_at: Mapped[datetime] = mapped_column(DateTime())

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from rag_core.feedback import charts
+from rag_core.feedback import charts, report_escalations
 from rag_core.feedback.report_data import ArmComparison, ReportData, collect
 from rag_core.feedback.stats import TestResult
 from rag_core.feedback.store import FeedbackStore
@@ -158,6 +158,12 @@ def render_text(data: ReportData, out: Path | None = None) -> str:
             ["asked", "people", "last asked", "question"],
             [[str(g.count), str(g.askers), f"{g.last_asked:%Y-%m-%d}", g.question] for g in data.gaps],
         )
+    if data.escalations.total:
+        per_channel, questions = report_escalations.text_rows(data.escalations)
+        lines += ["", "Hand-offs to a person, per channel"]
+        lines += _table(report_escalations.CHANNEL_HEADERS, per_channel)
+        lines += ["", "Escalated questions (newest first)"]
+        lines += _table(report_escalations.QUESTION_HEADERS, questions)
     if data.arms:
         lines += ["", "A/B experiment"]
         lines += _table(ARM_HEADERS, _arm_rows(data))
@@ -294,6 +300,15 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
         ]
     else:
         parts.append("<p>No unanswered questions in this period.</p>")
+    if data.escalations.total:
+        per_channel, questions = report_escalations.text_rows(data.escalations)
+        parts += [
+            "<h2>Hand-offs to a person</h2>",
+            "<p class='note'>Questions people asked a person about after the bot's answer (or its “I don't "
+            "know”): another coverage-gap signal.</p>",
+            _html_table(report_escalations.CHANNEL_HEADERS, [[_e(v) for v in r] for r in per_channel]),
+            _html_table(report_escalations.QUESTION_HEADERS, [[_e(v) for v in r] for r in questions]),
+        ]
     if data.arms:
         votes = {a.arm: a.votes for a in data.arms}
         parts += [

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 
 from rag_core.feedback.models import AnswerRecord, CitationRecord, VoteRecord
 from rag_core.feedback.outcome import OUTCOMES
+from rag_core.feedback.report_escalations import EscalationFigures, collect_escalations
 from rag_core.feedback.stats import TestResult, mann_whitney_u, percentile, rate, two_proportion_z_test
 from rag_core.questions import normalise_question
 
@@ -118,6 +119,7 @@ class ReportData:
     gaps: list[CoverageGap]
     arms: list[ArmFigures]
     comparisons: list[ArmComparison]
+    escalations: EscalationFigures = field(default_factory=EscalationFigures)  # hand-offs to a person
 
 
 def report_window(days: int, now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -248,6 +250,7 @@ def collect(engine: Engine, days: int, now: datetime | None = None) -> ReportDat
         gaps=gaps[:TOP_N],
         arms=arm_list,
         comparisons=[compare(arm_list[0], other) for other in arm_list[1:]],
+        escalations=collect_escalations(engine, start, end),
     )
 
 

@@ -507,9 +507,9 @@ def test_main_without_a_token_says_what_is_missing(monkeypatch: pytest.MonkeyPat
 
 
 def test_invite_url_asks_for_exactly_the_permissions_the_bot_needs() -> None:
-    assert PERMISSIONS.value == 274877992000
+    assert PERMISSIONS.value == 309237730368
     url = invite_url(42)
-    assert "client_id=42" in url and "permissions=274877992000" in url
+    assert "client_id=42" in url and "permissions=309237730368" in url
     assert "scope=bot+applications.commands" in url
 
 

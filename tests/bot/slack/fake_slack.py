@@ -43,6 +43,7 @@ class FakeSlack:
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (channel, thread ts) -> messages
         self.envelopes: dict[str, Envelope] = {}
         self.fail_methods: dict[str, str] = {}  # method -> Slack error to return
+        self.usergroups: dict[str, list[str]] = {}  # user group id (S…) -> member user ids
         self._ts = itertools.count(1)
         self._ws: list[web.WebSocketResponse] = []
         self._ws_connected = asyncio.Event()
@@ -158,6 +159,10 @@ class FakeSlack:
         if method == "conversations.replies":
             messages = self.threads.get((p["channel"], p["ts"]), [])
             return {"ok": True, "messages": sorted(messages, key=lambda m: float(m["ts"])), "has_more": False}
+        if method == "usergroups.users.list":
+            if p.get("usergroup") not in self.usergroups:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": self.usergroups[p["usergroup"]]}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.url.replace("http://", "ws://") + "/socket"}
         return {"ok": True}
@@ -271,3 +276,83 @@ def slash(command: str, text: str, *, user: str = "U1", channel: str = "C1", res
         "response_url": response_url,
         "trigger_id": "1.2.3",
     }
+
+
+def channel_message(
+    text: str,
+    *,
+    user: str = "U1",
+    channel: str = "C1",
+    ts: str,
+    thread_ts: str | None = None,
+    subtype: str | None = None,
+    bot_id: str | None = None,
+) -> dict:
+    """A plain message in a channel (what `message.channels` delivers), optionally a thread reply, edit or join."""
+    event: dict[str, Any] = {
+        "type": "message",
+        "channel_type": "channel",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+    }
+    for key, value in (("thread_ts", thread_ts), ("subtype", subtype), ("bot_id", bot_id)):
+        if value:
+            event[key] = value
+    return event
+
+
+def block_action(
+    action_id: str,
+    value: str,
+    *,
+    user: str = "U1",
+    channel: str = "C1",
+    response_url: str,
+    message: dict[str, Any] | None = None,
+    ephemeral: bool = False,
+) -> dict[str, Any]:
+    """A `block_actions` interaction payload, as Slack posts it (form field `payload`) when a button is clicked.
+
+    `message` is the clicked message (absent for an ephemeral one, as on Slack)."""
+    container: dict[str, Any] = {"type": "message", "channel_id": channel, "is_ephemeral": ephemeral}
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "team": {"id": TEAM_ID, "domain": "test"},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+        "api_app_id": "A0001",
+        "token": "legacy",
+        "container": container,
+        "trigger_id": "1.2.3",
+        "channel": {"id": channel, "name": "general"},
+        "response_url": response_url,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "b",
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    if message is not None:
+        container["message_ts"] = message.get("ts")
+        if message.get("thread_ts"):
+            container["thread_ts"] = message["thread_ts"]
+        payload["message"] = message
+    return payload
+
+
+def button_in(blocks: list[dict[str, Any]], action_id: str) -> dict[str, Any]:
+    """The one button with this action id in a message's blocks (actions blocks or section accessories)."""
+    found = [
+        element
+        for block in blocks
+        for element in [*block.get("elements", []), block.get("accessory") or {}]
+        if element.get("action_id") == action_id
+    ]
+    assert len(found) == 1, f"{len(found)} buttons {action_id!r} in {blocks}"
+    return found[0]

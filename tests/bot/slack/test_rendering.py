@@ -72,7 +72,8 @@ def test_answer_blocks_stay_within_block_kit_limits() -> None:
     assert len(blocks) <= MAX_BLOCKS
     assert all(len(b["text"]["text"]) <= SECTION_TEXT_LIMIT for b in blocks if b["type"] == "section")
     assert "shortened" in str(blocks)
-    assert "Page 5" in str(blocks[-2]) and "React with" in str(blocks[-1])
+    assert "Page 5" in str(blocks[-3]) and "React with" in str(blocks[-2])
+    assert blocks[-1]["type"] == "actions"  # 👍/👎 and "Get help from a person" buttons
 
 
 def test_citations_link_web_urls_only_and_show_breadcrumbs() -> None:
