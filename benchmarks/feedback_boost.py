@@ -20,7 +20,15 @@ from pathlib import Path
 
 from rag_core.boost import DocKey, apply_feedback
 from rag_core.engine import Engine
-from rag_core.evaluation import BeirData, _doc_ranking, beir_settings, index_corpus, load_beir, ndcg_at, recall_at
+from rag_core.evaluation import (
+    BeirData,
+    _doc_ranking,
+    beir_settings,
+    index_corpus,
+    load_beir,
+    ndcg_at,
+    recall_at,
+)
 from rag_core.feedback.doc_votes import DocVote, aggregate
 from rag_core.feedback.store import utc_naive
 from rag_core.settings import Settings, get_settings
@@ -90,7 +98,9 @@ def main() -> int:
     data = subset(test, train, args.docs)
     engine = Engine.from_settings(beir_settings(base, folder))
     index_corpus(engine, data, progress=lambda i: print(f"  indexed {i}/{len(data.corpus)}", flush=True))
-    print(f"corpus {len(data.corpus)} documents; {len(train.queries)} train, {len(test.queries)} test queries")
+    print(
+        f"corpus {len(data.corpus)} documents; {len(train.queries)} train, {len(test.queries)} test queries"
+    )
 
     test_ranked = {qid: ranked(engine, text, args.depth) for qid, text in test.queries.items()}
 
@@ -108,7 +118,9 @@ def main() -> int:
     no_votes = runs({}, engine.settings.feedback_boost)
     nd, rc = scores(no_votes, test.qrels)
     same = sum(no_votes[q] == plain[q] for q in plain)
-    print(f"boost, no votes           nDCG@10 {nd:.4f} R@100 {rc:.4f}  identical rankings {same}/{len(plain)}")
+    print(
+        f"boost, no votes           nDCG@10 {nd:.4f} R@100 {rc:.4f}  identical rankings {same}/{len(plain)}"
+    )
 
     votes, up = simulated_votes(engine, train, args.cite, args.days, args.depth, args.seed)
     settings = engine.settings

@@ -21,7 +21,6 @@ from rag_core.feedback.models import AnswerRecord
 from rag_core.kv import MemoryKV
 from tests.bot.slack.conftest import ADMIN, SlackBot, make_bot
 from tests.bot.slack.fake_slack import (
-    BOT_ID,
     block_action,
     button_in,
     channel_message,
