@@ -131,7 +131,7 @@ def unhide_document(store: FeedbackStore, source: str, doc_id: str) -> bool:
     """Let a hidden document be cited again; False when it was not hidden."""
     with Session(store.engine) as session, session.begin():
         stmt = delete(HiddenDocument).where(HiddenDocument.source == source, HiddenDocument.doc_id == doc_id)
-        return bool(session.execute(stmt).rowcount)
+        return bool(getattr(session.execute(stmt), "rowcount", 0))  # a CursorResult for a DELETE
 
 
 def hidden_documents(store: FeedbackStore) -> set[DocKey]:
