@@ -84,7 +84,7 @@ def test_votes_on_abstentions_do_not_count_for_their_closest_sources(sqlite_url:
         assert signals.hidden() == {("wiki", "a")}  # ...unless invalidated (what hide/unhide do)
 
 
-def test_a_failing_database_keeps_the_last_signals(sqlite_url: str, tmp_path: Path, caplog) -> None:  # noqa: ANN001
+def test_a_failing_database_keeps_the_last_signals(sqlite_url: str, tmp_path: Path, caplog) -> None:
     store = FeedbackStore(sqlite_url)
     wf.hide_document(store, "wiki", "a", title="A", user="UADMIN")
     signals = StoredDocSignals(store, Settings(_env_file=None, data_dir=tmp_path))
