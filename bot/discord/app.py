@@ -18,6 +18,7 @@ from discord import app_commands
 from bot.answer_channels import QuietSink, is_answer_channel, looks_like_question, private_first
 from bot.conversation import Conversation, Question, make_resync
 from bot.discord import components
+from bot.discord.ids import access_channel_id, role_names
 from bot.discord.render import clip, sources_embed, split_message
 from bot.discord.sinks import ChannelReplySink, InteractionSink, show_ephemeral
 from bot.services import start_services, stop_service
@@ -59,17 +60,6 @@ def invite_url(application_id: int) -> str:
     return discord.utils.oauth_url(
         application_id, permissions=PERMISSIONS, scopes=("bot", "applications.commands")
     )
-
-
-def access_channel_id(channel: Any) -> str:
-    """The channel whose access rules apply: a thread answers with its parent channel's sources."""
-    if isinstance(channel, discord.Thread) and channel.parent_id:
-        return str(channel.parent_id)
-    return str(channel.id)
-
-
-def role_names(user: discord.abc.User) -> list[str]:
-    return [role.name for role in getattr(user, "roles", [])]
 
 
 class RagbotClient(discord.Client):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.answer_actions import NO_ESCALATION, NOT_TAGGED, UNKNOWN_ANSWER, AnswerActions, Resolve
+from bot.discord.ids import access_channel_id, role_names
 from bot.discord.render import clip, split_message
 from bot.discord.sinks import ChannelReplySink, answer_parts
 from rag_core.types import Answer, Citation
@@ -183,8 +184,6 @@ async def _whisper(interaction: discord.Interaction, text: str, **kwargs: Any) -
 
 
 def _channel(interaction: discord.Interaction) -> str:
-    from bot.discord.app import access_channel_id
-
     channel = interaction.channel
     return access_channel_id(channel) if channel is not None else str(interaction.channel_id)
 
@@ -312,8 +311,6 @@ async def _visibility(
         return
     source, doc_id, title = json.loads(raw)
     user = interaction.user
-    from bot.discord.app import role_names
-
     line = await actions.set_hidden(
         source, doc_id, hidden=hidden, title=title, user=str(user.id), roles=role_names(user)
     )

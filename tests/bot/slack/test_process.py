@@ -45,6 +45,8 @@ def test_the_manifest_declares_every_command_event_and_scope_the_app_uses() -> N
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "app_mention",
         "message.im",
+        "message.channels",  # answer channels
+        "message.groups",
         "reaction_added",
         "reaction_removed",
     }
