@@ -16,7 +16,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation import (
@@ -36,6 +35,8 @@ from bot.slack.blocks import (
     sources_text,
     streaming_text,
 )
+from bot.slack.delivery import CALL_ERRORS, Reply, ThreadDelivery, describe, plain_with_sources
+from bot.slack.http import http_app, keep_bodies_out_of_bolt_logs
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from rag_core.errors import RagbotError, UserError
 from rag_core.settings import Settings, get_settings
@@ -60,15 +61,23 @@ def vote_value(reaction: str) -> int | None:
 
 # --- answer sinks ------------------------------------------------------------------------------------------
 class ThreadSink:
-    """Renders an answer as a thread reply: 👀 on the question, "Searching…", streamed edits, final blocks."""
+    """Renders an answer as a thread reply: 👀 on the question, "Searching…", streamed edits, final blocks.
 
-    def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str, question_ts: str) -> None:
+    Slack refusing a post falls back as bot.slack.delivery describes; 👀 comes off whatever happens."""
+
+    def __init__(
+        self, client: AsyncWebClient, channel: str, thread_ts: str, question_ts: str, user: str = ""
+    ) -> None:
         self.client = client
         self.channel = channel
-        self.thread_ts = thread_ts
         self.question_ts = question_ts
-        self.ts: str | None = None  # the bot's reply, edited in place
+        self.delivery = ThreadDelivery(client, channel, thread_ts, user)
         self._reacted = False
+
+    @property
+    def ts(self) -> str | None:
+        """The bot's reply in the thread, edited in place."""
+        return self.delivery.ts
 
     async def started(self) -> None:
         try:
@@ -76,53 +85,46 @@ class ThreadSink:
                 channel=self.channel, timestamp=self.question_ts, name=THINKING_REACTION
             )
             self._reacted = True
-        except SlackApiError as exc:  # e.g. already_reacted; the reply itself matters more
+        except CALL_ERRORS as exc:  # e.g. already_reacted; the reply itself matters more
             log.info(
-                "could not add the 👀 reaction", extra={"event": "slack_reaction_failed", "error": _err(exc)}
+                "could not add the 👀 reaction",
+                extra={"event": "slack_reaction_failed", "error": describe(exc)},
             )
-        resp = await self.client.chat_postMessage(
-            channel=self.channel, thread_ts=self.thread_ts, text=SEARCHING
-        )
-        self.ts = resp["ts"]
+        await self.delivery.placeholder(SEARCHING)
 
     async def update(self, partial_text: str) -> None:
-        if self.ts:
-            await self.client.chat_update(channel=self.channel, ts=self.ts, text=streaming_text(partial_text))
+        await self.delivery.edit(streaming_text(partial_text))
 
     async def finished(self, answer: Answer) -> str | None:
-        ts = await self._show(text=answer_text(answer), blocks=answer_blocks(answer))
-        await self._unreact()
-        return ts
+        heading = "Closest sources" if answer.abstained else "Sources"
+        plain = plain_with_sources(answer_text(answer), answer.citations, heading)
+        return await self._show(Reply(answer_text(answer), answer_blocks(answer), plain))
 
     async def refused(self, message: str) -> None:
-        await self._show(text=escape(message))
-        await self._unreact()
+        await self._show(Reply(escape(message)))
 
     async def failed(self, message: str, citations: list[Citation]) -> None:
-        await self._show(text=escape(message), blocks=failure_blocks(message, citations))
-        await self._unreact()
+        plain = plain_with_sources(f":warning: {escape(message)}", citations, "Sources found")
+        await self._show(Reply(escape(message), failure_blocks(message, citations), plain))
 
-    async def _show(self, *, text: str, blocks: list[dict] | None = None) -> str:
-        if self.ts:
-            await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks or [])
-        else:
-            resp = await self.client.chat_postMessage(
-                channel=self.channel, thread_ts=self.thread_ts, text=text, blocks=blocks
-            )
-            self.ts = resp["ts"]
-        return self.ts
+    async def _show(self, reply: Reply) -> str | None:
+        try:
+            return await self.delivery.show(reply)
+        finally:
+            await self._unreact()
 
     async def _unreact(self) -> None:
         if not self._reacted:
             return
+        self._reacted = False
         try:
             await self.client.reactions_remove(
                 channel=self.channel, timestamp=self.question_ts, name=THINKING_REACTION
             )
-        except SlackApiError as exc:
+        except CALL_ERRORS as exc:
             log.info(
                 "could not remove the 👀 reaction",
-                extra={"event": "slack_reaction_failed", "error": _err(exc)},
+                extra={"event": "slack_reaction_failed", "error": describe(exc)},
             )
 
 
@@ -152,12 +154,6 @@ class EphemeralSink:
         )
 
 
-def _err(exc: SlackApiError) -> str:
-    """Slack's error code (e.g. `not_in_channel`) for logs."""
-    data = getattr(exc.response, "data", None)
-    return str(data.get("error", "unknown")) if isinstance(data, dict) else "unknown"
-
-
 # --- the app -----------------------------------------------------------------------------------------------
 def build_app(
     settings: Settings, conversation: Conversation, *, client: AsyncWebClient | None = None
@@ -165,10 +161,10 @@ def build_app(
     """The Bolt app with every listener registered; `client` lets tests point the Web API at a local server."""
     if client is None:
         token = _required_tokens(settings, http=None)["SLACK_BOT_TOKEN"]
+        # No SDK retry handlers: replies retry (honouring Retry-After) and fall back in bot.slack.delivery.
         client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
-        # Streaming edits can meet Slack's per-channel rate limit; wait as told and retry instead of failing.
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    keep_bodies_out_of_bolt_logs()  # before Bolt builds its verification middleware's logger
     app = AsyncApp(client=client, signing_secret=secret, process_before_response=False)
 
     @app.middleware
@@ -235,7 +231,8 @@ def build_app(
             thread_id=thread_ts or ts,
             history=history,
         )
-        await conversation.ask(question, ThreadSink(client, channel, thread_ts or ts, ts))
+        sink = ThreadSink(client, channel, thread_ts or ts, ts, user=question.user_id)
+        await conversation.ask(question, sink)
 
     async def _thread_history(
         client: AsyncWebClient, channel: str, thread_ts: str, before_ts: str, bot_user_id: str | None
@@ -246,7 +243,7 @@ def build_app(
             )
         except SlackApiError as exc:
             log.warning(
-                "reading the thread failed", extra={"event": "slack_history_failed", "error": _err(exc)}
+                "reading the thread failed", extra={"event": "slack_history_failed", "error": describe(exc)}
             )
             return []
         turns: list[Turn] = []
@@ -415,12 +412,12 @@ def main(http: bool = False) -> int:
     try:
         if http:
             import uvicorn
-            from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 
             port = settings.slack_http_port
             log.info("slack bot starting in HTTP mode", extra={"event": "slack_start", "port": port})
             # Slack posts events, commands and interactivity to http://<host>:<port>/slack/events
-            uvicorn.run(AsyncSlackRequestHandler(app), host="0.0.0.0", port=port, log_config=None)
+            front_door = http_app(app, tokens["SLACK_SIGNING_SECRET"], settings.slack_max_body_bytes)
+            uvicorn.run(front_door, host="0.0.0.0", port=port, log_config=None)
         else:
             log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
             asyncio.run(_run_socket_mode(app, tokens["SLACK_APP_TOKEN"]))
