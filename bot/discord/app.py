@@ -126,7 +126,11 @@ class RagbotClient(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         if not self.is_question(message):
             return
-        if not self.conversation.first_delivery(PLATFORM, f"message:{message.id}", DEDUPE_TTL_S):
+        # A Redis call: in a thread, so a slow Redis never stalls the gateway's event loop.
+        first = await asyncio.to_thread(
+            self.conversation.first_delivery, PLATFORM, f"message:{message.id}", DEDUPE_TTL_S
+        )
+        if not first:
             log.info(
                 "duplicate message delivery ignored", extra={"event": "dedupe", "message_id": message.id}
             )
