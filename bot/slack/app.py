@@ -35,7 +35,14 @@ from bot.slack.blocks import (
     sources_text,
     streaming_text,
 )
-from bot.slack.delivery import CALL_ERRORS, Reply, ThreadDelivery, describe, plain_with_sources
+from bot.slack.delivery import (
+    CALL_ERRORS,
+    Reply,
+    ResponseUrlDelivery,
+    ThreadDelivery,
+    describe,
+    plain_with_sources,
+)
 from bot.slack.http import http_app, keep_bodies_out_of_bolt_logs
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from rag_core.errors import RagbotError, UserError
@@ -130,10 +137,11 @@ class ThreadSink:
 
 class EphemeralSink:
     """`/ask`: the answer only the asker sees, through the command's response_url (no streaming edits: a
-    response_url accepts only five posts)."""
+    response_url accepts only five posts); falls back as bot.slack.delivery describes."""
 
-    def __init__(self, respond: AsyncRespond) -> None:
+    def __init__(self, respond: AsyncRespond, client: AsyncWebClient, channel: str, user: str) -> None:
         self.respond = respond
+        self.delivery = ResponseUrlDelivery(respond, client, channel, user)
 
     async def started(self) -> None:
         pass  # the ack already said "Searching…"
@@ -142,16 +150,17 @@ class EphemeralSink:
         pass
 
     async def finished(self, answer: Answer) -> str | None:
-        await self.respond(text=answer_text(answer), blocks=answer_blocks(answer), response_type="ephemeral")
+        heading = "Closest sources" if answer.abstained else "Sources"
+        plain = plain_with_sources(answer_text(answer), answer.citations, heading)
+        await self.delivery.show(Reply(answer_text(answer), answer_blocks(answer), plain))
         return None  # ephemeral messages cannot be reacted to
 
     async def refused(self, message: str) -> None:
-        await self.respond(text=escape(message), response_type="ephemeral")
+        await self.delivery.show(Reply(escape(message)))
 
     async def failed(self, message: str, citations: list[Citation]) -> None:
-        await self.respond(
-            text=escape(message), blocks=failure_blocks(message, citations), response_type="ephemeral"
-        )
+        plain = plain_with_sources(f":warning: {escape(message)}", citations, "Sources found")
+        await self.delivery.show(Reply(escape(message), failure_blocks(message, citations), plain))
 
 
 # --- the app -----------------------------------------------------------------------------------------------
@@ -262,14 +271,17 @@ def build_app(
         return turns  # the engine bounds it to settings.history_max_tokens
 
     @app.command("/ask")
-    async def ask_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:
+    async def ask_command(
+        ack: AsyncAck, command: dict, respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         text = mrkdwn_to_plain(command.get("text", ""))
         if not text:
             await ack(text=ASK_USAGE)
             return
         await ack(text=f"{SEARCHING} _{escape(truncate(text, 200))}_")
         question = _command_question(command, text)
-        await conversation.ask(question, EphemeralSink(respond))
+        sink = EphemeralSink(respond, client, question.channel_id, question.user_id)
+        await conversation.ask(question, sink)
 
     @app.command("/sources")
     async def sources_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -31,6 +32,10 @@ BACKOFF_S = 0.25  # first wait when Slack gives no Retry-After; doubles each att
 MAX_WAIT_S = 10.0  # longest Retry-After honoured; past it the next fallback route is tried instead
 # What a Web API call can raise: Slack's answer, or no answer at all.
 CALL_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
+
+
+class ResponseUrlError(Exception):
+    """A response_url post answered with an HTTP error (it expires after 30 minutes or 5 posts)."""
 
 
 @dataclass
@@ -56,6 +61,8 @@ def plain_with_sources(text: str, citations: list[Citation], heading: str = "Sou
 
 def describe(exc: BaseException) -> str:
     """A short, secret-free name for a failed call: Slack's error code, the HTTP status, or the exception type."""
+    if isinstance(exc, ResponseUrlError):
+        return str(exc)
     if isinstance(exc, SlackApiError):
         data = getattr(exc.response, "data", None)
         code = data.get("error") if isinstance(data, dict) else None
@@ -143,24 +150,11 @@ class ThreadDelivery:
         if self.user:
             routes.append(("ephemeral", lambda: self._ephemeral(reply.fallback_text)))
             routes.append(("direct_message", lambda: self._direct_message(reply.fallback_text)))
-        errors: list[str] = []
-        for i, (route, attempt) in enumerate(routes):
-            try:
-                ts = await attempt()
-            except CALL_ERRORS as exc:
-                self._route_failed(route, exc)
-                errors.append(f"{route}: {describe(exc)}")
-                continue
-            if i:
-                log.warning(
-                    "slack reply delivered by a fallback route",
-                    extra={"event": "slack_delivery_fallback", "route": route, "failed": errors},
-                )
-            if route.startswith(("update", "post")):
-                self.ts = ts
-                return ts
-            return None
-        raise Undelivered("; ".join(errors))
+        route, ts = await try_routes(routes, self.channel)
+        if route.startswith(("update", "post")):
+            self.ts = ts
+            return ts
+        return None
 
     async def _post(self, text: str, blocks: list[dict[str, Any]] | None) -> str:
         resp = await call_with_retries(
@@ -193,12 +187,73 @@ class ThreadDelivery:
         )
 
     def _route_failed(self, route: str, exc: BaseException) -> None:
-        log.warning(
-            "slack delivery route failed",
-            extra={
-                "event": "slack_delivery_failed",
-                "route": route,
-                "channel": self.channel,
-                "error": describe(exc),
-            },
+        _route_failed(route, self.channel, exc)
+
+
+class ResponseUrlDelivery:
+    """Shows a slash command's ephemeral reply through its response_url, with the same fallbacks after it:
+    plain text, then `chat.postEphemeral`, then a direct message."""
+
+    def __init__(self, respond: AsyncRespond, client: AsyncWebClient, channel: str, user: str) -> None:
+        self.respond = respond
+        self.client = client
+        self.channel = channel
+        self.user = user
+
+    async def show(self, reply: Reply) -> None:
+        """Raises Undelivered naming every route's error when none worked."""
+        routes: list[tuple[str, Callable[[], Awaitable[str | None]]]] = []
+        if reply.blocks:
+            routes.append(("respond", lambda: self._respond(reply.text, reply.blocks)))
+        routes.append(("respond_plain", lambda: self._respond(reply.fallback_text, None)))
+        if self.user and self.channel:
+            routes.append(("ephemeral", lambda: self._ephemeral(reply.fallback_text)))
+        if self.user:
+            routes.append(("direct_message", lambda: self._direct_message(reply.fallback_text)))
+        await try_routes(routes, self.channel)
+
+    async def _respond(self, text: str, blocks: list[dict[str, Any]] | None) -> None:
+        # The webhook client returns failures (an expired response_url, a 5xx) instead of raising them.
+        resp = await self.respond(text=text, blocks=blocks, response_type="ephemeral")
+        if resp.status_code != 200:
+            raise ResponseUrlError(f"http_{resp.status_code}")
+
+    async def _ephemeral(self, text: str) -> None:
+        await call_with_retries(
+            "chat.postEphemeral",
+            lambda: self.client.chat_postEphemeral(channel=self.channel, user=self.user, text=text),
         )
+
+    async def _direct_message(self, text: str) -> None:
+        await call_with_retries(
+            "chat.postMessage", lambda: self.client.chat_postMessage(channel=self.user, text=text)
+        )
+
+
+async def try_routes(
+    routes: list[tuple[str, Callable[[], Awaitable[str | None]]]], channel: str
+) -> tuple[str, str | None]:
+    """Try each (name, route) in order; return the first that worked and what it returned. Each failure is one
+    log line; Undelivered (naming every route's error) when none worked."""
+    errors: list[str] = []
+    for route, attempt in routes:
+        try:
+            result = await attempt()
+        except (*CALL_ERRORS, ResponseUrlError) as exc:
+            _route_failed(route, channel, exc)
+            errors.append(f"{route}: {describe(exc)}")
+            continue
+        if errors:
+            log.warning(
+                "slack reply delivered by a fallback route",
+                extra={"event": "slack_delivery_fallback", "route": route, "failed": errors},
+            )
+        return route, result
+    raise Undelivered("; ".join(errors))
+
+
+def _route_failed(route: str, channel: str, exc: BaseException) -> None:
+    log.warning(
+        "slack delivery route failed",
+        extra={"event": "slack_delivery_failed", "route": route, "channel": channel, "error": describe(exc)},
+    )

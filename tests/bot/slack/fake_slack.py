@@ -215,7 +215,12 @@ class FakeSlack:
         return {"ok": True}
 
     async def _respond(self, request: web.Request) -> web.Response:
-        self._record("respond", {"name": request.match_info["name"], **(await request.json())})
+        params = {"name": request.match_info["name"], **(await request.json())}
+        fault = next((f for f in self.faults.get("respond", []) if f.applies(params)), None)
+        if fault is not None:
+            self._record("respond", params, fault=fault.describe())
+            return fault.response()
+        self._record("respond", params)
         return web.Response(text="ok")
 
     # --- Socket Mode -------------------------------------------------------------------------------------

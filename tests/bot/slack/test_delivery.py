@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from rag_core.feedback.models import AnswerRecord
 from tests.bot.slack.conftest import SlackBot, make_bot
-from tests.bot.slack.fake_slack import Call, event_callback, mention
+from tests.bot.slack.fake_slack import Call, event_callback, mention, slash
 
 QUESTION = "How do I deploy to production?"
 ANSWER_WORDS = "make deploy ENV=prod"  # in the answer (no LLM: quoted passages) and its sources
@@ -127,3 +127,26 @@ async def test_a_no_llm_answer_makes_four_web_api_calls(small_engine, tmp_path, 
             "chat.update",
             "reactions.remove",
         ]
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 404}], ids=["500", "expired-404"])
+async def test_ask_whose_response_url_fails_answers_by_ephemeral_message(
+    bot: SlackBot, fault: dict[str, Any]
+) -> None:
+    bot.fake.inject("respond", **fault)
+    resp, _ = await bot.post_command(slash("/ask", QUESTION, response_url=bot.fake.response_url()))
+    assert resp.status_code == 200
+    [ephemeral] = await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postEphemeral"))
+    assert ephemeral.params["user"] == "U1" and ephemeral.params["channel"] == "C1"
+    assert shows_answer(ephemeral)
+    record = await bot.fake.wait_for(lambda: only_answer(bot))
+    assert record.outcome == "answered"
+
+
+async def test_ask_with_every_route_refused_is_logged_as_undelivered(bot: SlackBot) -> None:
+    bot.fake.inject("respond", status=500)
+    bot.fake.inject("chat.postEphemeral", error="channel_not_found")
+    bot.fake.inject("chat.postMessage", error="restricted_action")
+    await bot.post_command(slash("/ask", QUESTION, response_url=bot.fake.response_url()))
+    record = await bot.fake.wait_for(lambda: only_answer(bot))
+    assert record.outcome == "undelivered" and "respond" in (record.error or "")
