@@ -22,6 +22,7 @@ from bot.conversation import (
     RESYNC_REFUSAL,
     Conversation,
     Question,
+    Undelivered,
     make_resync,
     parse_resync_args,
 )
@@ -284,26 +285,28 @@ def build_app(
         await conversation.ask(question, sink)
 
     @app.command("/sources")
-    async def sources_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:
+    async def sources_command(
+        ack: AsyncAck, command: dict, respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         text = mrkdwn_to_plain(command.get("text", ""))
         if not text:
             await ack(text=SOURCES_USAGE)
             return
         await ack()
+        question = _command_question(command, text)
+        delivery = ResponseUrlDelivery(respond, client, question.channel_id, question.user_id)
         try:
-            citations = await conversation.sources(_command_question(command, text))
+            citations = await conversation.sources(question)
+            reply = Reply(sources_text(citations), sources_blocks(text, citations), sources_text(citations))
         except RagbotError as exc:
-            await respond(text=escape(str(exc)), response_type="ephemeral")
-            return
+            reply = Reply(escape(str(exc)))
         except Exception:
             log.exception("sources lookup failed", extra={"event": "slack_sources_failed"})
-            await respond(
-                text="Sorry, looking up sources failed. Please try again.", response_type="ephemeral"
-            )
-            return
-        await respond(
-            text=sources_text(citations), blocks=sources_blocks(text, citations), response_type="ephemeral"
-        )
+            reply = Reply("Sorry, looking up sources failed. Please try again.")
+        try:
+            await delivery.show(reply)
+        except Undelivered as exc:
+            log.error("sources reply undelivered", extra={"event": "answer_undelivered", "error": str(exc)})
 
     @app.command("/resync")
     async def resync_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:

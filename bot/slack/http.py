@@ -22,7 +22,7 @@ from slack_bolt.async_app import AsyncApp
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
+Scope = dict[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -89,7 +89,11 @@ def _json_object_problem(text: str, what: str) -> str | None:
         parsed = json.loads(text)
     except ValueError:
         return f"{what} is not valid JSON"
-    return None if isinstance(parsed, dict) else f"{what} is not a JSON object"
+    if not isinstance(parsed, dict):
+        return f"{what} is not a JSON object"
+    if parsed.get("type") == "event_callback" and not isinstance(parsed.get("event"), dict):
+        return "event is not a JSON object"  # Bolt and the listeners read event fields unchecked
+    return None
 
 
 class SlackHttpFrontDoor:

@@ -150,3 +150,10 @@ async def test_ask_with_every_route_refused_is_logged_as_undelivered(bot: SlackB
     await bot.post_command(slash("/ask", QUESTION, response_url=bot.fake.response_url()))
     record = await bot.fake.wait_for(lambda: only_answer(bot))
     assert record.outcome == "undelivered" and "respond" in (record.error or "")
+
+
+async def test_sources_whose_response_url_fails_answers_by_ephemeral_message(bot: SlackBot) -> None:
+    bot.fake.inject("respond", status=500)
+    await bot.post_command(slash("/sources", QUESTION, response_url=bot.fake.response_url()))
+    [ephemeral] = await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postEphemeral"))
+    assert "Deploying to production" in ephemeral.params["text"]

@@ -80,6 +80,7 @@ async def test_unsigned_or_badly_signed_requests_get_401(
         (b'"just a string"', "application/json"),
         (b"payload=%7Bbad", "application/x-www-form-urlencoded"),
         (b"payload=%5B1%5D", "application/x-www-form-urlencoded"),
+        (b'{"type": "event_callback", "event": "app_mention"}', "application/json"),
     ],
     ids=[
         "broken-json",
@@ -90,6 +91,7 @@ async def test_unsigned_or_badly_signed_requests_get_401(
         "string",
         "bad-payload",
         "array-payload",
+        "event-not-object",
     ],
 )
 async def test_malformed_signed_bodies_get_400_with_a_short_json_error(
