@@ -134,7 +134,7 @@ class ChannelReplySink:
                     ("plain_reply", lambda: self._post_plain(plain)),
                     ("direct_message", lambda: self._direct_message(plain)),
                 ],
-                channel=str(self.channel.id),
+                channel=str(getattr(self.channel, "id", "")),
             )
         finally:
             await self.stop_typing()

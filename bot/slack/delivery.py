@@ -150,10 +150,10 @@ class ThreadDelivery:
         if self.user:
             routes.append(("ephemeral", lambda: self._ephemeral(reply.fallback_text)))
             routes.append(("direct_message", lambda: self._direct_message(reply.fallback_text)))
-        route, ts = await try_routes(routes, self.channel)
+        route, shown_ts = await try_routes(routes, self.channel)
         if route.startswith(("update", "post")):
-            self.ts = ts
-            return ts
+            self.ts = shown_ts
+            return shown_ts
         return None
 
     async def _post(self, text: str, blocks: list[dict[str, Any]] | None) -> str:
