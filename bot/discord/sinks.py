@@ -15,7 +15,7 @@ from typing import Any
 import discord
 from discord.context_managers import Typing
 
-from bot.conversation import Undelivered
+from bot.delivery import try_routes
 from bot.discord.render import answer_embed, source_line, sources_embed, split_message
 from rag_core.types import Answer, Citation
 
@@ -50,31 +50,14 @@ def _describe(exc: discord.HTTPException) -> str:
 async def deliver(
     routes: Sequence[tuple[str, Callable[[], Awaitable[None]]]], *, channel: str | None = None
 ) -> None:
-    """Try each (name, route) in order until one works; each failure is one log line. Raises Undelivered
-    naming every route's error when none worked."""
-    errors: list[str] = []
-    for name, route in routes:
-        try:
-            await route()
-        except discord.HTTPException as exc:
-            log.warning(
-                "discord delivery route failed",
-                extra={
-                    "event": "discord_delivery_failed",
-                    "route": name,
-                    "channel": channel,
-                    "error": _describe(exc),
-                },
-            )
-            errors.append(f"{name}: {_describe(exc)}")
-            continue
-        if errors:
-            log.warning(
-                "discord reply delivered by a fallback route",
-                extra={"event": "discord_delivery_fallback", "route": name, "failed": errors},
-            )
-        return
-    raise Undelivered("; ".join(errors))
+    """Try each (name, route) in order until one works (see bot.delivery); Undelivered when none did."""
+    await try_routes(
+        "discord",
+        routes,
+        failures=(discord.HTTPException,),
+        describe=lambda exc: _describe(exc) if isinstance(exc, discord.HTTPException) else type(exc).__name__,
+        channel=channel,
+    )
 
 
 class ChannelReplySink:

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.conversation import Undelivered
+from bot.delivery import try_routes as shared_try_routes
 from bot.slack.blocks import MESSAGE_TEXT_LIMIT, citation_line
 from bot.slack.mrkdwn import truncate
 from rag_core.types import Citation
@@ -233,23 +233,9 @@ class ResponseUrlDelivery:
 async def try_routes(
     routes: list[tuple[str, Callable[[], Awaitable[str | None]]]], channel: str
 ) -> tuple[str, str | None]:
-    """Try each (name, route) in order; return the first that worked and what it returned. Each failure is one
-    log line; Undelivered (naming every route's error) when none worked."""
-    errors: list[str] = []
-    for route, attempt in routes:
-        try:
-            result = await attempt()
-        except (*CALL_ERRORS, ResponseUrlError) as exc:
-            _route_failed(route, channel, exc)
-            errors.append(f"{route}: {describe(exc)}")
-            continue
-        if errors:
-            log.warning(
-                "slack reply delivered by a fallback route",
-                extra={"event": "slack_delivery_fallback", "route": route, "failed": errors},
-            )
-        return route, result
-    raise Undelivered("; ".join(errors))
+    """The first route that worked and what it returned (see bot.delivery)."""
+    failures = (*CALL_ERRORS, ResponseUrlError)
+    return await shared_try_routes("slack", routes, failures=failures, describe=describe, channel=channel)
 
 
 def _route_failed(route: str, channel: str, exc: BaseException) -> None:

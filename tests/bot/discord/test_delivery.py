@@ -68,7 +68,9 @@ async def test_the_dedupe_call_runs_off_the_event_loop(simcord_env: Env, convers
     assert _bot_messages(env, general)
 
 
-@pytest.mark.discord_settings(stream_edit_interval_s=5.0)  # no streamed draft: the final reply meets the fault
+@pytest.mark.discord_settings(
+    stream_edit_interval_s=5.0
+)  # no streamed draft: the final reply meets the fault
 async def test_a_refused_reply_is_posted_again_as_plain_text(
     simcord_env: Env, feedback: FeedbackStore
 ) -> None:

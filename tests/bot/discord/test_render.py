@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -130,12 +131,8 @@ def test_absurd_limits_are_refused(limit: int) -> None:
 
 
 def test_sources_without_a_web_url_show_title_and_breadcrumb_only() -> None:
-    local = Citation(
-        n=1,
-        title="Deploy",
-        url="file:///srv/exports/eng/deploy.html",
-        snippet="s",
-        score=0.5,
+    local = dataclasses.replace(
+        _citation(1, "Deploy", "file:///srv/exports/eng/deploy.html"),
         heading_path=["Eng", "Deploy"],
         doc_id="/srv/exports/eng/deploy.html",
     )
