@@ -61,7 +61,7 @@ def make_resync(engine: Engine, settings: Settings, kv: KeyValue) -> ResyncFn:
     return resync
 
 
-class Undelivered(Exception):  # noqa: N818 - names what happened to the reply, as callers read it
+class Undelivered(Exception):
     """Raised by a sink when no route (post, plain text, ephemeral, direct message) reached the asker."""
 
 
@@ -326,7 +326,7 @@ class Conversation:
         failed = Answer(question=run.text, text="", citations=citations, error=f"{type(exc).__name__}: {exc}")
         try:
             await sink.failed(APOLOGY if citations else APOLOGY_NO_SOURCES, citations)
-        except Exception as delivery_exc:
+        except Exception as delivery_exc:  # noqa: BLE001 - _undelivered logs it with exc_info
             await self._undelivered(run, failed, delivery_exc)
             return
         await self._record(run, failed, "error", None)
@@ -336,7 +336,7 @@ class Conversation:
         refusal = Answer(question=run.text, text=message, citations=[])
         try:
             await sink.refused(message)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - _undelivered logs it with exc_info
             await self._undelivered(run, refusal, exc)
             return
         if record_as:
