@@ -62,6 +62,10 @@ def make_resync(engine: Engine, settings: Settings, kv: KeyValue) -> ResyncFn:
     return resync
 
 
+class Undelivered(Exception):
+    """Raised by a sink when no route (post, plain text, ephemeral, direct message) reached the asker."""
+
+
 @dataclass
 class Question:
     """One question from a chat platform, with what the layer needs to answer it safely."""
@@ -142,6 +146,10 @@ class _Throttle:
     async def _run(self) -> None:
         while True:
             await self._changed.wait()
+            # Wait an interval before each edit: edits stay `interval` apart, and an answer that is complete
+            # within it (no LLM, a cache hit) goes straight to the final render with no draft edit before it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self._interval)
             self._changed.clear()
             if self._closed.is_set():
                 return
@@ -155,9 +163,6 @@ class _Throttle:
                     log.warning(
                         "streaming update failed", exc_info=True, extra={"event": "stream_update_failed"}
                     )
-            # Keep edits `interval` apart, but stop waiting the moment the answer is complete.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closed.wait(), self._interval)
 
     async def close(self) -> None:
         """Stop streaming (the final rendering follows); waits for an edit already under way."""
@@ -249,18 +254,24 @@ class Conversation:
     async def ask(self, q: Question, sink: AnswerSink) -> Answer | None:
         """Answer one question through the sink; returns the answer, or None when refused or failed."""
         text = q.text.strip()
-        if not text:
-            await sink.refused(EMPTY_QUESTION)
-            return None
         arm, overrides = assign_arm(q.user_id, self.settings)
         run = _Run(q, text, self.allowed_sources(q.channel_id, q.is_dm), arm, overrides)
+        if not text:
+            await self._refuse(run, sink, EMPTY_QUESTION)
+            return None
         refusal = await asyncio.to_thread(self._over_limit, q)
         if refusal:
-            await sink.refused(refusal)
-            await self._record(run, Answer(question=text, text=refusal, citations=[]), "rate_limited", None)
+            await self._refuse(run, sink, refusal, record_as="rate_limited")
             return None
 
-        await sink.started()
+        try:
+            await sink.started()
+        except Exception:  # 👀 / typing / "Searching…" are progress only; the reply has its own fallbacks
+            log.warning(
+                "showing progress failed",
+                exc_info=True,
+                extra={"event": "progress_failed", "platform": q.platform},
+            )
         throttle = _Throttle(sink, self.settings.stream_edit_interval_s, asyncio.get_running_loop())
         try:
             answer = await asyncio.to_thread(
@@ -280,7 +291,7 @@ class Conversation:
             return None
         except RagbotError as exc:
             await throttle.close()
-            await sink.refused(str(exc))
+            await self._refuse(run, sink, str(exc))
             return None
         except Exception as exc:  # noqa: BLE001 - _fail logs it with its traceback and tells the asker
             await throttle.close()
@@ -291,6 +302,9 @@ class Conversation:
         await asyncio.to_thread(self._add_spend, answer.cost_usd)
         try:
             message_id = await sink.finished(answer)
+        except Undelivered as exc:
+            await self._undelivered(run, answer, exc)
+            return None
         except Exception as exc:
             # Rendering failed (e.g. the platform rejected the blocks): still reply, never silence.
             log.exception(
@@ -320,8 +334,38 @@ class Conversation:
         failed = Answer(question=run.text, text="", citations=citations, error=f"{type(exc).__name__}: {exc}")
         try:
             await sink.failed(APOLOGY if citations else APOLOGY_NO_SOURCES, citations)
-        finally:
-            await self._record(run, failed, "error", None)
+        except Exception as delivery_exc:  # noqa: BLE001 - _undelivered logs it with exc_info
+            await self._undelivered(run, failed, delivery_exc)
+            return
+        await self._record(run, failed, "error", None)
+
+    async def _refuse(self, run: _Run, sink: AnswerSink, message: str, record_as: str | None = None) -> None:
+        """A short reply instead of an answer, recorded as `record_as` when given."""
+        refusal = Answer(question=run.text, text=message, citations=[])
+        try:
+            await sink.refused(message)
+        except Exception as exc:  # noqa: BLE001 - _undelivered logs it with exc_info
+            await self._undelivered(run, refusal, exc)
+            return
+        if record_as:
+            await self._record(run, refusal, record_as, None)
+
+    async def _undelivered(self, run: _Run, answer: Answer, exc: BaseException) -> None:
+        """Where every reply that reached nobody ends: one error line and an `undelivered` query-log row
+        keeping what would have been said, with the delivery error."""
+        error = f"delivery failed: {type(exc).__name__}: {exc}"
+        log.error(
+            "reply undelivered",
+            exc_info=None if isinstance(exc, Undelivered) else exc,  # Undelivered already names each route
+            extra={
+                "event": "answer_undelivered",
+                "platform": run.q.platform,
+                "channel": run.q.channel_id,
+                "error": error,
+            },
+        )
+        answer.error = f"{answer.error}; {error}" if answer.error else error
+        await self._record(run, answer, "undelivered", None)
 
     async def _record(self, run: _Run, answer: Answer, outcome: str, message_id: str | None) -> None:
         """Log, count and store one handled question; never raises (the person already has their reply)."""

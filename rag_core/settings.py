@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     )
     slack_api_url: str = "https://slack.com/api/"  # Slack Web API base URL (tests point it at a local server)
     slack_http_port: int = 3000  # port of Slack HTTP (Events API) mode
+    slack_max_body_bytes: int = 1024 * 1024  # HTTP mode: larger request bodies get 413, cut off while reading
     discord_token: SecretStr | None = Field(None, validation_alias=_alias("DISCORD_TOKEN", "DISCORD_TOKEN"))
     discord_guild_id: int | None = None  # sync app commands to this guild (instant); unset = global
     discord_admin_role: str | None = None  # Discord role name whose members may /resync

@@ -131,7 +131,11 @@ class RagbotClient(discord.Client):
         auto = self.is_answer_channel_question(message)
         if not auto and not self.is_question(message):
             return
-        if not self.conversation.first_delivery(PLATFORM, f"message:{message.id}", DEDUPE_TTL_S):
+        # A Redis call: in a thread, so a slow Redis never stalls the gateway's event loop.
+        first = await asyncio.to_thread(
+            self.conversation.first_delivery, PLATFORM, f"message:{message.id}", DEDUPE_TTL_S
+        )
+        if not first:
             log.info(
                 "duplicate message delivery ignored", extra={"event": "dedupe", "message_id": message.id}
             )

@@ -8,14 +8,15 @@ A slash-command answer is the deferred ephemeral response, continued in ephemera
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import Any
 
 import discord
 from discord.context_managers import Typing
 
-from bot.discord.render import answer_embed, sources_embed, split_message
+from bot.delivery import try_routes
+from bot.discord.render import answer_embed, source_line, sources_embed, split_message
 from rag_core.types import Answer, Citation
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,31 @@ def _embed_key(embed: discord.Embed | None) -> dict[str, Any] | None:
 def answer_parts(answer: Answer) -> tuple[list[str], discord.Embed | None]:
     """The messages an answer takes and the embed that goes on the last one."""
     return split_message(answer.text) or [NO_TEXT], answer_embed(answer)
+
+
+def plain_parts(text: str, citations: Sequence[Citation], heading: str = "Sources") -> list[str]:
+    """The reply as plain messages, sources listed as text: for channels where embeds are refused, and DMs."""
+    lines = [text]
+    if citations:
+        lines += ["", f"**{heading}**", *(source_line(c) for c in citations)]
+    return split_message("\n".join(lines)) or [NO_TEXT]
+
+
+def _describe(exc: discord.HTTPException) -> str:
+    return f"HTTP {exc.status} (code {exc.code})"
+
+
+async def deliver(
+    routes: Sequence[tuple[str, Callable[[], Awaitable[None]]]], *, channel: str | None = None
+) -> None:
+    """Try each (name, route) in order until one works (see bot.delivery); Undelivered when none did."""
+    await try_routes(
+        "discord",
+        routes,
+        failures=(discord.HTTPException,),
+        describe=lambda exc: _describe(exc) if isinstance(exc, discord.HTTPException) else type(exc).__name__,
+        channel=channel,
+    )
 
 
 class ChannelReplySink:
@@ -72,15 +98,38 @@ class ChannelReplySink:
 
     async def finished(self, answer: Answer) -> str | None:
         parts, embed = answer_parts(answer)
-        await self._show(parts, embed)
+        await self._deliver(parts, embed, plain_parts(answer.text, answer.citations))
         return self.message_ids[0] if self.messages else None
 
     async def refused(self, message: str) -> None:
-        await self._show(split_message(message))
+        await self._deliver(split_message(message), None, split_message(message))
 
     async def failed(self, message: str, citations: list[Citation]) -> None:
         embed = sources_embed(citations) if citations else None
-        await self._show(split_message(message), embed)
+        await self._deliver(split_message(message), embed, plain_parts(message, citations))
+
+    async def _deliver(self, parts: Sequence[str], embed: discord.Embed | None, plain: Sequence[str]) -> None:
+        """The reply (edited in place), else a fresh plain reply, else a DM to the asker; typing always stops."""
+        try:
+            await deliver(
+                [
+                    ("reply", lambda: self._show(parts, embed)),
+                    ("plain_reply", lambda: self._post_plain(plain)),
+                    ("direct_message", lambda: self._direct_message(plain)),
+                ],
+                channel=str(getattr(self.channel, "id", "")),
+            )
+        finally:
+            await self.stop_typing()
+
+    async def _post_plain(self, parts: Sequence[str]) -> None:
+        posted = [await self._send(part, None, first=i == 0) for i, part in enumerate(parts)]
+        self.messages, self._shown = posted, [(part, None) for part in parts]
+
+    async def _direct_message(self, parts: Sequence[str]) -> None:
+        for part in parts:
+            await self.question.author.send(part)
+        self.messages, self._shown = [], []  # nothing in the channel to vote on
 
     async def _show(self, parts: Sequence[str], embed: discord.Embed | None = None) -> None:
         """Make the posted messages read `parts`, editing only those that changed."""
@@ -130,17 +179,31 @@ class InteractionSink:
 
     async def finished(self, answer: Answer) -> str | None:
         parts, embed = answer_parts(answer)
-        await self._show(parts, embed)
+        await self._show(parts, embed, plain_parts(answer.text, answer.citations))
         return None  # ephemeral messages cannot carry reactions, so there is nothing to vote on
 
     async def refused(self, message: str) -> None:
-        await self._show(split_message(message))
+        await self._show(split_message(message), None, split_message(message))
 
     async def failed(self, message: str, citations: list[Citation]) -> None:
-        await self._show(split_message(message), sources_embed(citations) if citations else None)
+        embed = sources_embed(citations) if citations else None
+        await self._show(split_message(message), embed, plain_parts(message, citations))
 
-    async def _show(self, parts: Sequence[str], embed: discord.Embed | None = None) -> None:
-        await show_ephemeral(self.interaction, parts, embed)
+    async def _show(self, parts: Sequence[str], embed: discord.Embed | None, plain: Sequence[str]) -> None:
+        """The ephemeral response, else the same as plain text, else a DM to the asker."""
+
+        async def direct_message() -> None:
+            for part in plain:
+                await self.interaction.user.send(part)
+
+        await deliver(
+            [
+                ("ephemeral", lambda: show_ephemeral(self.interaction, parts, embed)),
+                ("plain_ephemeral", lambda: show_ephemeral(self.interaction, plain)),
+                ("direct_message", direct_message),
+            ],
+            channel=str(self.interaction.channel_id),
+        )
 
 
 async def show_ephemeral(

@@ -16,7 +16,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answer_channels import QuietSink, is_answer_channel, looks_like_question, private_first
@@ -24,6 +23,7 @@ from bot.conversation import (
     RESYNC_REFUSAL,
     Conversation,
     Question,
+    Undelivered,
     make_resync,
     parse_resync_args,
 )
@@ -38,6 +38,15 @@ from bot.slack.blocks import (
     streaming_text,
 )
 from bot.slack.buttons import private_actions
+from bot.slack.delivery import (
+    CALL_ERRORS,
+    Reply,
+    ResponseUrlDelivery,
+    ThreadDelivery,
+    describe,
+    plain_with_sources,
+)
+from bot.slack.http import http_app, keep_bodies_out_of_bolt_logs
 from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_interactions
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from rag_core.errors import RagbotError, UserError
@@ -63,15 +72,23 @@ def vote_value(reaction: str) -> int | None:
 
 # --- answer sinks ------------------------------------------------------------------------------------------
 class ThreadSink:
-    """Renders an answer as a thread reply: 👀 on the question, "Searching…", streamed edits, final blocks."""
+    """Renders an answer as a thread reply: 👀 on the question, "Searching…", streamed edits, final blocks.
 
-    def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str, question_ts: str) -> None:
+    Slack refusing a post falls back as bot.slack.delivery describes; 👀 comes off whatever happens."""
+
+    def __init__(
+        self, client: AsyncWebClient, channel: str, thread_ts: str, question_ts: str, user: str = ""
+    ) -> None:
         self.client = client
         self.channel = channel
-        self.thread_ts = thread_ts
         self.question_ts = question_ts
-        self.ts: str | None = None  # the bot's reply, edited in place
+        self.delivery = ThreadDelivery(client, channel, thread_ts, user)
         self._reacted = False
+
+    @property
+    def ts(self) -> str | None:
+        """The bot's reply in the thread, edited in place."""
+        return self.delivery.ts
 
     async def started(self) -> None:
         try:
@@ -79,62 +96,56 @@ class ThreadSink:
                 channel=self.channel, timestamp=self.question_ts, name=THINKING_REACTION
             )
             self._reacted = True
-        except SlackApiError as exc:  # e.g. already_reacted; the reply itself matters more
+        except CALL_ERRORS as exc:  # e.g. already_reacted; the reply itself matters more
             log.info(
-                "could not add the 👀 reaction", extra={"event": "slack_reaction_failed", "error": _err(exc)}
+                "could not add the 👀 reaction",
+                extra={"event": "slack_reaction_failed", "error": describe(exc)},
             )
-        resp = await self.client.chat_postMessage(
-            channel=self.channel, thread_ts=self.thread_ts, text=SEARCHING
-        )
-        self.ts = resp["ts"]
+        await self.delivery.placeholder(SEARCHING)
 
     async def update(self, partial_text: str) -> None:
-        if self.ts:
-            await self.client.chat_update(channel=self.channel, ts=self.ts, text=streaming_text(partial_text))
+        await self.delivery.edit(streaming_text(partial_text))
 
     async def finished(self, answer: Answer) -> str | None:
-        ts = await self._show(text=answer_text(answer), blocks=answer_blocks(answer))
-        await self._unreact()
-        return ts
+        heading = "Closest sources" if answer.abstained else "Sources"
+        plain = plain_with_sources(answer_text(answer), answer.citations, heading)
+        return await self._show(Reply(answer_text(answer), answer_blocks(answer), plain))
 
     async def refused(self, message: str) -> None:
-        await self._show(text=escape(message))
-        await self._unreact()
+        await self._show(Reply(escape(message)))
 
     async def failed(self, message: str, citations: list[Citation]) -> None:
-        await self._show(text=escape(message), blocks=failure_blocks(message, citations))
-        await self._unreact()
+        plain = plain_with_sources(f":warning: {escape(message)}", citations, "Sources found")
+        await self._show(Reply(escape(message), failure_blocks(message, citations), plain))
 
-    async def _show(self, *, text: str, blocks: list[dict] | None = None) -> str:
-        if self.ts:
-            await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks or [])
-        else:
-            resp = await self.client.chat_postMessage(
-                channel=self.channel, thread_ts=self.thread_ts, text=text, blocks=blocks
-            )
-            self.ts = resp["ts"]
-        return self.ts
+    async def _show(self, reply: Reply) -> str | None:
+        try:
+            return await self.delivery.show(reply)
+        finally:
+            await self._unreact()
 
     async def _unreact(self) -> None:
         if not self._reacted:
             return
+        self._reacted = False
         try:
             await self.client.reactions_remove(
                 channel=self.channel, timestamp=self.question_ts, name=THINKING_REACTION
             )
-        except SlackApiError as exc:
+        except CALL_ERRORS as exc:
             log.info(
                 "could not remove the 👀 reaction",
-                extra={"event": "slack_reaction_failed", "error": _err(exc)},
+                extra={"event": "slack_reaction_failed", "error": describe(exc)},
             )
 
 
 class EphemeralSink:
     """`/ask`: the answer only the asker sees, through the command's response_url (no streaming edits: a
-    response_url accepts only five posts)."""
+    response_url accepts only five posts); falls back as bot.slack.delivery describes."""
 
-    def __init__(self, respond: AsyncRespond) -> None:
+    def __init__(self, respond: AsyncRespond, client: AsyncWebClient, channel: str, user: str) -> None:
         self.respond = respond
+        self.delivery = ResponseUrlDelivery(respond, client, channel, user)
 
     async def started(self) -> None:
         pass  # the ack already said "Searching…"
@@ -143,23 +154,18 @@ class EphemeralSink:
         pass
 
     async def finished(self, answer: Answer) -> str | None:
+        heading = "Closest sources" if answer.abstained else "Sources"
+        plain = plain_with_sources(answer_text(answer), answer.citations, heading)
         blocks = answer_blocks(answer, private_actions(answer.id, None))  # "Share" posts it in the channel
-        await self.respond(text=answer_text(answer), blocks=blocks, response_type="ephemeral")
+        await self.delivery.show(Reply(answer_text(answer), blocks, plain))
         return None  # ephemeral messages cannot be reacted to
 
     async def refused(self, message: str) -> None:
-        await self.respond(text=escape(message), response_type="ephemeral")
+        await self.delivery.show(Reply(escape(message)))
 
     async def failed(self, message: str, citations: list[Citation]) -> None:
-        await self.respond(
-            text=escape(message), blocks=failure_blocks(message, citations), response_type="ephemeral"
-        )
-
-
-def _err(exc: SlackApiError) -> str:
-    """Slack's error code (e.g. `not_in_channel`) for logs."""
-    data = getattr(exc.response, "data", None)
-    return str(data.get("error", "unknown")) if isinstance(data, dict) else "unknown"
+        plain = plain_with_sources(f":warning: {escape(message)}", citations, "Sources found")
+        await self.delivery.show(Reply(escape(message), failure_blocks(message, citations), plain))
 
 
 # --- the app -----------------------------------------------------------------------------------------------
@@ -169,10 +175,10 @@ def build_app(
     """The Bolt app with every listener registered; `client` lets tests point the Web API at a local server."""
     if client is None:
         token = _required_tokens(settings, http=None)["SLACK_BOT_TOKEN"]
+        # No SDK retry handlers: replies retry (honouring Retry-After) and fall back in bot.slack.delivery.
         client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
-        # Streaming edits can meet Slack's per-channel rate limit; wait as told and retry instead of failing.
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    keep_bodies_out_of_bolt_logs()  # before Bolt builds its verification middleware's logger
     app = AsyncApp(client=client, signing_secret=secret, process_before_response=False)
 
     @app.middleware
@@ -248,7 +254,7 @@ def build_app(
             thread_id=thread_ts or ts,
             history=history,
         )
-        sink: Any = ThreadSink(client, channel, thread_ts or ts, ts)
+        sink: Any = ThreadSink(client, channel, thread_ts or ts, ts, user=question.user_id)
         if not is_dm and private_first(channel, settings):
             sink = PrivateFirstSink(client, channel, thread_ts or ts, question.user_id)
         await conversation.ask(question, QuietSink(sink, channel) if auto else sink)
@@ -262,7 +268,7 @@ def build_app(
             )
         except SlackApiError as exc:
             log.warning(
-                "reading the thread failed", extra={"event": "slack_history_failed", "error": _err(exc)}
+                "reading the thread failed", extra={"event": "slack_history_failed", "error": describe(exc)}
             )
             return []
         turns: list[Turn] = []
@@ -281,37 +287,44 @@ def build_app(
         return turns  # the engine bounds it to settings.history_max_tokens
 
     @app.command("/ask")
-    async def ask_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:
+    async def ask_command(
+        ack: AsyncAck, command: dict, respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         text = mrkdwn_to_plain(command.get("text", ""))
         if not text:
             await ack(text=ASK_USAGE)
             return
         await ack(text=f"{SEARCHING} _{escape(truncate(text, 200))}_")
         question = _command_question(command, text)
-        await conversation.ask(question, EphemeralSink(respond))
+        sink = EphemeralSink(respond, client, question.channel_id, question.user_id)
+        await conversation.ask(question, sink)
 
     @app.command("/sources")
-    async def sources_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:
+    async def sources_command(
+        ack: AsyncAck, command: dict, respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         text = mrkdwn_to_plain(command.get("text", ""))
         if not text:
             await ack(text=SOURCES_USAGE)
             return
         await ack()
+        question = _command_question(command, text)
+        delivery = ResponseUrlDelivery(respond, client, question.channel_id, question.user_id)
         try:
-            citations = await conversation.sources(_command_question(command, text))
+            citations = await conversation.sources(question)
+            blocks = sources_blocks(text, citations)
+            if conversation.is_admin(question.user_id):
+                blocks = add_hide_buttons(blocks, citations)
+            reply = Reply(sources_text(citations), blocks, sources_text(citations))
         except RagbotError as exc:
-            await respond(text=escape(str(exc)), response_type="ephemeral")
-            return
+            reply = Reply(escape(str(exc)))
         except Exception:
             log.exception("sources lookup failed", extra={"event": "slack_sources_failed"})
-            await respond(
-                text="Sorry, looking up sources failed. Please try again.", response_type="ephemeral"
-            )
-            return
-        blocks = sources_blocks(text, citations)
-        if conversation.is_admin(command.get("user_id", "")):
-            blocks = add_hide_buttons(blocks, citations)
-        await respond(text=sources_text(citations), blocks=blocks, response_type="ephemeral")
+            reply = Reply("Sorry, looking up sources failed. Please try again.")
+        try:
+            await delivery.show(reply)
+        except Undelivered as exc:
+            log.error("sources reply undelivered", extra={"event": "answer_undelivered", "error": str(exc)})
 
     @app.command("/resync")
     async def resync_command(ack: AsyncAck, command: dict, respond: AsyncRespond) -> None:
@@ -437,12 +450,12 @@ def main(http: bool = False) -> int:
     try:
         if http:
             import uvicorn
-            from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 
             port = settings.slack_http_port
             log.info("slack bot starting in HTTP mode", extra={"event": "slack_start", "port": port})
             # Slack posts events, commands and interactivity to http://<host>:<port>/slack/events
-            uvicorn.run(AsyncSlackRequestHandler(app), host="0.0.0.0", port=port, log_config=None)
+            front_door = http_app(app, tokens["SLACK_SIGNING_SECRET"], settings.slack_max_body_bytes)
+            uvicorn.run(front_door, host="0.0.0.0", port=port, log_config=None)
         else:
             log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
             asyncio.run(_run_socket_mode(app, tokens["SLACK_APP_TOKEN"]))

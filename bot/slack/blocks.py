@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from bot.slack.buttons import answer_actions
-from bot.slack.mrkdwn import SECTION_TEXT_LIMIT, escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
+from bot.slack.mrkdwn import (
+    SECTION_TEXT_LIMIT,
+    escape,
+    is_web_url,
+    link,
+    markdown_to_mrkdwn,
+    split_mrkdwn,
+    truncate,
+)
 from rag_core.types import Answer, Citation
 
 MAX_BLOCKS = 50  # Block Kit: max blocks per message
@@ -29,10 +37,19 @@ def _breadcrumb(c: Citation) -> str:
     return " › ".join(path)
 
 
+def title_of(c: Citation) -> str:
+    """The citation's title; a document id only when it is no path (ids of file exports are paths)."""
+    if c.title:
+        return c.title
+    if c.doc_id and "/" not in c.doc_id and "\\" not in c.doc_id:
+        return c.doc_id
+    return "untitled"
+
+
 def citation_line(c: Citation) -> str:
     """`[n] <url|title> · breadcrumb` for the sources list under an answer."""
     crumb = _breadcrumb(c)
-    line = f"*[{c.n}]* {link(c.url, c.title or c.doc_id or 'untitled')}"
+    line = f"*[{c.n}]* {link(c.url, title_of(c))}"
     return f"{line}  ·  _{escape(crumb)}_" if crumb else line
 
 
@@ -88,7 +105,7 @@ def sources_blocks(question: str, citations: list[Citation]) -> list[Block]:
         if len(blocks) + 2 > MAX_BLOCKS:
             break
         crumb = _breadcrumb(c)
-        lines = [f"*{c.n}. {link(c.url, c.title or c.doc_id or 'untitled')}*"]
+        lines = [f"*{c.n}. {link(c.url, title_of(c))}*"]
         if crumb:
             lines.append(f"_{escape(crumb)}_")
         snippet = " ".join(c.snippet.split())
@@ -101,6 +118,12 @@ def sources_blocks(question: str, citations: list[Citation]) -> list[Block]:
 
 
 def sources_text(citations: list[Citation]) -> str:
+    """Notification text of `/sources`: title, breadcrumb, and the URL only when it is a web one."""
     if not citations:
         return "No sources found."
-    return truncate("\n".join(f"{c.n}. {c.title} {c.url}".strip() for c in citations), MESSAGE_TEXT_LIMIT)
+    lines = []
+    for c in citations:
+        crumb = _breadcrumb(c)
+        line = f"{c.n}. {title_of(c)}" + (f" · {crumb}" if crumb else "")
+        lines.append(f"{line} {c.url}" if is_web_url(c.url) else line)
+    return truncate("\n".join(lines), MESSAGE_TEXT_LIMIT)

@@ -34,10 +34,15 @@ def _escape_url(url: str) -> str:
     return escape(url).replace("|", "%7C")
 
 
+def is_web_url(url: str) -> bool:
+    """Only web URLs are ever shown: file:// and server paths would leak where the exports live."""
+    return url.startswith(("https://", "http://"))
+
+
 def link(url: str, title: str) -> str:
     """A mrkdwn link; a plain title when there is no web URL (Slack cannot open file:// and the like)."""
     label = escape(title).replace("|", "¦")
-    return f"<{_escape_url(url)}|{label}>" if url.startswith(("https://", "http://")) else label
+    return f"<{_escape_url(url)}|{label}>" if is_web_url(url) else label
 
 
 def _inline(text: str) -> str:

@@ -18,6 +18,7 @@ OUTCOME_COLOURS = {
     "abstained": "#f9a825",
     "error": "#c62828",
     "rate_limited": "#9e9e9e",
+    "undelivered": "#6a1b9a",
 }
 UP, DOWN, BLUE = "#2e7d32", "#c62828", "#1565c0"
 

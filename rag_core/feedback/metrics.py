@@ -17,7 +17,7 @@ _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0
 
 QUESTIONS = Counter(
     "ragbot_questions",
-    "Questions received, by platform and outcome (answered, abstained, error, rate_limited).",
+    "Questions received, by platform and outcome (answered, abstained, error, rate_limited, undelivered).",
     ["platform", "outcome"],
     registry=REGISTRY,
 )

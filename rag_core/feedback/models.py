@@ -25,7 +25,9 @@ class AnswerRecord(Base):
     user_hash: Mapped[str] = mapped_column(String(64), index=True)
     question: Mapped[str] = mapped_column(Text)
     answer_text: Mapped[str] = mapped_column(Text)
-    outcome: Mapped[str] = mapped_column(String(16), index=True)  # answered|abstained|error|rate_limited
+    outcome: Mapped[str] = mapped_column(
+        String(16), index=True
+    )  # answered|abstained|error|rate_limited|undelivered
     abstained: Mapped[bool] = mapped_column(Boolean)
     extractive: Mapped[bool] = mapped_column(Boolean)
     cache_hit: Mapped[bool] = mapped_column(Boolean)

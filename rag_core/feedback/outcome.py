@@ -1,4 +1,4 @@
-"""What happened to a question, as logged and counted: one of four outcomes."""
+"""What happened to a question, as logged and counted: one of five outcomes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Literal, get_args
 
 from rag_core.types import Answer
 
-Outcome = Literal["answered", "abstained", "error", "rate_limited"]
+# undelivered: an answer (or apology) was made but no route (post, plain text, ephemeral, DM) reached the asker.
+Outcome = Literal["answered", "abstained", "error", "rate_limited", "undelivered"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
 

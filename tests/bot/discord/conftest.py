@@ -52,14 +52,11 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-DISCORD_REDIS_DB = (
-    13  # a database of its own, so other suites' flushes (in parallel runs) never touch these keys
-)
-
-
 @pytest.fixture
 def kv(redis_url: str) -> KeyValue:
-    url = f"{redis_url.rsplit('/', 1)[0]}/{DISCORD_REDIS_DB}"
+    # The run's own database (RAG_TEST_REDIS_URL): a fixed shared one let parallel runs of this suite, whose
+    # simcord message ids are the same in every run, mark each other's messages as duplicates.
+    url = redis_url
     redis.Redis.from_url(url).flushdb()
     store = make_kv(url)
     assert store.ping(), f"Redis at {url} does not answer"

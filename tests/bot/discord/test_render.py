@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -127,3 +128,15 @@ def test_answer_embed_lists_sources_and_says_how_it_was_made() -> None:
 def test_absurd_limits_are_refused(limit: int) -> None:
     with pytest.raises(ValueError, match="too small"):
         split_message("x" * 100, limit=limit)
+
+
+def test_sources_without_a_web_url_show_title_and_breadcrumb_only() -> None:
+    local = dataclasses.replace(
+        _citation(1, "Deploy", "file:///srv/exports/eng/deploy.html"),
+        heading_path=["Eng", "Deploy"],
+        doc_id="/srv/exports/eng/deploy.html",
+    )
+    embed = sources_embed([local, _citation(2, url="/srv/exports/vpn.pdf")])
+    assert embed is not None and embed.description is not None
+    assert "file://" not in embed.description and "/srv/" not in embed.description
+    assert "**1.** Deploy · Eng" in embed.description

@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation import Conversation
 from bot.slack.app import build_app
+from bot.slack.http import http_app
 from rag_core.engine import Engine
 from rag_core.feedback import FeedbackStore
 from rag_core.generation import LLMGenerator
@@ -128,7 +128,7 @@ async def make_bot(
     conversation = Conversation(engine, settings, make_kv(redis_url), feedback, resync)
     client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
     app = build_app(settings, conversation, client=client)
-    transport = httpx.ASGITransport(app=AsyncSlackRequestHandler(app))
+    transport = httpx.ASGITransport(app=http_app(app, SIGNING_SECRET, settings.slack_max_body_bytes))
     http = httpx.AsyncClient(transport=transport, base_url="http://ragbot.test", timeout=30)
     try:
         yield SlackBot(fake, settings, conversation, feedback, app, http)

@@ -27,6 +27,36 @@ class Call:
     method: str  # Web API method, or "respond" for a response_url post
     params: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
+    fault: str | None = None  # what the fake answered instead of success, when a fault was injected
+
+
+@dataclass
+class Fault:
+    """How one Web API method misbehaves: an HTTP status (429 with Retry-After, 503) or `ok: false`."""
+
+    status: int = 200
+    error: str | None = None  # Slack's error code for an `ok: false` reply (or a 429's body)
+    retry_after: int | None = None
+    times: int | None = None  # how many calls fail; None: every call
+    match: dict[str, Any] = field(default_factory=dict)  # only calls with these params fail
+
+    def applies(self, params: dict[str, Any]) -> bool:
+        return (self.times is None or self.times > 0) and all(
+            params.get(k) == v for k, v in self.match.items()
+        )
+
+    def response(self) -> web.Response:
+        if self.times is not None:
+            self.times -= 1
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        if self.status == 200:
+            return web.json_response({"ok": False, "error": self.error}, headers=headers)
+        if self.status == 429:
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers=headers)
+        return web.Response(status=self.status, text="upstream unavailable", headers=headers)
+
+    def describe(self) -> str:
+        return self.error if self.status == 200 else str(self.status)
 
 
 @dataclass
@@ -42,8 +72,8 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (channel, thread ts) -> messages
         self.envelopes: dict[str, Envelope] = {}
-        self.fail_methods: dict[str, str] = {}  # method -> Slack error to return
         self.usergroups: dict[str, list[str]] = {}  # user group id (S…) -> member user ids
+        self.faults: dict[str, list[Fault]] = {}  # method -> injected faults, first applicable wins
         self._ts = itertools.count(1)
         self._ws: list[web.WebSocketResponse] = []
         self._ws_connected = asyncio.Event()
@@ -104,9 +134,29 @@ class FakeSlack:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
 
-    def _record(self, method: str, params: dict[str, Any]) -> None:
-        self.calls.append(Call(method, params))
+    def _record(self, method: str, params: dict[str, Any], fault: str | None = None) -> None:
+        self.calls.append(Call(method, params, fault=fault))
         self._changed.set()
+
+    def inject(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        times: int | None = None,
+        **match: Any,
+    ) -> Fault:
+        """Make `method` fail (only for calls whose params include `match`), `times` times or always."""
+        fault = Fault(status=status, error=error, retry_after=retry_after, times=times, match=match)
+        self.faults.setdefault(method, []).append(fault)
+        return fault
+
+    def delivered(self) -> list[Call]:
+        """Calls that showed a message to someone (posts, updates, ephemerals) and succeeded."""
+        shown = ("chat.postMessage", "chat.update", "chat.postEphemeral", "respond")
+        return [c for c in self.calls if c.method in shown and c.fault is None]
 
     # --- Web API -----------------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
@@ -122,9 +172,11 @@ class FakeSlack:
         for key in ("blocks", "attachments"):
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
+        fault = next((f for f in self.faults.get(method, []) if f.applies(params)), None)
+        if fault is not None:
+            self._record(method, params, fault=fault.describe())
+            return fault.response()
         self._record(method, params)
-        if method in self.fail_methods:
-            return web.json_response({"ok": False, "error": self.fail_methods[method]})
         return web.json_response(self._reply(method, params))
 
     def _reply(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +220,12 @@ class FakeSlack:
         return {"ok": True}
 
     async def _respond(self, request: web.Request) -> web.Response:
-        self._record("respond", {"name": request.match_info["name"], **(await request.json())})
+        params = {"name": request.match_info["name"], **(await request.json())}
+        fault = next((f for f in self.faults.get("respond", []) if f.applies(params)), None)
+        if fault is not None:
+            self._record("respond", params, fault=fault.describe())
+            return fault.response()
+        self._record("respond", params)
         return web.Response(text="ok")
 
     # --- Socket Mode -------------------------------------------------------------------------------------

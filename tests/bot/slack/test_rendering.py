@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bot.slack.blocks import MAX_BLOCKS, answer_blocks, failure_blocks, sources_blocks
+import json
+
+from bot.slack.blocks import MAX_BLOCKS, answer_blocks, failure_blocks, sources_blocks, sources_text
+from bot.slack.delivery import plain_with_sources
 from bot.slack.mrkdwn import SECTION_TEXT_LIMIT, markdown_to_mrkdwn, mrkdwn_to_plain, split_mrkdwn
 from rag_core.types import Answer, Citation
 
@@ -101,3 +104,24 @@ def test_slack_text_becomes_a_plain_question() -> None:
     assert mrkdwn_to_plain(text, drop_user="UBOT") == (
         "what is R&D's budget for #general? see this (https://x.example.com) cc @U2"
     )
+
+
+def test_no_text_or_block_shows_a_local_path() -> None:
+    local = [
+        _citation(1, "file:///srv/exports/eng/deploy.html"),
+        _citation(2, "/srv/exports/eng/vpn.pdf"),
+        Citation(n=3, title="", url="file:///srv/x/y.html", snippet="s", score=0.4, doc_id="/srv/x/y.html"),
+    ]
+    answer = Answer(question="q", text="a [1] [2] [3]", citations=local)
+    rendered = [
+        sources_text(local),
+        json.dumps(sources_blocks("q", local)),
+        json.dumps(answer_blocks(answer)),
+        json.dumps(failure_blocks("Sorry", local)),
+        plain_with_sources("a", local),
+    ]
+    for text in rendered:
+        assert "file://" not in text and "/srv/" not in text, text
+    # The title and its breadcrumb stay.
+    assert "1. Page 1 · Team" in sources_text(local)
+    assert "Page 2" in rendered[1] and "Team" in rendered[1]
