@@ -160,7 +160,8 @@ async def on_component(conversation: Conversation, interaction: discord.Interact
     """Handle a click on one of ragbot's buttons (other interactions are left to discord.py)."""
     if interaction.type is not discord.InteractionType.component:
         return
-    custom_id = str((interaction.data or {}).get("custom_id", ""))
+    data: dict[str, Any] = dict(interaction.data or {})
+    custom_id = str(data.get("custom_id", ""))
     if not custom_id.startswith(PREFIX):
         return
     action, _, key = custom_id[len(PREFIX) :].partition(":")

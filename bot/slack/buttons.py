@@ -58,7 +58,7 @@ def answer_actions(answer_id: str, *, abstained: bool, thread_ts: str | None = N
     return {"type": "actions", "block_id": f"ragbot_answer_{answer_id}", "elements": elements}
 
 
-def private_actions(answer_id: str, thread_ts: str) -> Block:
+def private_actions(answer_id: str, thread_ts: str | None) -> Block:
     """Under an answer only the asker sees: share it in the thread, dismiss it, or ask a person."""
     v = value(a=answer_id, t=thread_ts)
     return {
