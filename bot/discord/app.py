@@ -19,8 +19,8 @@ from bot.conversation import Conversation, Question, make_resync
 from bot.discord.render import clip, sources_embed, split_message
 from bot.discord.sinks import ChannelReplySink, InteractionSink, show_ephemeral
 from bot.services import start_services, stop_service
+from bot.settings import BotSettings, get_bot_settings
 from rag_core.errors import RagbotError, UserError
-from rag_core.settings import Settings, get_settings
 from rag_core.types import Turn
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def role_names(user: discord.abc.User) -> list[str]:
 class RagbotClient(discord.Client):
     """discord.py client wired to the conversation layer."""
 
-    def __init__(self, settings: Settings, conversation: Conversation) -> None:
+    def __init__(self, settings: BotSettings, conversation: Conversation) -> None:
         intents = discord.Intents.default()  # guilds, messages, reactions, DMs (none privileged)...
         intents.message_content = True  # ...plus the privileged one: reading what people ask
         # Answers quote documents; an "@everyone" in a page must never ping a server.
@@ -347,7 +347,7 @@ def _add_commands(tree: app_commands.CommandTree, conversation: Conversation) ->
         return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
 
-def build_client(settings: Settings, conversation: Conversation) -> RagbotClient:
+def build_client(settings: BotSettings, conversation: Conversation) -> RagbotClient:
     """The Discord client: message-content intent, reaction events, and the app command tree."""
     return RagbotClient(settings, conversation)
 
@@ -357,7 +357,7 @@ def build_client(settings: Settings, conversation: Conversation) -> RagbotClient
 
 def main() -> int:
     """Run the Discord bot until interrupted (the `discord` Procfile process)."""
-    settings = get_settings()
+    settings = get_bot_settings()
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     if not token:
         raise UserError("DISCORD_TOKEN is not set; create a bot token as docs/discord.md describes")

@@ -27,6 +27,7 @@ from bot.conversation import (
     parse_resync_args,
 )
 from bot.services import start_services, stop_service
+from bot.settings import BotSettings, get_bot_settings
 from bot.slack.blocks import (
     SEARCHING,
     answer_blocks,
@@ -38,7 +39,6 @@ from bot.slack.blocks import (
 )
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from rag_core.errors import RagbotError, UserError
-from rag_core.settings import Settings, get_settings
 from rag_core.types import Answer, Citation, Turn
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _err(exc: SlackApiError) -> str:
 
 # --- the app -----------------------------------------------------------------------------------------------
 def build_app(
-    settings: Settings, conversation: Conversation, *, client: AsyncWebClient | None = None
+    settings: BotSettings, conversation: Conversation, *, client: AsyncWebClient | None = None
 ) -> AsyncApp:
     """The Bolt app with every listener registered; `client` lets tests point the Web API at a local server."""
     if client is None:
@@ -372,7 +372,7 @@ class _ProgressPoster:
 
 
 # --- process entry point -----------------------------------------------------------------------------------
-def _required_tokens(settings: Settings, http: bool | None) -> dict[str, str]:
+def _required_tokens(settings: BotSettings, http: bool | None) -> dict[str, str]:
     """The tokens a mode needs (http None: just the bot token), or a UserError naming the first one missing."""
     needed = {"SLACK_BOT_TOKEN": settings.slack_bot_token}
     if http is True:
@@ -397,7 +397,7 @@ async def _run_socket_mode(app: AsyncApp, app_token: str) -> None:
 
 def main(http: bool = False) -> int:
     """Run the Slack bot: Socket Mode (default) or HTTP mode behind uvicorn."""
-    settings = get_settings()
+    settings = get_bot_settings()
     tokens = _required_tokens(settings, http)  # before loading models: a missing token fails in a second
 
     from rag_core.engine import Engine
