@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.conversation import Conversation, Question, make_resync
+from bot.conversation import Conversation, Question
 from bot.discord.render import clip, sources_embed, split_message
 from bot.discord.sinks import ChannelReplySink, InteractionSink, show_ephemeral
-from bot.services import start_services, stop_service
+from bot.runtime import Runtime, Service, run
 from bot.settings import BotSettings, get_bot_settings
 from rag_core.errors import RagbotError, UserError
 from rag_core.types import Turn
@@ -355,40 +355,31 @@ def build_client(settings: BotSettings, conversation: Conversation) -> RagbotCli
 # --- process entry point ------------------------------------------------------------------------------------
 
 
-def main() -> int:
-    """Run the Discord bot until interrupted (the `discord` Procfile process)."""
-    settings = get_bot_settings()
+def discord_service(settings: BotSettings) -> Service:
+    """The Discord gateway connection; a rejected token or a missing intent ends it with a `UserError`."""
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     if not token:
         raise UserError("DISCORD_TOKEN is not set; create a bot token as docs/discord.md describes")
 
-    from rag_core.engine import Engine
-    from rag_core.feedback import FeedbackStore
-    from rag_core.kv import make_kv
-    from rag_core.logs import setup_logging
+    async def run(runtime: Runtime) -> None:
+        client = build_client(settings, runtime.conversation)
+        try:
+            async with client:  # closes the gateway and HTTP session however this ends
+                await client.start(token)
+        except discord.LoginFailure:
+            raise UserError(
+                "Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal"
+            ) from None
+        except discord.PrivilegedIntentsRequired:
+            raise UserError(
+                "Discord refused the Message Content intent; enable it under Bot → Privileged Gateway Intents "
+                "in the developer portal (docs/discord.md)"
+            ) from None
 
-    setup_logging(settings)
+    return Service("discord", run)
 
-    engine = Engine.from_settings(settings)
-    kv = make_kv(settings.redis_url)
-    feedback = FeedbackStore.from_settings(settings)
-    conversation = Conversation(engine, settings, kv, feedback, resync=make_resync(engine, settings, kv))
-    handles = start_services(engine, kv, settings)
-    client = build_client(settings, conversation)
-    try:
-        client.run(token, log_handler=None)  # logging is configured by the process, not discord.py
-    except discord.LoginFailure:
-        raise UserError(
-            "Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal"
-        ) from None
-    except discord.PrivilegedIntentsRequired:
-        raise UserError(
-            "Discord refused the Message Content intent; enable it under Bot → Privileged Gateway Intents "
-            "in the developer portal (docs/discord.md)"
-        ) from None
-    finally:
-        for handle in reversed(handles):
-            stop_service(handle)
-        feedback.close()
-        engine.close()
-    return 0
+
+def main() -> int:
+    """Run only the Discord bot (a per-role process) until stopped."""
+    settings = get_bot_settings()
+    return run(settings, [discord_service(settings)])  # a missing token fails before the models load
