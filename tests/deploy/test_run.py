@@ -161,3 +161,45 @@ async def test_run_serves_slack_schedule_health_and_the_terminal(fake: FakeSlack
     assert code == 0, output[-2000:]
     assert '"event": "bot_start"' in output and "slack-socket" in output
     assert not (tmp_path / "data" / "ragbot.run.json").exists()  # removed on the way out
+
+
+def _settings(**values: Any) -> Any:
+    from bot.settings import BotSettings
+
+    return BotSettings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize(
+    ("values", "services"),
+    [
+        ({"slack_bot_token": "xoxb", "slack_app_token": "xapp"}, ["slack-socket"]),
+        ({"slack_bot_token": "xoxb", "slack_signing_secret": "s"}, ["slack-http"]),
+        (
+            {"slack_bot_token": "xoxb", "slack_app_token": "xapp", "discord_token": "d"},
+            ["slack-socket", "discord"],
+        ),
+        ({"discord_token": "d"}, ["discord"]),
+    ],
+)
+def test_run_starts_the_adapters_whose_tokens_are_set(values: dict[str, str], services: list[str]) -> None:
+    from bot.runtime import configured_services
+
+    assert [s.name for s in configured_services(_settings(**values))] == services
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "nothing to run: set SLACK_BOT_TOKEN"),
+        ({"slack_bot_token": "xoxb"}, "neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET"),
+        ({"slack_bot_token": "  ", "discord_token": ""}, "nothing to run"),
+    ],
+)
+def test_run_with_missing_tokens_fails_in_one_line_before_loading_models(
+    values: dict[str, str], message: str
+) -> None:
+    from bot.runtime import configured_services
+    from rag_core.errors import UserError
+
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        configured_services(_settings(**values))
