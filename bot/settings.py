@@ -20,18 +20,18 @@ def _token_alias(name: str) -> AliasChoices:
 class BotSettings(Settings):
     # --- chat platforms --------------------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = Field(
-        None, validation_alias=_token_alias("SLACK_BOT_TOKEN")
+        default=None, validation_alias=_token_alias("SLACK_BOT_TOKEN")
     )  # xoxb-… bot token; set = the Slack adapter runs
     slack_app_token: SecretStr | None = Field(
-        None, validation_alias=_token_alias("SLACK_APP_TOKEN")
+        default=None, validation_alias=_token_alias("SLACK_APP_TOKEN")
     )  # xapp-… app-level token; set = Slack Socket Mode
     slack_signing_secret: SecretStr | None = Field(
-        None, validation_alias=_token_alias("SLACK_SIGNING_SECRET")
+        default=None, validation_alias=_token_alias("SLACK_SIGNING_SECRET")
     )  # verifies Slack's HTTP requests; set without an app token = Slack HTTP mode
     slack_api_url: str = "https://slack.com/api/"  # Slack Web API base URL (tests point it at a local server)
     slack_http_port: int = 3000  # port of Slack HTTP (Events API) mode: Slack posts to /slack/events
     discord_token: SecretStr | None = Field(
-        None, validation_alias=_token_alias("DISCORD_TOKEN")
+        default=None, validation_alias=_token_alias("DISCORD_TOKEN")
     )  # Discord bot token; set = the Discord adapter runs
     discord_guild_id: int | None = None  # sync app commands to this guild (instant); unset = global
     discord_admin_role: str | None = None  # Discord role name whose members may /resync
