@@ -25,13 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.cli_engine import demo_questions  # noqa: E402
 from tests.bot.slack.fake_slack import FakeSlack, event_callback, mention  # noqa: E402
 
-QUESTIONS = [
-    "How do I get paged when I'm on call?",
-    "What is the limit for a team dinner on expenses?",
-    "How do I deploy to production?",
-]
+QUESTIONS = demo_questions()  # samples/README.md: two answered, one "I don't know"
 
 
 def memory_mb(pid: int) -> dict[str, float]:
@@ -99,7 +96,9 @@ async def main(questions: int) -> None:
                 await fake.send_envelope(
                     "events_api",
                     event_callback(
-                        mention(QUESTIONS[i % 3] + f" ({i})", ts=f"{300 + i}.000100", user=f"U{i}")
+                        mention(
+                            QUESTIONS[i % len(QUESTIONS)] + f" ({i})", ts=f"{300 + i}.000100", user=f"U{i}"
+                        )
                     ),
                 )
             await fake.wait_for(
