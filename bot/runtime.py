@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +58,7 @@ class Service:
     """A long-running part of the process (an adapter, an API server): `run` returns only when it stops."""
 
     name: str
-    run: Callable[[Runtime], Awaitable[None]]
+    run: Callable[[Runtime], Coroutine[Any, Any, None]]
 
 
 # Services `ragbot run` also starts when their setting is set: setting name -> "module:function", where the
@@ -192,7 +192,9 @@ async def serve(runtime: Runtime, services: list[Service]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    tasks = {asyncio.create_task(s.run(runtime), name=s.name): s for s in services}
+    tasks: dict[asyncio.Task[None], Service] = {
+        asyncio.create_task(s.run(runtime), name=s.name): s for s in services
+    }
     stopper = asyncio.create_task(stop.wait(), name="signal")
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     for task in [*tasks, stopper]:
