@@ -26,12 +26,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connectors import sample_sources  # noqa: E402
-from connectors.sync import run_sync  # noqa: E402
-from rag_core.engine import Engine  # noqa: E402
-from rag_core.settings import Settings  # noqa: E402
-from rag_core.store.edge import EdgeStore  # noqa: E402
-from rag_core.types import Document  # noqa: E402
+from connectors import sample_sources
+from connectors.sync import run_sync
+from rag_core.engine import Engine
+from rag_core.settings import Settings
+from rag_core.store.edge import EdgeStore
+from rag_core.types import Document
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [

@@ -12,7 +12,7 @@ import pytest
 
 import rag_core.feedback.http as http
 from bot import local
-from rag_core.errors import UserError
+from rag_core.errors import StoreUnavailable, UserError
 from rag_core.feedback.http import HealthServer, serve_health
 
 
@@ -53,7 +53,7 @@ def test_non_json_body_is_a_400(bot_port: int) -> None:
 
 def test_callers_off_this_machine_are_refused(bot_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http, "_LOOPBACK", set())  # as if the request came from the network
-    with pytest.raises(UserError, match="answered HTTP 403"):
+    with pytest.raises(StoreUnavailable, match="answered HTTP 403"):
         local.ask(bot_port, "How do I deploy?", None, lambda _: None)
 
 
@@ -73,5 +73,7 @@ def test_an_engine_failure_is_logged_and_shown_as_one_line(
 
 
 def test_nobody_listening_is_one_clear_line() -> None:
-    with pytest.raises(UserError, match="held by another process, and asking it on 127.0.0.1:9 failed"):
+    with pytest.raises(
+        StoreUnavailable, match="held by another process, and asking it on 127.0.0.1:9 failed"
+    ):
         local.sources(9, "anything", None)

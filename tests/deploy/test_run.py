@@ -147,7 +147,7 @@ async def test_run_serves_slack_schedule_health_and_the_terminal(fake: FakeSlack
             text=True,
             timeout=120,
         )
-        assert second.returncode == 2
+        assert second.returncode == 3  # StoreUnavailable's exit code
         assert second.stderr.strip().splitlines()[-1].startswith("ragbot: error: embedded index at")
         assert "Traceback" not in second.stderr
     finally:
