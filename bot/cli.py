@@ -59,7 +59,8 @@ def _slack(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bot.runtime import configured_services, run
+    from bot.runtime import run
+    from bot.services import configured_services
     from bot.settings import get_bot_settings
 
     settings = get_bot_settings()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.settings import BotSettings
-from rag_core.errors import UserError
 
 if TYPE_CHECKING:
     from bot.conversation import Conversation
@@ -59,12 +57,6 @@ class Service:
 
     name: str
     run: Callable[[Runtime], Coroutine[Any, Any, None]]
-
-
-# Services `ragbot run` also starts when their setting is set: setting name -> "module:function", where the
-# function takes the BotSettings and returns a `Service`. Imported only when enabled, so a missing optional
-# package costs nothing. The HTTP API (bot/api, RAG_API_TOKENS) registers here.
-OPTIONAL_SERVICES: dict[str, str] = {}
 
 
 def run_file(settings: BotSettings) -> Path:
@@ -126,41 +118,6 @@ def stop_service(handle: Any) -> None:
                     "stopping a service failed", exc_info=True, extra={"event": "service_stop_failed"}
                 )
             return
-
-
-def configured_services(settings: BotSettings) -> list[Service]:
-    """Every adapter whose tokens are set (Slack Socket Mode or HTTP mode, Discord), then optional services."""
-    services: list[Service] = []
-    if _secret(settings.slack_bot_token):
-        from bot.slack.app import http_service, socket_service
-
-        if _secret(settings.slack_app_token):
-            services.append(socket_service(settings))
-        elif _secret(settings.slack_signing_secret):
-            services.append(http_service(settings))
-        else:
-            raise UserError(
-                "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET "
-                "(HTTP mode) is; see docs/slack.md"
-            )
-    if _secret(settings.discord_token):
-        from bot.discord.app import discord_service
-
-        services.append(discord_service(settings))
-    for setting, target in OPTIONAL_SERVICES.items():
-        if getattr(settings, setting, None):
-            module, _, name = target.partition(":")
-            services.append(getattr(importlib.import_module(module), name)(settings))
-    if not services:
-        raise UserError(
-            "nothing to run: set SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET "
-            "(HTTP mode), and/or DISCORD_TOKEN — see .env.example"
-        )
-    return services
-
-
-def _secret(value: Any) -> bool:
-    return value is not None and bool(value.get_secret_value().strip())
 
 
 def run(settings: BotSettings, services: list[Service], *, schedule: bool | None = None) -> int:

@@ -182,7 +182,7 @@ def _settings(**values: Any) -> Any:
     ],
 )
 def test_run_starts_the_adapters_whose_tokens_are_set(values: dict[str, str], services: list[str]) -> None:
-    from bot.runtime import configured_services
+    from bot.services import configured_services
 
     assert [s.name for s in configured_services(_settings(**values))] == services
 
@@ -198,7 +198,7 @@ def test_run_starts_the_adapters_whose_tokens_are_set(values: dict[str, str], se
 def test_run_with_missing_tokens_fails_in_one_line_before_loading_models(
     values: dict[str, str], message: str
 ) -> None:
-    from bot.runtime import configured_services
+    from bot.services import configured_services
     from rag_core.errors import UserError
 
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
