@@ -9,7 +9,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ragbot needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	deploy/install.sh $(BIN)/pip -e '.[test]'  # the Dockerfile runs this same step
 	touch $@
 
 demo: $(BIN)/.installed

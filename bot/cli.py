@@ -1,4 +1,4 @@
-"""The `ragbot` command: ask, sources, sync, schedule, eval, report, demo, the chat bots and the HTTP API."""
+"""The `ragbot` command: ask, sources, sync, schedule, eval, report, demo, the bots (`run` for all) and the HTTP API."""
 
 from __future__ import annotations
 
@@ -58,6 +58,16 @@ def _slack(args: argparse.Namespace) -> int:
     return slack_main(http=args.http)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from bot.runtime import run
+    from bot.services import configured_services
+    from bot.settings import get_bot_settings
+
+    settings = get_bot_settings()
+    # every adapter whose tokens are set, the health server and the schedule; a missing token fails at once
+    return run(settings, configured_services(settings), schedule=not args.no_schedule)
+
+
 def _discord(args: argparse.Namespace) -> int:
     from bot.discord.app import main as discord_main
 
@@ -113,6 +123,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "demo", help="index the bundled sample knowledge base and answer three sample questions"
     )
     demo.set_defaults(func=_engine_command)
+
+    run = sub.add_parser(
+        "run",
+        help="run the bot: every adapter whose tokens are set, the sync schedule and /healthz in one process",
+    )
+    run.add_argument(
+        "--no-schedule",
+        action="store_true",
+        help="leave scheduled syncs to a separate `ragbot schedule` (needs a Qdrant server)",
+    )
+    run.set_defaults(func=_run)
 
     slack = sub.add_parser("slack", help="run the Slack bot")
     slack.add_argument("--http", action="store_true", help="HTTP (Events API) mode instead of Socket Mode")

@@ -7,12 +7,16 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rag_core.engine import Engine
+from bot import local
 from rag_core.errors import UserError
 from rag_core.logs import setup_logging
 from rag_core.settings import Settings, get_settings
 from rag_core.types import Answer, Citation
+
+if TYPE_CHECKING:
+    from rag_core.engine import Engine
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -60,14 +64,15 @@ def print_answer(answer: Answer, streamed: bool, out=sys.stdout) -> None:  # noq
 
 
 def _ask(engine: Engine, question: str, sources: list[str] | None) -> Answer:
-    def on_token(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    answer = engine.answer(question, allowed_sources=sources, on_token=on_token)
+    answer = engine.answer(question, allowed_sources=sources, on_token=_on_token)
     print()
     print_answer(answer, streamed=True)
     return answer
+
+
+def _on_token(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def ask_command(args: argparse.Namespace) -> int:
@@ -75,6 +80,13 @@ def ask_command(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise UserError('the question is empty: ask something, e.g. ragbot ask "How do I reset my VPN?"')
     sources = _check_sources(settings, args.sources)
+    if (port := local.holder_port(settings)) is not None:  # the bot holds the index: it answers for us
+        answer = local.ask(port, args.question, sources, _on_token)
+        print()
+        print_answer(answer, streamed=True)
+        return 0
+    from rag_core.engine import Engine
+
     engine = Engine.from_settings(settings)
     if engine.index_version == 0:
         raise UserError(
@@ -87,8 +99,12 @@ def ask_command(args: argparse.Namespace) -> int:
 def sources_command(args: argparse.Namespace) -> int:
     settings = _settings()
     sources = _check_sources(settings, args.sources)
-    engine = Engine.from_settings(settings)
-    citations = engine.sources(args.question, allowed_sources=sources)
+    if (port := local.holder_port(settings)) is not None:
+        citations = local.sources(port, args.question, sources)
+    else:
+        from rag_core.engine import Engine
+
+        citations = Engine.from_settings(settings).sources(args.question, allowed_sources=sources)
     if not citations:
         print("No sources found.")
     print_citations(citations)
@@ -102,6 +118,8 @@ def eval_command(args: argparse.Namespace) -> int:
     folder = Path(args.beir)
     data = load_beir(folder, args.split)
     settings = beir_settings(base, folder)
+    from rag_core.engine import Engine
+
     engine = Engine.from_settings(settings)
     print(
         f"reranker: {engine.reranker.name}; corpus {len(data.corpus)} docs; {len(data.queries)} queries",
@@ -143,6 +161,8 @@ def demo_command(args: argparse.Namespace) -> int:
     )
     setup_logging(settings)
     print("Loading models and the embedded index...", flush=True)
+    from rag_core.engine import Engine
+
     engine = Engine.from_settings(settings)
     print(
         f"Reranker: {engine.reranker.name}. LLM: {settings.llm_model if engine.generator else 'none (extractive)'}"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.settings import BotSettings
 from rag_core.errors import RagbotError, StoreUnavailable, UserError
 from rag_core.feedback import metrics
 from rag_core.feedback.experiments import assign_arm
@@ -193,7 +194,7 @@ class Conversation:
     def __init__(
         self,
         engine: Engine,
-        settings: Settings,
+        settings: BotSettings,
         kv: KeyValue,
         feedback: FeedbackStore | None = None,
         resync: ResyncFn | None = None,

@@ -1,15 +1,62 @@
-"""Background services every bot process runs beside its chat connection."""
+"""Which services `ragbot run` starts: every adapter whose tokens are set, then optional services.
+
+Kept apart from `bot.runtime`, which the adapters import: this module imports the adapters.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 from typing import Any
 
+from bot.runtime import Service, stop_service
+from bot.settings import BotSettings
+from rag_core.errors import UserError
 from rag_core.settings import Settings
+
+# Services `ragbot run` also starts when their setting is set: setting name -> "module:function", where the
+# function takes the BotSettings and returns a `Service`. Imported only when enabled, so a missing optional
+# package costs nothing. The HTTP API (bot/api, RAG_API_TOKENS) registers here.
+OPTIONAL_SERVICES: dict[str, str] = {}
+
+
+def configured_services(settings: BotSettings) -> list[Service]:
+    """Every adapter whose tokens are set (Slack Socket Mode or HTTP mode, Discord), then optional services."""
+    services: list[Service] = []
+    if _secret(settings.slack_bot_token):
+        from bot.slack.app import http_service, socket_service
+
+        if _secret(settings.slack_app_token):
+            services.append(socket_service(settings))
+        elif _secret(settings.slack_signing_secret):
+            services.append(http_service(settings))
+        else:
+            raise UserError(
+                "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET "
+                "(HTTP mode) is; see docs/slack.md"
+            )
+    if _secret(settings.discord_token):
+        from bot.discord.app import discord_service
+
+        services.append(discord_service(settings))
+    for setting, target in OPTIONAL_SERVICES.items():
+        if getattr(settings, setting, None):
+            module, _, name = target.partition(":")
+            services.append(getattr(importlib.import_module(module), name)(settings))
+    if not services:
+        raise UserError(
+            "nothing to run: set SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET "
+            "(HTTP mode), and/or DISCORD_TOKEN — see .env.example"
+        )
+    return services
+
+
+def _secret(value: Any) -> bool:
+    return value is not None and bool(value.get_secret_value().strip())
 
 
 def start_services(engine: Any, kv: Any, settings: Settings) -> list[Any]:
-    """/healthz, /readyz, /metrics, and with an embedded store the sync schedule (only one process may open it)."""
+    """/healthz, /readyz, /metrics, and with an embedded store the sync schedule, for a process that builds its
+    own engine (`ragbot api`); stop each with `stop_service`."""
     from connectors.schedule import start_in_process
     from rag_core.feedback.http import serve_health
 
@@ -19,10 +66,4 @@ def start_services(engine: Any, kv: Any, settings: Settings) -> list[Any]:
     return handles
 
 
-def stop_service(handle: Any) -> None:
-    """Stop a health server or scheduler, whichever method it has; shutdown errors are not worth a crash."""
-    for method in ("stop", "shutdown", "close"):
-        if callable(getattr(handle, method, None)):
-            with contextlib.suppress(Exception):
-                getattr(handle, method)()
-            return
+__all__ = ["OPTIONAL_SERVICES", "configured_services", "start_services", "stop_service"]

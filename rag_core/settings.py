@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,10 +30,6 @@ class ModelPrice(BaseModel):
 
     input: float
     output: float
-
-
-def _alias(name: str, *extra: str) -> AliasChoices:
-    return AliasChoices(f"RAG_{name}", *extra)
 
 
 class Settings(BaseSettings):
@@ -114,22 +110,7 @@ class Settings(BaseSettings):
         2 * 3600
     )  # a sync's per-source lock expires after this (frees it if a process died)
 
-    # --- chat adapters -------------------------------------------------------------------------------------------
-    slack_bot_token: SecretStr | None = Field(
-        None, validation_alias=_alias("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN")
-    )
-    slack_app_token: SecretStr | None = Field(
-        None, validation_alias=_alias("SLACK_APP_TOKEN", "SLACK_APP_TOKEN")
-    )
-    slack_signing_secret: SecretStr | None = Field(
-        None, validation_alias=_alias("SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET")
-    )
-    slack_api_url: str = "https://slack.com/api/"  # Slack Web API base URL (tests point it at a local server)
-    slack_http_port: int = 3000  # port of Slack HTTP (Events API) mode
-    slack_max_body_bytes: int = 1024 * 1024  # HTTP mode: larger request bodies get 413, cut off while reading
-    discord_token: SecretStr | None = Field(None, validation_alias=_alias("DISCORD_TOKEN", "DISCORD_TOKEN"))
-    discord_guild_id: int | None = None  # sync app commands to this guild (instant); unset = global
-    discord_admin_role: str | None = None  # Discord role name whose members may /resync
+    # --- conversations (platform tokens live in bot/settings.py) -------------------------------------------
     admin_user_ids: list[str] = Field(default_factory=list)  # user ids (Slack or Discord) allowed to /resync
     channel_sources: dict[str, list[str]] = Field(default_factory=dict)  # channel id -> sources it may search
     dm_sources: list[str] | None = None  # sources searchable in DMs; unset = public sources
@@ -140,7 +121,7 @@ class Settings(BaseSettings):
 
     # --- feedback, metrics, experiments ------------------------------------------------------------------------
     database_url: str | None = None  # query log + votes; unset = SQLite file under data_dir
-    http_port: int = 8080  # /healthz, /readyz, /metrics (and Slack HTTP mode)
+    http_port: int = 8080  # /healthz, /readyz, /metrics; loopback callers also get /local/ask (terminal)
     ab_experiment: dict[str, Any] | None = None  # {"name": ..., "arms": {"a": {...overrides}, "b": {...}}}
     user_hash_salt: SecretStr = SecretStr(
         "ragbot"

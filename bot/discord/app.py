@@ -16,14 +16,14 @@ import discord
 from discord import app_commands
 
 from bot.answer_channels import QuietSink, is_answer_channel, looks_like_question, private_first
-from bot.conversation import Conversation, Question, make_resync
+from bot.conversation import Conversation, Question
 from bot.discord import components
 from bot.discord.ids import access_channel_id, role_names
 from bot.discord.render import clip, sources_embed, split_message
 from bot.discord.sinks import ChannelReplySink, InteractionSink, show_ephemeral
-from bot.services import start_services, stop_service
+from bot.runtime import Runtime, Service, run
+from bot.settings import BotSettings, get_bot_settings
 from rag_core.errors import RagbotError, UserError
-from rag_core.settings import Settings, get_settings
 from rag_core.types import Turn
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def invite_url(application_id: int) -> str:
 class RagbotClient(discord.Client):
     """discord.py client wired to the conversation layer."""
 
-    def __init__(self, settings: Settings, conversation: Conversation) -> None:
+    def __init__(self, settings: BotSettings, conversation: Conversation) -> None:
         intents = discord.Intents.default()  # guilds, messages, reactions, DMs (none privileged)...
         intents.message_content = True  # ...plus the privileged one: reading what people ask
         # Answers quote documents; an "@everyone" in a page must never ping a server.
@@ -368,7 +368,7 @@ def _add_commands(tree: app_commands.CommandTree, conversation: Conversation) ->
         return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
 
-def build_client(settings: Settings, conversation: Conversation) -> RagbotClient:
+def build_client(settings: BotSettings, conversation: Conversation) -> RagbotClient:
     """The Discord client: message-content intent, reaction events, and the app command tree."""
     return RagbotClient(settings, conversation)
 
@@ -376,44 +376,31 @@ def build_client(settings: Settings, conversation: Conversation) -> RagbotClient
 # --- process entry point ------------------------------------------------------------------------------------
 
 
-def main() -> int:
-    """Run the Discord bot until interrupted (the `discord` Procfile process)."""
-    settings = get_settings()
+def discord_service(settings: BotSettings) -> Service:
+    """The Discord gateway connection; a rejected token or a missing intent ends it with a `UserError`."""
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     if not token:
         raise UserError("DISCORD_TOKEN is not set; create a bot token as docs/discord.md describes")
 
-    from rag_core.engine import Engine
-    from rag_core.feedback import FeedbackStore
-    from rag_core.feedback.doc_votes import StoredDocSignals
-    from rag_core.kv import make_kv
-    from rag_core.logs import setup_logging
+    async def run(runtime: Runtime) -> None:
+        client = build_client(settings, runtime.conversation)
+        try:
+            async with client:  # closes the gateway and HTTP session however this ends
+                await client.start(token)
+        except discord.LoginFailure:
+            raise UserError(
+                "Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal"
+            ) from None
+        except discord.PrivilegedIntentsRequired:
+            raise UserError(
+                "Discord refused the Message Content intent; enable it under Bot → Privileged Gateway Intents "
+                "in the developer portal (docs/discord.md)"
+            ) from None
 
-    setup_logging(settings)
+    return Service("discord", run)
 
-    engine = Engine.from_settings(settings)
-    kv = make_kv(settings.redis_url)
-    feedback = FeedbackStore.from_settings(settings)
-    engine.doc_signals = StoredDocSignals(
-        feedback, settings
-    )  # votes boost documents; hidden ones are never cited
-    conversation = Conversation(engine, settings, kv, feedback, resync=make_resync(engine, settings, kv))
-    handles = start_services(engine, kv, settings)
-    client = build_client(settings, conversation)
-    try:
-        client.run(token, log_handler=None)  # logging is configured by the process, not discord.py
-    except discord.LoginFailure:
-        raise UserError(
-            "Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal"
-        ) from None
-    except discord.PrivilegedIntentsRequired:
-        raise UserError(
-            "Discord refused the Message Content intent; enable it under Bot → Privileged Gateway Intents "
-            "in the developer portal (docs/discord.md)"
-        ) from None
-    finally:
-        for handle in reversed(handles):
-            stop_service(handle)
-        feedback.close()
-        engine.close()
-    return 0
+
+def main() -> int:
+    """Run only the Discord bot (a per-role process) until stopped."""
+    settings = get_bot_settings()
+    return run(settings, [discord_service(settings)])  # a missing token fails before the models load

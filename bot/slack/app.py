@@ -8,11 +8,13 @@ and do their work afterwards, so the 3-second ack never waits on the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import uvicorn
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -24,10 +26,10 @@ from bot.conversation import (
     Conversation,
     Question,
     Undelivered,
-    make_resync,
     parse_resync_args,
 )
-from bot.services import start_services, stop_service
+from bot.runtime import Runtime, Service, run
+from bot.settings import BotSettings, get_bot_settings
 from bot.slack.blocks import (
     SEARCHING,
     answer_blocks,
@@ -50,7 +52,6 @@ from bot.slack.http import http_app, keep_bodies_out_of_bolt_logs
 from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_interactions
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from rag_core.errors import RagbotError, UserError
-from rag_core.settings import Settings, get_settings
 from rag_core.types import Answer, Citation, Turn
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class EphemeralSink:
 
 # --- the app -----------------------------------------------------------------------------------------------
 def build_app(
-    settings: Settings, conversation: Conversation, *, client: AsyncWebClient | None = None
+    settings: BotSettings, conversation: Conversation, *, client: AsyncWebClient | None = None
 ) -> AsyncApp:
     """The Bolt app with every listener registered; `client` lets tests point the Web API at a local server."""
     if client is None:
@@ -403,7 +404,7 @@ class _ProgressPoster:
 
 
 # --- process entry point -----------------------------------------------------------------------------------
-def _required_tokens(settings: Settings, http: bool | None) -> dict[str, str]:
+def _required_tokens(settings: BotSettings, http: bool | None) -> dict[str, str]:
     """The tokens a mode needs (http None: just the bot token), or a UserError naming the first one missing."""
     needed = {"SLACK_BOT_TOKEN": settings.slack_bot_token}
     if http is True:
@@ -419,49 +420,61 @@ def _required_tokens(settings: Settings, http: bool | None) -> dict[str, str]:
     return tokens
 
 
-async def _run_socket_mode(app: AsyncApp, app_token: str) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+def socket_service(settings: BotSettings) -> Service:
+    """Slack over Socket Mode (an outbound WebSocket: no public URL needed)."""
+    app_token = _required_tokens(settings, http=False)["SLACK_APP_TOKEN"]
 
-    # The handler's client starts tasks in its constructor, so it is built inside the running loop.
-    await AsyncSocketModeHandler(app, app_token).start_async()
+    async def run(runtime: Runtime) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        # The handler's client starts tasks in its constructor, so it is built inside the running loop.
+        handler = AsyncSocketModeHandler(build_app(settings, runtime.conversation), app_token)
+        log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
+        await handler.connect_async()
+        try:
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            await handler.close_async()
+
+    return Service("slack-socket", run)
+
+
+def http_service(settings: BotSettings) -> Service:
+    """Slack over HTTP (Events API): Slack posts events, commands and interactivity to :port/slack/events."""
+    _required_tokens(settings, http=True)
+
+    async def run(runtime: Runtime) -> None:
+        port = settings.slack_http_port
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        config = uvicorn.Config(
+            http_app(build_app(settings, runtime.conversation), secret, settings.slack_max_body_bytes),
+            host="0.0.0.0",
+            port=port,
+            log_config=None,
+        )
+        log.info("slack bot starting in HTTP mode", extra={"event": "slack_start", "port": port})
+        server = _QuietServer(config)
+        serving = asyncio.ensure_future(server.serve())
+        try:
+            await asyncio.shield(serving)
+        except asyncio.CancelledError:
+            server.should_exit = True  # finish in-flight requests, then close the port
+            await serving
+            raise
+
+    return Service("slack-http", run)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime stops every service on SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def main(http: bool = False) -> int:
-    """Run the Slack bot: Socket Mode (default) or HTTP mode behind uvicorn."""
-    settings = get_settings()
-    tokens = _required_tokens(settings, http)  # before loading models: a missing token fails in a second
-
-    from rag_core.engine import Engine
-    from rag_core.feedback import FeedbackStore
-    from rag_core.feedback.doc_votes import StoredDocSignals
-    from rag_core.kv import make_kv
-    from rag_core.logs import setup_logging
-
-    setup_logging(settings)
-    engine = Engine.from_settings(settings)
-    kv = make_kv(settings.redis_url)
-    feedback = FeedbackStore.from_settings(settings)
-    engine.doc_signals = StoredDocSignals(
-        feedback, settings
-    )  # votes boost documents; hidden ones are never cited
-    conversation = Conversation(engine, settings, kv, feedback, make_resync(engine, settings, kv))
-    app = build_app(settings, conversation)
-    handles = start_services(engine, kv, settings)
-    try:
-        if http:
-            import uvicorn
-
-            port = settings.slack_http_port
-            log.info("slack bot starting in HTTP mode", extra={"event": "slack_start", "port": port})
-            # Slack posts events, commands and interactivity to http://<host>:<port>/slack/events
-            front_door = http_app(app, tokens["SLACK_SIGNING_SECRET"], settings.slack_max_body_bytes)
-            uvicorn.run(front_door, host="0.0.0.0", port=port, log_config=None)
-        else:
-            log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
-            asyncio.run(_run_socket_mode(app, tokens["SLACK_APP_TOKEN"]))
-    finally:
-        for handle in reversed(handles):
-            stop_service(handle)
-        feedback.close()
-        engine.close()
-    return 0
+    """Run only the Slack bot (a per-role process): Socket Mode by default, or HTTP mode."""
+    settings = get_bot_settings()
+    service = http_service(settings) if http else socket_service(settings)  # a missing token fails at once
+    return run(settings, [service])

@@ -15,12 +15,16 @@ from urllib.parse import urlsplit
 
 from prometheus_client.exposition import choose_encoder
 
-from rag_core.errors import UserError
+from rag_core.errors import RagbotError, UserError
 from rag_core.feedback.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 
 Check = Callable[[], bool]
+Emit = Callable[[dict[str, Any]], None]
+# A loopback-only POST route: called with the JSON body and `emit`, which sends one NDJSON line at once.
+LocalRoute = Callable[[dict[str, Any], Emit], None]
+_LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
 def qdrant_ready(client: Any) -> bool:
@@ -82,7 +86,9 @@ class HealthServer:
         self._thread.join(5)
 
 
-def _handler(ready: Callable[[], dict[str, bool]]) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    ready: Callable[[], dict[str, bool]], local: Mapping[str, LocalRoute]
+) -> type[BaseHTTPRequestHandler]:
     class ProbeHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
@@ -100,6 +106,41 @@ def _handler(ready: Callable[[], dict[str, bool]]) -> type[BaseHTTPRequestHandle
                 self._send(
                     404, "application/json", b'{"error": "not found; try /healthz, /readyz, /metrics"}'
                 )
+
+        def do_POST(self) -> None:
+            route = local.get(urlsplit(self.path).path)
+            if route is None:
+                self._send(404, "application/json", b'{"error": "not found"}')
+                return
+            if (
+                self.client_address[0] not in _LOOPBACK
+            ):  # terminal use on this machine only, never the network
+                self._send(403, "application/json", b'{"error": "local callers only"}')
+                return
+            try:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                self._send(400, "application/json", b'{"error": "the body must be a JSON object"}')
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Connection", "close")  # the body ends when the connection does
+            self.end_headers()
+            self.close_connection = True
+
+            def emit(event: dict[str, Any]) -> None:
+                self.wfile.write(json.dumps(event).encode() + b"\n")
+                self.wfile.flush()
+
+            try:
+                route(body, emit)
+            except RagbotError as exc:  # a one-line message meant for the person asking
+                emit({"error": str(exc)})
+            except Exception:
+                log.exception("local request failed", extra={"event": "local_request_failed"})
+                emit({"error": "the running bot failed to answer; its log has the details"})
 
         def _send(self, status: int, content_type: str, body: bytes) -> None:
             self.send_response(status)
@@ -120,13 +161,18 @@ def serve_health(
     kv: Any = None,
     checks: Mapping[str, Check] | None = None,
     host: str = "0.0.0.0",
+    local: Mapping[str, LocalRoute] | None = None,
 ) -> HealthServer:
     """Serve /healthz (alive), /readyz (engine.ready() all true, Redis pings when configured) and /metrics.
 
-    Port 0 binds a free port (see `.port`). Returns at once; the server runs in a daemon thread.
+    `local` adds POST routes answered to loopback callers only (`ragbot ask` in a terminal while this process
+    holds the embedded index). Port 0 binds a free port (see `.port`). Returns at once; the server runs in a
+    daemon thread.
     """
     try:
-        server = ThreadingHTTPServer((host, port), _handler(lambda: readiness(engine, kv, checks)))
+        server = ThreadingHTTPServer(
+            (host, port), _handler(lambda: readiness(engine, kv, checks), local or {})
+        )
     except OSError as exc:
         raise UserError(
             f"cannot serve /healthz, /readyz, /metrics on {host}:{port}: {exc.strerror or exc}"

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.conversation import Conversation, parse_resync_args
+from bot.settings import BotSettings
 from rag_core.errors import UserError
 from rag_core.kv import MemoryKV
-from rag_core.settings import Settings, SourceConfig
+from rag_core.settings import SourceConfig
 
 
 def _conversation(tmp_path: Path, **settings) -> Conversation:
@@ -22,7 +23,7 @@ def _conversation(tmp_path: Path, **settings) -> Conversation:
         ],
     )
     values.update(settings)
-    return Conversation(engine=None, settings=Settings(**values), kv=MemoryKV())
+    return Conversation(engine=None, settings=BotSettings(**values), kv=MemoryKV())
 
 
 def test_channels_see_public_sources_plus_private_ones_allowed_to_them(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ import redis
 
 from bot.conversation import Conversation
 from bot.discord.app import RagbotClient, build_client
+from bot.settings import BotSettings
 from rag_core.feedback import FeedbackStore
 from rag_core.kv import KeyValue, make_kv
-from rag_core.settings import Settings
 
 ADMIN_ROLE = "Librarians"
 
@@ -39,7 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> BotSettings:
     marker = request.node.get_closest_marker("discord_settings")
     values: dict[str, Any] = {
         "data_dir": tmp_path,
@@ -49,7 +49,7 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
         "daily_spend_cap_usd": 5.0,
         **(marker.kwargs if marker else {}),
     }
-    return Settings(_env_file=None, **values)
+    return BotSettings(_env_file=None, **values)
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def resync_calls() -> list[tuple[str | None, bool]]:
 
 @pytest.fixture
 def conversation(
-    engine: Any, settings: Settings, kv: KeyValue, feedback: FeedbackStore, resync_calls: list
+    engine: Any, settings: BotSettings, kv: KeyValue, feedback: FeedbackStore, resync_calls: list
 ) -> Conversation:
     def resync(source: str | None, full: bool, progress: Any) -> str:
         # Stands in for connectors.sync, which has its own tests; here only the command's wiring matters.
@@ -116,5 +116,5 @@ def conversation(
 
 
 @pytest.fixture
-def simcord_bot(settings: Settings, conversation: Conversation) -> RagbotClient:
+def simcord_bot(settings: BotSettings, conversation: Conversation) -> RagbotClient:
     return build_client(settings, conversation)

@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session, selectinload
 from bot.conversation import APOLOGY, RESYNC_REFUSAL, Conversation, make_resync
 from bot.discord.app import NO_SOURCES, PERMISSIONS, invite_url, main, vote_value
 from bot.discord.render import MESSAGE_LIMIT, source_line, split_message
+from bot.settings import get_bot_settings
 from rag_core.errors import UserError
 from rag_core.feedback import FeedbackStore
 from rag_core.feedback.models import AnswerRecord
 from rag_core.kv import MemoryKV
-from rag_core.settings import SourceConfig, get_settings
+from rag_core.settings import SourceConfig
 from rag_core.types import Citation
 from tests.bot.discord.conftest import ADMIN_ROLE, RecordingEngine
 from tests.conftest import ROOT
@@ -497,12 +498,12 @@ def test_main_without_a_token_says_what_is_missing(monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(tmp_path)  # no .env file here
     monkeypatch.delenv("DISCORD_TOKEN", raising=False)
     monkeypatch.delenv("RAG_DISCORD_TOKEN", raising=False)
-    get_settings.cache_clear()
+    get_bot_settings.cache_clear()
     try:
         with pytest.raises(UserError, match="DISCORD_TOKEN is not set"):
             main()
     finally:
-        get_settings.cache_clear()
+        get_bot_settings.cache_clear()
 
 
 def test_invite_url_asks_for_exactly_the_permissions_the_bot_needs() -> None:

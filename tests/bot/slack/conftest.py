@@ -18,13 +18,14 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation import Conversation
+from bot.settings import BotSettings
 from bot.slack.app import build_app
 from bot.slack.http import http_app
 from rag_core.engine import Engine
 from rag_core.feedback import FeedbackStore
 from rag_core.generation import LLMGenerator
 from rag_core.kv import MemoryKV, make_kv
-from rag_core.settings import Settings, SourceConfig
+from rag_core.settings import SourceConfig
 from tests.bot.slack.fake_slack import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret"
@@ -53,7 +54,7 @@ def llm_engine(small_engine: Engine, openai_server: Any) -> Engine:
     )
 
 
-def bot_settings(tmp_path: Path, redis_url: str, **overrides: Any) -> Settings:
+def bot_settings(tmp_path: Path, redis_url: str, **overrides: Any) -> BotSettings:
     values: dict[str, Any] = dict(
         _env_file=None,
         data_dir=tmp_path,
@@ -76,7 +77,7 @@ def bot_settings(tmp_path: Path, redis_url: str, **overrides: Any) -> Settings:
         ],
     )
     values.update(overrides)
-    return Settings(**values)
+    return BotSettings(**values)
 
 
 @dataclass
@@ -84,7 +85,7 @@ class SlackBot:
     """Everything a test drives or inspects."""
 
     fake: FakeSlack
-    settings: Settings
+    settings: BotSettings
     conversation: Conversation
     feedback: FeedbackStore
     app: AsyncApp

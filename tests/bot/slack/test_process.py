@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import get_bot_settings
 from bot.slack import app as slack_app
 from rag_core.errors import UserError
-from rag_core.settings import get_settings
 
 
 @pytest.mark.parametrize(
@@ -28,12 +28,12 @@ def test_main_names_the_missing_token(
         monkeypatch.delenv(f"RAG_{name}", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    get_bot_settings.cache_clear()
     try:
         with pytest.raises(UserError, match=f"^{missing} is not set"):
             slack_app.main(http=http)
     finally:
-        get_settings.cache_clear()
+        get_bot_settings.cache_clear()
 
 
 def test_the_manifest_declares_every_command_event_and_scope_the_app_uses() -> None:

@@ -1,0 +1,172 @@
+"""One chat process: the engine, the conversation and the services beside it, with adapters on one event loop.
+
+`ragbot slack`, `ragbot discord` and `ragbot run` all come through here: `open_runtime` builds what every bot
+process shares (engine, key-value store, query log, conversation, health server, and the sync schedule where this
+process should run it), and `run_services` runs the adapters as asyncio tasks until SIGTERM/SIGINT or until one
+of them fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.settings import BotSettings
+
+if TYPE_CHECKING:
+    from bot.conversation import Conversation
+    from rag_core.engine import Engine
+    from rag_core.feedback import FeedbackStore
+    from rag_core.kv import KeyValue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What the adapters of one process share."""
+
+    settings: BotSettings
+    engine: Engine
+    kv: KeyValue
+    feedback: FeedbackStore
+    conversation: Conversation
+    handles: list[Any] = field(default_factory=list)  # health server, scheduler: stopped in reverse order
+    health_port: int | None = None
+
+    def close(self) -> None:
+        for handle in reversed(self.handles):
+            stop_service(handle)
+        with contextlib.suppress(FileNotFoundError):
+            run_file(self.settings).unlink()
+        self.feedback.close()
+        self.engine.close()
+
+
+@dataclass(frozen=True)
+class Service:
+    """A long-running part of the process (an adapter, an API server): `run` returns only when it stops."""
+
+    name: str
+    run: Callable[[Runtime], Coroutine[Any, Any, None]]
+
+
+def run_file(settings: BotSettings) -> Path:
+    """pid and health port of this process, for `ragbot ask` in a terminal (bot/local.py)."""
+    from bot.local import RUN_FILE
+
+    return settings.data_dir / RUN_FILE
+
+
+def open_runtime(settings: BotSettings, *, schedule: bool | None = None) -> Runtime:
+    """Load the engine and start the health server; the schedule runs here when `schedule` is true, or (None)
+    when the store is embedded, since only one process may open it."""
+    from bot.conversation import Conversation, make_resync
+    from connectors.schedule import start_in_process
+    from rag_core.engine import Engine
+    from rag_core.feedback import FeedbackStore
+    from rag_core.feedback.doc_votes import StoredDocSignals
+    from rag_core.feedback.http import serve_health
+    from rag_core.kv import make_kv
+
+    engine = Engine.from_settings(settings)
+    kv = make_kv(settings.redis_url)
+    feedback = FeedbackStore.from_settings(settings)
+    engine.doc_signals = StoredDocSignals(
+        feedback, settings
+    )  # votes boost documents; hidden ones are never cited
+    conversation = Conversation(engine, settings, kv, feedback, make_resync(engine, settings, kv))
+    runtime = Runtime(settings, engine, kv, feedback, conversation)
+    try:
+        from bot.local import local_routes
+
+        health = serve_health(settings.http_port, engine, kv, local=local_routes(engine))
+        runtime.handles.append(health)
+        runtime.health_port = health.port
+        _write_run_file(settings, health.port)
+        if schedule is None:
+            schedule = not settings.qdrant_url
+        if schedule and settings.sources:
+            runtime.handles.append(start_in_process(engine, settings))
+    except BaseException:
+        runtime.close()
+        raise
+    return runtime
+
+
+def _write_run_file(settings: BotSettings, port: int) -> None:
+    """Tells `ragbot ask` in a terminal where to ask while this process holds the embedded index."""
+    path = run_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "http_port": port}))
+    tmp.replace(path)
+
+
+def stop_service(handle: Any) -> None:
+    """Stop a health server or scheduler, whichever method it has; a failed stop is logged, not raised."""
+    for method in ("stop", "shutdown", "close"):
+        if callable(getattr(handle, method, None)):
+            try:
+                getattr(handle, method)()
+            except Exception:
+                log.warning(
+                    "stopping a service failed", exc_info=True, extra={"event": "service_stop_failed"}
+                )
+            return
+
+
+def run(settings: BotSettings, services: list[Service], *, schedule: bool | None = None) -> int:
+    """Open the runtime, run `services` until a signal or until one of them ends, then close everything."""
+    from rag_core.logs import setup_logging
+
+    setup_logging(settings)
+    runtime = open_runtime(settings, schedule=schedule)
+    log.info(
+        "bot process started",
+        extra={
+            "event": "bot_start",
+            "services": [s.name for s in services],
+            "schedule": len(runtime.handles) > 1,
+            "health_port": runtime.health_port,
+        },
+    )
+    try:
+        asyncio.run(serve(runtime, services))
+    finally:
+        runtime.close()
+    return 0
+
+
+async def serve(runtime: Runtime, services: list[Service]) -> None:
+    """Run the services side by side; SIGTERM/SIGINT stop them all, and so does any one of them ending."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+    tasks: dict[asyncio.Task[None], Service] = {
+        asyncio.create_task(s.run(runtime), name=s.name): s for s in services
+    }
+    stopper = asyncio.create_task(stop.wait(), name="signal")
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    for task in [*tasks, stopper]:
+        task.cancel()
+    await asyncio.gather(*tasks, stopper, return_exceptions=True)
+    for task in done:
+        if task is stopper or task.cancelled():
+            continue
+        error = task.exception()
+        if error is not None:
+            raise error  # a UserError (e.g. a rejected token) reaches the CLI as one line
+        log.warning(
+            "service stopped by itself", extra={"event": "service_stopped", "service": task.get_name()}
+        )
