@@ -11,12 +11,11 @@ from typing import Any
 from bot.runtime import Service, stop_service
 from bot.settings import BotSettings
 from rag_core.errors import UserError
-from rag_core.settings import Settings
 
 # Services `ragbot run` also starts when their setting is set: setting name -> "module:function", where the
 # function takes the BotSettings and returns a `Service`. Imported only when enabled, so a missing optional
 # package costs nothing. The HTTP API (bot/api, RAG_API_TOKENS) registers here.
-OPTIONAL_SERVICES: dict[str, str] = {}
+OPTIONAL_SERVICES: dict[str, str] = {"api_tokens": "bot.api.server:api_service"}
 
 
 def configured_services(settings: BotSettings) -> list[Service]:
@@ -54,16 +53,4 @@ def _secret(value: Any) -> bool:
     return value is not None and bool(value.get_secret_value().strip())
 
 
-def start_services(engine: Any, kv: Any, settings: Settings) -> list[Any]:
-    """/healthz, /readyz, /metrics, and with an embedded store the sync schedule, for a process that builds its
-    own engine (`ragbot api`); stop each with `stop_service`."""
-    from connectors.schedule import start_in_process
-    from rag_core.feedback.http import serve_health
-
-    handles: list[Any] = [serve_health(settings.http_port, engine, kv)]
-    if settings.sources and not settings.qdrant_url:
-        handles.append(start_in_process(engine, settings))
-    return handles
-
-
-__all__ = ["OPTIONAL_SERVICES", "configured_services", "start_services", "stop_service"]
+__all__ = ["OPTIONAL_SERVICES", "configured_services", "stop_service"]

@@ -15,6 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from bot.api.settings import load_tokens
+from bot.runtime import Runtime, Service
 from rag_core.errors import UserError
 from rag_core.settings import Settings
 
@@ -99,34 +100,28 @@ class ApiServer:
             self._sock.close()
 
 
+def api_service(settings: Settings, *, host: str | None = None, port: int | None = None) -> Service:
+    """The HTTP API as one of the process's services (`ragbot api`, and `ragbot run` when RAG_API_TOKENS is
+    set); a missing or bad token list fails here, before the models load."""
+    from bot.conversation import make_resync
+
+    if not load_tokens(settings):
+        raise UserError("RAG_API_TOKENS is not set: give at least one token (docs/api.md)")
+
+    async def run(runtime: Runtime) -> None:
+        resync = make_resync(runtime.engine, settings, runtime.kv)
+        await serve(settings, runtime.engine, runtime.kv, runtime.feedback, resync, host=host, port=port)
+
+    return Service("api", run)
+
+
 def main(host: str | None = None, port: int | None = None) -> int:
     """`ragbot api`: the HTTP API with the health server and, on an embedded store, the sync schedule."""
-    from bot.conversation import make_resync
-    from bot.services import start_services, stop_service
-    from rag_core.engine import Engine
-    from rag_core.feedback import FeedbackStore
-    from rag_core.kv import make_kv
-    from rag_core.logs import setup_logging
-    from rag_core.settings import get_settings
+    from bot.runtime import run
+    from bot.settings import get_bot_settings
 
-    settings = get_settings()
-    setup_logging(settings)
-    if not load_tokens(settings):  # before loading models: a missing token fails in a second, not a minute
-        raise UserError("RAG_API_TOKENS is not set: give at least one token (docs/api.md)")
-    engine = Engine.from_settings(settings)
-    kv = make_kv(settings.redis_url)
-    feedback = FeedbackStore.from_settings(settings)
-    handles = start_services(engine, kv, settings)
-    try:
-        asyncio.run(
-            serve(settings, engine, kv, feedback, make_resync(engine, settings, kv), host=host, port=port)
-        )
-    finally:
-        for handle in reversed(handles):
-            stop_service(handle)
-        feedback.close()
-        engine.close()
-    return 0
+    settings = get_bot_settings()
+    return run(settings, [api_service(settings, host=host, port=port)])
 
 
 def login_url(base_url: str, secret: str) -> str:
