@@ -92,6 +92,17 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--beir", required=True, help="BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/)")
     ev.add_argument("--split", default="test")
     ev.add_argument("--limit", type=int, default=0, help="evaluate only the first N queries")
+    ev.add_argument(
+        "--backend",
+        choices=("auto", "fp32", "bf16", "onnx-int8"),
+        help="embedding backend (default: RAG_EMBEDDING_BACKEND); each backend gets its own index",
+    )
+    ev.add_argument(
+        "--corpus-sample",
+        type=int,
+        default=0,
+        help="index only the judged documents of the evaluated queries plus N others (quick comparisons)",
+    )
     ev.set_defaults(func=_engine_command)
 
     rep = sub.add_parser("report", help="admin report of questions, feedback and coverage gaps")

@@ -16,6 +16,8 @@ import redis
 # Tests never reach a model hub; the models they use ship in packages or are built here.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# `auto` measures the backends once per machine and data dir; tests pin fp32 so each tmp data dir starts fast.
+os.environ.setdefault("RAG_EMBEDDING_BACKEND", "fp32")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
