@@ -30,6 +30,12 @@ def _sync(args: argparse.Namespace) -> int:
     return sync_command(args)
 
 
+def _reindex(args: argparse.Namespace) -> int:
+    from connectors.reindex import reindex_command
+
+    return reindex_command(args)
+
+
 def _schedule(args: argparse.Namespace) -> int:
     from connectors.schedule import main as schedule_main
 
@@ -84,6 +90,11 @@ def _build_parser() -> argparse.ArgumentParser:
     sync.add_argument("source", nargs="?", help="one source name (default: all)")
     sync.add_argument("--full", action="store_true", help="re-read and re-embed every document")
     sync.set_defaults(func=_sync)
+
+    reindex = sub.add_parser(
+        "reindex", help="re-embed every source into a new index beside the live one, then switch to it"
+    )
+    reindex.set_defaults(func=_reindex)
 
     schedule = sub.add_parser("schedule", help="run the scheduler process: each source on its own schedule")
     schedule.set_defaults(func=_schedule)

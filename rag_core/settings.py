@@ -71,12 +71,11 @@ class Settings(BaseSettings):
     embedding_api_key: SecretStr | None = None  # bearer key for the embeddings server
     embedding_remote_model: str | None = None  # "model" sent to the server; recorded with the collection
     embedding_remote_batch_size: int = 64  # texts per request to the embeddings server
-    embedding_max_in_flight: int = 4  # requests to the embeddings server at once
+    embedding_max_in_flight: int = (
+        8  # requests to the embeddings server at once (above its capacity keeps it busy)
+    )
     embedding_timeout_s: float = 30.0  # per request to the embeddings server
     embedding_max_retries: int = 3  # retries after the first attempt (timeouts, 429, 5xx), with backoff
-    parse_process_min_bytes: int = (
-        5 * 1024 * 1024
-    )  # exports this big are parsed in a separate process while chunks embed; -1 = never
 
     # --- chunking --------------------------------------------------------------------------------------------
     chunk_tokens: int = 256  # max embedding-model tokens per chunk, heading prefix included

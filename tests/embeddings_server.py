@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -22,6 +23,10 @@ class EmbeddingsBehaviour:
     fail_first: int = 0  # answer this many requests with `fail_status` before succeeding
     fail_status: int = 503
     hang_s: float = 0.0  # sleep this long before answering (longer than the client's timeout = a timeout)
+    same_vector: bool = (
+        False  # every text gets one cached vector (benchmarks: keeps the server's own CPU small)
+    )
+    base64: bool = True  # honour encoding_format=base64 (false: refuse it with 400, like some servers)
     requests: list[dict[str, Any]] = field(default_factory=list)
     busy_s: float = 0.0  # total slot time spent serving requests
     max_concurrent: int = 0
@@ -34,6 +39,14 @@ def vector_for(text: str, dim: int) -> list[float]:
     """A deterministic vector per text, so tests can check order."""
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
     return np.random.default_rng(seed).normal(size=dim).tolist()
+
+
+def _b64(vector: list[float]) -> str:
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+
+
+def _unit(dim: int) -> list[float]:
+    return [1.0] + [0.0] * (dim - 1)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -51,6 +64,10 @@ class _Handler(BaseHTTPRequestHandler):
         if failing:
             self._send(b.fail_status, {"error": {"message": "mock failure"}})
             return
+        as_base64 = body.get("encoding_format") == "base64"
+        if as_base64 and not b.base64:
+            self._send(400, {"error": {"message": "encoding_format must be float"}})
+            return
         assert b._slots is not None
         with b._slots:
             started = time.perf_counter()
@@ -58,14 +75,25 @@ class _Handler(BaseHTTPRequestHandler):
                 b._active += 1
                 b.max_concurrent = max(b.max_concurrent, b._active)
             time.sleep(b.latency_s)
+            texts = body.get("input", [])
+            if b.same_vector:
+                vectors = [_unit(b.dim)] * len(texts)
+            else:
+                vectors = [vector_for(text, b.dim) for text in texts]
             data = [
-                {"object": "embedding", "index": i, "embedding": vector_for(text, b.dim)}
-                for i, text in enumerate(body.get("input", []))
+                {"object": "embedding", "index": i, "embedding": _b64(v) if as_base64 else v}
+                for i, v in enumerate(vectors)
             ]
             with b._lock:
                 b._active -= 1
                 b.busy_s += time.perf_counter() - started
         self._send(200, {"object": "list", "model": b.model, "data": data})
+
+    def do_GET(self) -> None:  # noqa: N802
+        b: EmbeddingsBehaviour = self.server.behaviour  # type: ignore[attr-defined]
+        if self.path == "/reset":
+            b.busy_s, b.max_concurrent = 0.0, 0
+        self._send(200, {"busy_s": b.busy_s, "max_concurrent": b.max_concurrent, "requests": len(b.requests)})
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         raw = json.dumps(payload).encode()
@@ -98,3 +126,24 @@ class EmbeddingsServer:
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def main() -> None:
+    """Serve in its own process (benchmarks): prints the URL, serves until killed."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--capacity", type=int, default=4)
+    args = parser.parse_args()
+    behaviour = EmbeddingsBehaviour(
+        dim=args.dim, latency_s=args.latency_ms / 1000, capacity=args.capacity, same_vector=True
+    )
+    with EmbeddingsServer(behaviour) as server:
+        print(server.url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
