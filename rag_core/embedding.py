@@ -135,7 +135,8 @@ class Embedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         with self._lock:
-            return self.backend.encode([text], 1)[0]
+            vector: np.ndarray = self.backend.encode([text], 1)[0]
+        return vector
 
 
 def _local_backend(settings: Settings, model: SentenceTransformer, path: str) -> Backend:

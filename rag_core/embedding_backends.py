@@ -68,7 +68,7 @@ class TorchBackend:
             convert_to_tensor=True,
             show_progress_bar=False,
         )
-        out = vectors.float().numpy().astype(np.float32, copy=False)
+        out: np.ndarray = vectors.float().numpy().astype(np.float32, copy=False)
         if self.name == "bf16":  # normalised in bf16: make them unit length again in fp32
             out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
@@ -119,7 +119,7 @@ def choose_backend(
     if cached is not None and cached["backend"] in candidates:
         try:
             return candidates[str(cached["backend"])](), cached
-        except Exception:  # noqa: BLE001 - a broken cache entry is measured again below
+        except Exception:
             log.warning("cached embedding backend failed to load; measuring again", exc_info=True)
     measured: dict[str, dict[str, float]] = {}
     reference: np.ndarray | None = None
@@ -131,7 +131,7 @@ def choose_backend(
             started = time.perf_counter()
             vectors = backend.encode(probe, batch_size)
             seconds = time.perf_counter() - started
-        except Exception:  # noqa: BLE001 - a backend that cannot run here is left out, with the reason logged
+        except Exception:
             log.warning("embedding backend unavailable", exc_info=True, extra={"backend": name})
             continue
         reference = vectors if reference is None else reference

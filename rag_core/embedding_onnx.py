@@ -68,12 +68,12 @@ def _export(model: SentenceTransformer, path: Path) -> None:
     if hasattr(transformer, "set_attn_implementation"):
         transformer.set_attn_implementation("eager")  # the plain attention graph the BERT optimizer can fuse
 
-    class _Hidden(torch.nn.Module):
+    class _Hidden(torch.nn.Module):  # type: ignore[misc]
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:  # noqa: ANN401
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
             return self.inner(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
@@ -111,7 +111,7 @@ def _optimize(source: Path, target: Path, model: SentenceTransformer) -> Path:
             hidden_size=int(config.hidden_size),
         )
         optimized.save_model_to_file(str(target))
-    except Exception:  # noqa: BLE001 - the plain graph still quantizes; slower and a little less exact
+    except Exception:
         log.warning("ONNX graph optimization failed; quantizing the plain graph", exc_info=True)
         return source
     return target
@@ -177,7 +177,8 @@ class OnnxBackend:
             mask = enc["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return (pooled / norms).astype(np.float32)
+        unit: np.ndarray = (pooled / norms).astype(np.float32)
+        return unit
 
 
 def _cls_pooling(model_dir: str) -> bool:

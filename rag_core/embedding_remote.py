@@ -160,7 +160,8 @@ class RemoteBackend:
                 f"expected {self.dim}"
             )
         norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return vectors / norms
+        unit: np.ndarray = vectors / norms
+        return unit
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from rag_core.chunking import Chunker
 from rag_core.embedding import Embedder

@@ -53,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # quiet
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         b: EmbeddingsBehaviour = self.server.behaviour  # type: ignore[attr-defined]
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         with b._lock:
@@ -89,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
                 b.busy_s += time.perf_counter() - started
         self._send(200, {"object": "list", "model": b.model, "data": data})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         b: EmbeddingsBehaviour = self.server.behaviour  # type: ignore[attr-defined]
         if self.path == "/reset":
             b.busy_s, b.max_concurrent = 0.0, 0
