@@ -70,6 +70,8 @@ class _Target:
         if self.client is not None:
             al.client_drop(self.client, physical)
             return True
+        for stale in al.edge_stale(self.root, self.name, keep={physical, self.new}):
+            al.edge_drop(self.root, stale)  # shards an earlier reindex could not drop while a bot held them
         return al.edge_drop(self.root, physical)
 
 

@@ -68,6 +68,12 @@ def edge_drop(root: Path, physical: str) -> bool:
     return True
 
 
+def edge_stale(root: Path, name: str, keep: set[str]) -> list[str]:
+    """Shards of `name` (`name`, `name-r<N>`) other than `keep`."""
+    pattern = re.compile(rf"{re.escape(name)}(-r\d+)?")
+    return [p.name for p in root.iterdir() if p.is_dir() and pattern.fullmatch(p.name) and p.name not in keep]
+
+
 def client_live(client: QdrantClient, name: str) -> str:
     """The collection the alias `name` points at, or `name` itself when it is a plain collection."""
     for alias in client.get_aliases().aliases:
