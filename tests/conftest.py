@@ -16,8 +16,6 @@ import redis
 # Tests never reach a model hub; the models they use ship in packages or are built here.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# `auto` measures the backends once per machine and data dir; tests pin fp32 so each tmp data dir starts fast.
-os.environ.setdefault("RAG_EMBEDDING_BACKEND", "fp32")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -151,6 +149,7 @@ def make_settings(data_dir: Path, **overrides):
         "openai_base_url": None,
         "openai_api_key": None,
         "log_json": False,
+        "embedding_backend": "fp32",  # `auto` measures once per data dir; each test's fresh dir would re-measure
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)
