@@ -30,6 +30,12 @@ def _sync(args: argparse.Namespace) -> int:
     return sync_command(args)
 
 
+def _reindex(args: argparse.Namespace) -> int:
+    from connectors.reindex import reindex_command
+
+    return reindex_command(args)
+
+
 def _schedule(args: argparse.Namespace) -> int:
     from connectors.schedule import main as schedule_main
 
@@ -98,6 +104,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(func=_sync)
 
+    reindex = sub.add_parser(
+        "reindex", help="re-embed every source into a new index beside the live one, then switch to it"
+    )
+    reindex.set_defaults(func=_reindex)
+
     schedule = sub.add_parser("schedule", help="run the scheduler process: each source on its own schedule")
     schedule.set_defaults(func=_schedule)
 
@@ -105,6 +116,17 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--beir", required=True, help="BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/)")
     ev.add_argument("--split", default="test")
     ev.add_argument("--limit", type=int, default=0, help="evaluate only the first N queries")
+    ev.add_argument(
+        "--backend",
+        choices=("auto", "fp32", "bf16", "onnx-int8"),
+        help="embedding backend (default: RAG_EMBEDDING_BACKEND); each backend gets its own index",
+    )
+    ev.add_argument(
+        "--corpus-sample",
+        type=int,
+        default=0,
+        help="index only the judged documents of the evaluated queries plus N others (quick comparisons)",
+    )
     ev.set_defaults(func=_engine_command)
 
     rep = sub.add_parser("report", help="admin report of questions, feedback and coverage gaps")

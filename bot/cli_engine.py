@@ -17,6 +17,7 @@ from rag_core.types import Answer, Citation
 
 if TYPE_CHECKING:
     from rag_core.engine import Engine
+    from rag_core.evaluation import BeirData
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -118,11 +119,28 @@ def eval_command(args: argparse.Namespace) -> int:
     folder = Path(args.beir)
     data = load_beir(folder, args.split)
     settings = beir_settings(base, folder)
+    if getattr(args, "corpus_sample", 0):
+        data = sample_corpus(data, args.limit, args.corpus_sample)
+        settings = settings.model_copy(
+            update={
+                "data_dir": settings.data_dir.with_name(
+                    f"{settings.data_dir.name}-sample{args.corpus_sample}"
+                )
+            }
+        )
+    if getattr(args, "backend", None):
+        settings = settings.model_copy(
+            update={
+                "embedding_backend": args.backend,
+                "data_dir": settings.data_dir.with_name(f"{settings.data_dir.name}-{args.backend}"),
+            }
+        )
+
     from rag_core.engine import Engine
 
     engine = Engine.from_settings(settings)
     print(
-        f"reranker: {engine.reranker.name}; corpus {len(data.corpus)} docs; {len(data.queries)} queries",
+        f"embedding backend: {engine.embedder.backend_name}; reranker: {engine.reranker.name}; corpus {len(data.corpus)} docs; {len(data.queries)} queries",
         flush=True,
     )
     start = time.perf_counter()
@@ -131,6 +149,17 @@ def eval_command(args: argparse.Namespace) -> int:
     results = evaluate(engine, data, limit=args.limit)
     print(format_results(results, min(len(data.queries), args.limit or len(data.queries)), args.split))
     return 0
+
+
+def sample_corpus(data: BeirData, limit: int, others: int) -> BeirData:
+    """The first `limit` queries (all when 0), their judged documents, and the first `others` other documents."""
+    from rag_core.evaluation import BeirData
+
+    queries = dict(list(data.queries.items())[: limit or None])
+    judged = {d for q in queries for d in data.qrels.get(q, {})}
+    keep = judged | set([d for d in data.corpus if d not in judged][:others])
+    corpus = {d: text for d, text in data.corpus.items() if d in keep}
+    return BeirData(corpus, queries, {q: data.qrels[q] for q in queries})
 
 
 DEMO_QUESTIONS_FILE = SAMPLES / "README.md"

@@ -1,19 +1,30 @@
-"""Dense embeddings with sentence-transformers; weights come from an installed package, a path, or a hub name."""
+"""Dense embeddings of one model, through a local backend (fp32, bf16, ONNX int8) or an embeddings server.
+
+Weights come from an installed package, a path, or a hub name; backends live in `embedding_backends`,
+`embedding_onnx` and `embedding_remote`.
+"""
 
 from __future__ import annotations
 
+import copy
 import importlib
+import importlib.util
 import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag_core.embedding_backends import Backend
 from rag_core.errors import UserError
 from rag_core.settings import Settings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +67,11 @@ def resolve_model_path(name: str) -> str:
 
 
 class Embedder:
-    """Batched sentence-transformers encoder producing unit-length vectors."""
+    """Unit-length vectors for passages and queries, from one backend for both (see `RAG_EMBEDDING_BACKEND`).
+
+    The local model always loads: its tokenizer counts the tokens that size chunks, whichever backend embeds them.
+    `model_id` and `dim` are what the collection records; a backend change keeps them, a model change does not.
+    """
 
     def __init__(self, settings: Settings) -> None:
         configure_torch(settings)
@@ -64,20 +79,15 @@ class Embedder:
 
         path = resolve_model_path(settings.embedding_model)
         try:
-            self.model = SentenceTransformer(path, device="cpu")
+            model = SentenceTransformer(path, device="cpu")
         except Exception as exc:  # any loader failure becomes one clear line
             raise UserError(
                 f"embedding model {settings.embedding_model!r} could not be loaded: {exc}"
             ) from exc
         self.name = settings.embedding_model
         self.batch_size = settings.embedding_batch_size
-        dim_of = (
-            getattr(self.model, "get_embedding_dimension", None)
-            or self.model.get_sentence_embedding_dimension
-        )
-        self.dim = int(dim_of())
-        self.max_tokens = int(self.model.max_seq_length)
-        self.tokenizer = self.model.tokenizer
+        self.max_tokens = int(model.max_seq_length)
+        self.tokenizer = model.tokenizer
         # Packaged tokenizer.json files may carry fixed padding/truncation (128); counting must see every token.
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None:
@@ -85,6 +95,27 @@ class Embedder:
             backend.no_padding()
         self.embedded_count = 0
         self._lock = threading.Lock()
+        self.backend: Backend
+        if settings.embedding_url:
+            self.backend, self.model_id, self.dim = _remote_backend(settings)
+        else:
+            dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            self.dim = int(dim_of())
+            self.model_id = settings.embedding_model
+            self.backend = _local_backend(settings, model, path)
+        log.info(
+            "embedding backend ready",
+            extra={
+                "event": "embedding_ready",
+                "backend": self.backend.name,
+                "model": self.model_id,
+                "dim": self.dim,
+            },
+        )
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
@@ -98,21 +129,75 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            vectors = self.model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            vectors = self.backend.encode(list(texts), self.batch_size)
             self.embedded_count += len(texts)
-        out: np.ndarray = vectors.astype(np.float32)
-        return out
+        return vectors
 
     def encode_query(self, text: str) -> np.ndarray:
         with self._lock:
-            vectors = self.model.encode(
-                [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-        out: np.ndarray = vectors[0].astype(np.float32)
-        return out
+            vector: np.ndarray = self.backend.encode([text], 1)[0]
+        return vector
+
+
+def _local_backend(settings: Settings, model: SentenceTransformer, path: str) -> Backend:
+    """The configured local backend; `auto` measures once per machine and remembers the choice."""
+    from rag_core import embedding_backends as eb
+
+    wanted = settings.embedding_backend
+    cache_dir = settings.data_dir / "models"
+    if wanted == "bf16" and not eb.has_native_bf16():
+        log.warning(
+            "this CPU has no native bf16 (no amx_bf16/avx512_bf16 flag), where bf16 runs slower than fp32; "
+            "using fp32",
+            extra={"event": "embedding_backend_fallback", "wanted": "bf16", "backend": "fp32"},
+        )
+        wanted = "fp32"
+    if wanted == "fp32":
+        return eb.TorchBackend(model)
+    if wanted == "bf16":
+        return eb.TorchBackend(model, bf16=True)
+    if wanted == "onnx-int8":
+        return _onnx_backend(settings, model, path, cache_dir)
+    candidates: dict[str, Callable[[], Backend]] = {"fp32": lambda: eb.TorchBackend(model)}
+    if importlib.util.find_spec("onnxruntime") is not None:
+        candidates["onnx-int8"] = lambda: _onnx_backend(settings, model, path, cache_dir)
+    if eb.has_native_bf16():
+        candidates["bf16"] = lambda: eb.TorchBackend(copy.deepcopy(model), bf16=True)
+    key = eb.machine_key(settings.embedding_model, settings.torch_threads)
+    chosen, _ = eb.choose_backend(
+        candidates,
+        eb.probe_passages(),
+        settings.embedding_batch_size,
+        cache_dir / "embedding-backend.json",
+        key,
+    )
+    return chosen
+
+
+def _onnx_backend(settings: Settings, model: SentenceTransformer, path: str, cache_dir: Path) -> Backend:
+    try:
+        from rag_core.embedding_onnx import OnnxBackend
+    except ImportError as exc:
+        raise UserError(
+            f"RAG_EMBEDDING_BACKEND=onnx-int8 needs onnxruntime and onnx ({exc.name} is not installed)"
+        ) from exc
+    return OnnxBackend(model, path, cache_dir, settings.torch_threads)
+
+
+def _remote_backend(settings: Settings) -> tuple[Backend, str, int]:
+    """The embeddings server, probed once for its dimension and model name."""
+    from rag_core.embedding_remote import RemoteBackend
+
+    assert settings.embedding_url is not None
+    key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
+    remote = RemoteBackend(
+        settings.embedding_url,
+        settings.embedding_remote_model,
+        key,
+        batch_size=settings.embedding_remote_batch_size,
+        max_in_flight=settings.embedding_max_in_flight,
+        timeout_s=settings.embedding_timeout_s,
+        max_retries=settings.embedding_max_retries,
+    )
+    dim, served = remote.probe()
+    return remote, settings.embedding_remote_model or served or "remote", dim

@@ -14,9 +14,11 @@ import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from rag_core.chunking import Chunker
 from rag_core.embedding import Embedder
+from rag_core.errors import UserError
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import NEVER, StoredPoint, VectorStore, Where
 from rag_core.store.payload import chunk_payload
@@ -62,12 +64,28 @@ class IndexWriter:
             raise RuntimeError("another sync transaction is still open in this process")
         try:
             self.store.ensure_collection(self.embedder.dim)
+            check_index_model(self.store.read_meta(), self.embedder.model_id, self.embedder.dim)
             gen = self.committed_generation()
             _clean_uncommitted(self.store, gen)
             return SyncTransaction(self, gen)
         except BaseException:
             self._tx_lock.release()
             raise
+
+
+class IndexModelMismatch(UserError):
+    """The index was embedded with another model or dimension than the one configured now."""
+
+
+def check_index_model(meta: dict[str, Any], model_id: str, dim: int) -> None:
+    """Refuse to mix vectors of two models in one collection; a backend change (same model) passes."""
+    indexed_model, indexed_dim = meta.get("embedding_model"), meta.get("embedding_dim")
+    if indexed_model is None or (indexed_model == model_id and indexed_dim == dim):
+        return  # new collection, or one written before the model was recorded (written by the same config)
+    raise IndexModelMismatch(
+        f"the index was embedded with {indexed_model} ({indexed_dim} dimensions) but the embedder is now "
+        f"{model_id} ({dim} dimensions): run `ragbot reindex` to rebuild it with the new model"
+    )
 
 
 def _clean_uncommitted(store: VectorStore, committed: int) -> None:
@@ -121,6 +139,7 @@ class SyncTransaction:
             store = self.writer.store
             meta = store.read_meta()
             meta["generation"] = self.gen
+            meta.update(embedding_model=self.writer.embedder.model_id, embedding_dim=self.writer.embedder.dim)
             store.write_meta(meta)  # the moment readers switch to the new state
             store.delete(Where(dead_lte=self.gen))
             if self.written >= self.writer.optimize_after_points:

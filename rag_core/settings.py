@@ -57,6 +57,22 @@ class Settings(BaseSettings):
     torch_threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)
     hf_offline: bool = True  # never let model loading wait on a hub; set false to download once
 
+    # --- embedding runtime and server ---------------------------------------------------------------------------
+    embedding_backend: Literal["auto", "fp32", "bf16", "onnx-int8"] = (
+        "auto"  # local runtime; auto = fastest within cosine 0.999 of fp32 here, measured once per machine
+    )
+    embedding_url: str | None = (
+        None  # OpenAI-compatible /v1/embeddings server; set = embed there, not locally
+    )
+    embedding_api_key: SecretStr | None = None  # bearer key for the embeddings server
+    embedding_remote_model: str | None = None  # "model" sent to the server; recorded with the collection
+    embedding_remote_batch_size: int = 64  # texts per request to the embeddings server
+    embedding_max_in_flight: int = (
+        8  # requests to the embeddings server at once (above its capacity keeps it busy)
+    )
+    embedding_timeout_s: float = 30.0  # per request to the embeddings server
+    embedding_max_retries: int = 3  # retries after the first attempt (timeouts, 429, 5xx), with backoff
+
     # --- chunking --------------------------------------------------------------------------------------------
     chunk_tokens: int = 256  # max embedding-model tokens per chunk, heading prefix included
     chunk_overlap_tokens: int = 24  # tokens repeated between neighbouring chunks (~10 %)

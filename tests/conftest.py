@@ -149,6 +149,7 @@ def make_settings(data_dir: Path, **overrides):
         "openai_base_url": None,
         "openai_api_key": None,
         "log_json": False,
+        "embedding_backend": "fp32",  # `auto` measures once per data dir; each test's fresh dir would re-measure
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)

@@ -23,6 +23,8 @@ def open_store(settings: Settings) -> VectorStore:
         path = settings.data_dir / "qdrant-local"
         path.mkdir(parents=True, exist_ok=True)
         return ClientStore(QdrantClient(path=str(path)), settings.collection)
+    from rag_core.store.aliases import edge_live, edge_root
     from rag_core.store.edge import EdgeStore
 
-    return EdgeStore(settings.data_dir / "qdrant-edge" / settings.collection)
+    root = edge_root(settings.data_dir)
+    return EdgeStore(root / edge_live(root, settings.collection))  # the shard `ragbot reindex` switched to
