@@ -89,7 +89,7 @@ def _cites_gold(answer: Answer, gold: list[str], first_only: bool = False) -> bo
     return not answer.abstained and any(c.doc_id in wanted or c.url in wanted for c in citations)
 
 
-def _share(hits: int, total: int) -> float:
+def _share(hits: float, total: int) -> float:
     return hits / total if total else 0.0
 
 

@@ -85,7 +85,8 @@ def test_a_bad_qa_file_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["eval", "--qa", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: not a QA case" in err and "Traceback" not in err
-    assert main(["eval", "--qa", str(bad), "--split", "tune"]) == 2
+    good = _write(tmp_path / "good.jsonl", [{"question": "q", "answerable": True, "split": "report"}])
+    assert main(["eval", "--qa", str(good), "--split", "tune"]) == 2
     assert "no cases with split 'tune'" in capsys.readouterr().err
 
 
