@@ -20,13 +20,13 @@ from rag_core.types import Candidate
 
 # Fitted on eval/handbook-qa/dev.jsonl, split "tune" (eval/handbook-qa/calibrate.py prints these).
 WEIGHTS: dict[str, float] = {
-    "bias": -5.0,
-    "cov_quoted": 3.0,
-    "cov_top": 2.0,
-    "cov_blocks": 2.0,
-    "missing_numbers": -2.0,
-    "missing_names": -3.0,
-    "relevance": 3.0,
+    "bias": -3.693,
+    "cov_quoted": 1.639,
+    "cov_top": 2.148,
+    "cov_blocks": 0.972,
+    "missing_numbers": -0.249,
+    "missing_names": -1.846,
+    "relevance": 1.052,
 }
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
