@@ -246,12 +246,11 @@ class _Sink:
 
 
 def test_without_an_llm_a_question_the_passages_do_not_answer_abstains(small_engine: Engine) -> None:
-    # The expenses page is on topic, but says nothing about Lisbon or per-diem allowances.
-    answer = small_engine.answer("What is the per-diem allowance for trips to Lisbon?")
-    assert answer.abstained and answer.text.startswith(ABSTAIN_TEXT) and answer.citations
-    assert outcome_of(answer) == "abstained"
-    kept = small_engine.answer(
-        "What is the per-diem allowance for trips to Lisbon?", overrides={"answerability_min": 0}
-    )
-    assert not kept.abstained and kept.extractive
-    assert not small_engine.answer("How much is reimbursed for a team dinner?").abstained
+    # The expenses page is on topic (it passes the relevance threshold) but says nothing about Lisbon.
+    question = "How much are team dinners reimbursed in Lisbon?"
+    passed = small_engine.answer(question, overrides={"answerability_min": 0})
+    assert not passed.abstained and passed.extractive and passed.citations[0].title == "Expenses policy"
+    answer = small_engine.answer(question)
+    assert answer.abstained and answer.text.startswith(ABSTAIN_TEXT)
+    assert outcome_of(answer) == "abstained" and answer.citations[0].title == "Expenses policy"
+    assert not small_engine.answer("How much are team dinners reimbursed?").abstained
