@@ -25,7 +25,7 @@ def test_scores_answers_against_gold_and_references(small_engine: Engine, tmp_pa
         tmp_path / "qa.jsonl",
         [
             {
-                "question": "How much is reimbursed for a team dinner?",
+                "question": "How much does the company pay per person for team dinners?",
                 "answerable": True,
                 "gold": ["expenses"],
                 "answer": "$60 per person",
