@@ -223,7 +223,11 @@ async def test_over_the_daily_spend_cap_gets_a_short_reply(small_engine, tmp_pat
         assert "budget is used up" in refusal.params["text"]
 
 
-async def test_fifty_concurrent_mentions_get_fifty_answers_all_acked_in_time(bot: SlackBot) -> None:
+async def test_fifty_concurrent_mentions_get_fifty_answers_all_acked_in_time(
+    bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The "(asked by person N)" suffixes ask for something no page holds; this test is about load, not abstention.
+    monkeypatch.setattr(bot.conversation.engine.settings, "answerability_min", 0.0)
     questions = [
         "How do I deploy to production?",
         "How do I connect to the VPN?",
