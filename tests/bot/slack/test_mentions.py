@@ -6,6 +6,8 @@ import asyncio
 import json
 import time
 
+import pytest
+
 from bot.slack.blocks import SEARCHING, VOTE_HINT
 from tests.bot.slack.conftest import FINANCE_CHANNEL, SlackBot, make_bot
 from tests.bot.slack.engines import FailingEngine, RecordingEngine, SlowEngine
