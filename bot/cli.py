@@ -24,6 +24,14 @@ def _engine_command(args: argparse.Namespace) -> int:
     return int(getattr(cli_engine, f"{args.command}_command")(args))
 
 
+def _eval(args: argparse.Namespace) -> int:
+    if args.beir:
+        return _engine_command(args)
+    from bot import cli_qa
+
+    return cli_qa.qa_command(args) if args.qa else cli_qa.from_feedback_command(args)
+
+
 def _sync(args: argparse.Namespace) -> int:
     from connectors.cli import sync_command
 
@@ -112,9 +120,18 @@ def _build_parser() -> argparse.ArgumentParser:
     schedule = sub.add_parser("schedule", help="run the scheduler process: each source on its own schedule")
     schedule.set_defaults(func=_schedule)
 
-    ev = sub.add_parser("eval", help="retrieval quality on a BEIR dataset")
-    ev.add_argument("--beir", required=True, help="BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/)")
-    ev.add_argument("--split", default="test")
+    ev = sub.add_parser(
+        "eval", help="retrieval quality on a BEIR dataset, or answer quality on a QA file (--qa)"
+    )
+    what = ev.add_mutually_exclusive_group(required=True)
+    what.add_argument("--beir", help="BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/)")
+    what.add_argument(
+        "--qa", help="QA JSONL file: asks the configured index each question and scores answers"
+    )
+    what.add_argument(
+        "--from-feedback", metavar="OUT", help="write a QA JSONL file from the query log's 👍 answers"
+    )
+    ev.add_argument("--split", default=None, help="BEIR split (default test) or the QA file's split")
     ev.add_argument("--limit", type=int, default=0, help="evaluate only the first N queries")
     ev.add_argument(
         "--backend",
@@ -127,7 +144,8 @@ def _build_parser() -> argparse.ArgumentParser:
         default=0,
         help="index only the judged documents of the evaluated queries plus N others (quick comparisons)",
     )
-    ev.set_defaults(func=_engine_command)
+    ev.add_argument("--days", type=int, default=90, help="--from-feedback: answers of the last N days")
+    ev.set_defaults(func=_eval)
 
     rep = sub.add_parser("report", help="admin report of questions, feedback and coverage gaps")
     rep.add_argument("--days", type=int, default=30)

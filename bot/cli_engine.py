@@ -117,7 +117,8 @@ def eval_command(args: argparse.Namespace) -> int:
 
     base = _settings()
     folder = Path(args.beir)
-    data = load_beir(folder, args.split)
+    split = args.split or "test"
+    data = load_beir(folder, split)
     settings = beir_settings(base, folder)
     if getattr(args, "corpus_sample", 0):
         data = sample_corpus(data, args.limit, args.corpus_sample)
@@ -147,7 +148,7 @@ def eval_command(args: argparse.Namespace) -> int:
     index_corpus(engine, data, progress=lambda i: print(f"  indexed {i}/{len(data.corpus)}", flush=True))
     print(f"index ready in {time.perf_counter() - start:.0f} s", flush=True)
     results = evaluate(engine, data, limit=args.limit)
-    print(format_results(results, min(len(data.queries), args.limit or len(data.queries)), args.split))
+    print(format_results(results, min(len(data.queries), args.limit or len(data.queries)), split))
     return 0
 
 

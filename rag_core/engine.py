@@ -9,16 +9,20 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from rag_core.answerability import answerability, quoted_sentences
 from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
 from rag_core.chunking import Chunker
 from rag_core.embedding import Embedder
 from rag_core.errors import UserError
 from rag_core.generation import LLMGenerator, cited_numbers, extractive_answer, strip_unknown_citations
+from rag_core.grounding import HoldSentinel, check_citations, is_no_answer, without_sentinel
 from rag_core.indexing import IndexWriter
 from rag_core.kv import KeyValue, make_kv
+from rag_core.llm_calls import ShortCalls, Spend, price_usd
 from rag_core.overrides import check_overrides
-from rag_core.packing import PackedContext, pack_context, token_budget
+from rag_core.packing import ContextBlock, PackedContext, pack_context, token_budget
+from rag_core.query_plan import QueryPlan, plan_queries, retrieve_plan
 from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
 from rag_core.settings import Settings, get_settings
@@ -63,6 +67,7 @@ class Engine:
         self.retriever = HybridRetriever(store, embedder, self.sparse, settings.rrf_k)
         self.reranker = reranker
         self.generator = generator
+        self.calls = ShortCalls(generator.client, kv, settings) if generator is not None else None
         self.kv = kv
         self.doc_signals: DocSignals | None = None  # votes and hidden documents from the feedback store
         self.cache = AnswerCache(kv, settings.cache_ttl_s)
@@ -126,17 +131,21 @@ class Engine:
         allowed_sources: Sequence[str] | None = None,
         overrides: Mapping[str, Any] | None = None,
         timings: dict[str, float] | None = None,
+        plan: QueryPlan | None = None,
     ) -> list[Candidate]:
         """Hybrid retrieval of `limit` candidates (default top_k × candidate_multiplier), then the active reranker.
 
         Best first, each with its `relevance` set; no threshold. `answer()`, `sources()` and the evaluation all
-        rank through here. Stage times in ms are added to `timings` when given.
+        rank through here. Stage times in ms are added to `timings` when given. A `plan` (multi-query, HyDE)
+        searches each of its queries and fuses them by RRF before reranking against `text`.
         """
         settings = self._effective(overrides or {})
         limit = limit or settings.top_k * settings.candidate_multiplier
         timings = {} if timings is None else timings
         with _timed(timings, "retrieve"):
-            candidates = self.retriever.retrieve(text, limit, self.index_version, allowed_sources)
+            candidates = retrieve_plan(
+                self.retriever, plan or QueryPlan(text), limit, self.index_version, allowed_sources
+            )
         with _timed(timings, "rerank"):
             candidates = self._active_reranker(settings).rerank(text, candidates)
         if self.doc_signals is None:
@@ -156,8 +165,8 @@ class Engine:
     ) -> Answer:
         """Answer `question` from the sources `allowed_sources` names (None: every source), never from others.
 
-        `history` is the thread so far (bounded here to `history_max_tokens`); a follow-up is searched together
-        with the previous question. Abstains with the closest sources when nothing passes the threshold; falls
+        `history` is the thread so far (bounded here to `history_max_tokens`); a follow-up is searched as its LLM
+        rewrite, or together with the previous question without an LLM (`query_plan.py`). Abstains with the closest sources when nothing passes the threshold; falls
         back to quoting passages when no LLM is set up or it fails (`answer.error` says why). `on_token` hears
         the text as it streams; `overrides` (see `AnswerOverrides`) change settings for this answer only.
         Raises `UserError` for an empty question and `ValueError` for an unknown override.
@@ -185,9 +194,11 @@ class Engine:
                 cached, id=Answer(question, "", []).id, cache_hit=True, timings_ms=timings, cost_usd=0.0
             )
 
-        search_text = _search_text(question, history)
+        spend = Spend(settings.max_cost_per_question_usd)  # every LLM call of this question is charged here
+        with _timed(timings, "query"):
+            plan = plan_queries(question, history, settings, self.calls, spend)
         candidates = self.rank(
-            search_text, allowed_sources=allowed_sources, overrides=overrides, timings=timings
+            plan.search, allowed_sources=allowed_sources, overrides=overrides, timings=timings, plan=plan
         )
         with _timed(timings, "threshold"):
             threshold = min_relevance(self._active_reranker(settings), overrides or {})
@@ -198,7 +209,8 @@ class Engine:
             if on_token:
                 on_token(answer.text)
         else:
-            answer = self._generate(question, kept, history, settings, on_token, timings)
+            answer = self._generate(question, kept, history, settings, on_token, timings, spend)
+        _charge(answer, spend)
         answer.timings_ms = {**timings, "total": _ms(started)}
         if answer.error is None:
             self.cache.put(key, answer)
@@ -240,21 +252,29 @@ class Engine:
         settings: Settings,
         on_token: Callable[[str], None] | None,
         timings: dict[str, float],
+        spend: Spend | None = None,
     ) -> Answer:
+        spend = spend or Spend(settings.max_cost_per_question_usd)
         with _timed(timings, "pack"):
             overhead = (
                 count_tokens(question, settings.tokenizer_encoding)
                 + sum(count_tokens(t.text, settings.tokenizer_encoding) for t in history)
                 + 250
             )  # system prompt and message framing
-            packed = pack_context(kept, token_budget(settings, overhead), settings.tokenizer_encoding)
+            packed = pack_context(
+                kept, token_budget(settings, overhead, spend.cost_usd), settings.tokenizer_encoding
+            )
         all_citations = [b.citation for b in packed.blocks]
         error = None
         with _timed(timings, "generate"):
             if self.generator is not None and packed.blocks:
                 try:
                     generated = self.generator.generate(
-                        question, packed.blocks, history, on_token, settings.llm_model
+                        question,
+                        packed.blocks,
+                        history,
+                        HoldSentinel(on_token) if on_token else None,
+                        settings.llm_model,
                     )
                 except Exception as exc:  # noqa: BLE001 - any LLM failure falls back to quoting, never silence
                     error = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -263,28 +283,33 @@ class Engine:
                         extra={"event": "llm_error", "error": error},
                     )
                 else:
-                    text = strip_unknown_citations(generated.text, {b.n for b in packed.blocks})
-                    cited = set(cited_numbers(text))
-                    citations = [c for c in all_citations if c.n in cited] or all_citations
-                    return Answer(
-                        question=question,
-                        text=text,
-                        citations=citations,
-                        tokens_in=generated.tokens_in,
-                        tokens_out=generated.tokens_out,
-                        cost_usd=self._cost(
-                            settings, generated.model, generated.tokens_in, generated.tokens_out
-                        ),
-                        model=generated.model,
-                    )
-            reason = (
-                "; the language model failed"
-                if error
-                else ("" if self.generator else "; no language model set up")
-            )
+                    cost = price_usd(settings, generated.model, generated.tokens_in, generated.tokens_out)
+                    spend.add(generated.tokens_in, generated.tokens_out, cost)
+                    answer = self._grounded(question, generated.text, packed.blocks, kept, settings)
+                    if answer is not None:
+                        answer.model = generated.model
+                        if answer.abstained and on_token:
+                            on_token(answer.text)  # the sentinel itself was held back, not streamed
+                        return answer
+                    error = None
+            if error:
+                reason = "; the language model failed"
+            elif self.generator:
+                reason = "; the AI answer's citations did not match its sources"
+            else:
+                reason = "; no language model set up"
             text = extractive_answer(
                 question, packed.blocks, self.sparse, settings.extractive_sentences, reason
             )
+            if settings.answerability_min > 0:
+                score = answerability(
+                    question, quoted_sentences(text), [b.text for b in packed.blocks[:3]], kept, self.sparse
+                )
+                if score < settings.answerability_min:
+                    answer = self._abstain(question, kept)
+                    if on_token:
+                        on_token(answer.text)
+                    return answer
             if on_token:
                 on_token(text)
         cited = set(cited_numbers(text))
@@ -294,6 +319,38 @@ class Engine:
             citations=[c for c in all_citations if c.n in cited] or all_citations,
             extractive=True,
             error=error,
+        )
+
+    def _grounded(
+        self,
+        question: str,
+        generated: str,
+        blocks: list[ContextBlock],
+        kept: list[Candidate],
+        settings: Settings,
+    ) -> Answer | None:
+        """The LLM's answer with unsupported citations dropped; an abstention for the no-answer sentinel;
+        None when no citation is supported (the caller quotes passages instead)."""
+        if is_no_answer(generated):
+            return self._abstain(question, kept)
+        text = strip_unknown_citations(without_sentinel(generated), {b.n for b in blocks})
+        if settings.grounding_min_overlap > 0:
+            sources = {b.n: b.text for b in blocks}
+            grounded = check_citations(text, sources, self.sparse, settings.grounding_min_overlap)
+            if grounded.dropped:
+                log.info(
+                    "unsupported citations dropped",
+                    extra={"event": "citations_dropped", "dropped": grounded.dropped},
+                )
+            if not grounded.supported:
+                return None
+            text = grounded.text
+        cited = set(cited_numbers(text))
+        all_citations = [b.citation for b in blocks]
+        return Answer(
+            question=question,
+            text=text,
+            citations=[c for c in all_citations if c.n in cited] or all_citations,
         )
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -319,12 +376,12 @@ class Engine:
             "embedding": settings.embedding_model,
             # a cached answer must not cite a document hidden since
             "hidden": sorted(self.doc_signals.hidden()) if self.doc_signals is not None else [],
+            "query_side": [settings.rewrite_follow_ups, settings.multi_query, settings.hyde]
+            if self.generator
+            else None,
+            "grounding": settings.grounding_min_overlap,
+            "answerability": settings.answerability_min,
         }
-
-    @staticmethod
-    def _cost(settings: Settings, model: str, tokens_in: int, tokens_out: int) -> float:
-        price = settings.model_prices.get(model)
-        return round((tokens_in * price.input + tokens_out * price.output) / 1e6, 9) if price else 0.0
 
 
 def _require(question: str) -> str:
@@ -334,10 +391,9 @@ def _require(question: str) -> str:
     return question
 
 
-def _search_text(question: str, history: Sequence[Turn]) -> str:
-    """A follow-up ("and for contractors?") is searched together with the user's previous question."""
-    previous = [t.text for t in history if t.role == "user"][-1:]
-    return " ".join([*previous, question])
+def _charge(answer: Answer, spend: Spend) -> None:
+    """Every LLM call of the question (rewrite, phrasings, HyDE, the answer itself) on the answer's bill."""
+    answer.tokens_in, answer.tokens_out, answer.cost_usd = spend.tokens_in, spend.tokens_out, spend.cost_usd
 
 
 def _citation(n: int, cand: Candidate) -> Citation:

@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = """You answer questions for a team using ONLY the numbered sources below.
 Rules:
-- Use only facts stated in the sources. If they do not contain the answer, say you don't know and stop.
-- Cite every claim with the number of its source in square brackets, like [1] or [2][3]. Cite only given numbers.
+- Use only facts stated in the sources. If they do not contain the answer, reply with exactly NO_ANSWER_IN_SOURCES
+  and nothing else.
+- Cite every claim with the number of its source in square brackets right after it, like [1] or [2][3]. Cite only
+  given numbers, and only the source that states the claim.
 - Be short: a few sentences or a short list. Use Markdown for lists, bold and code.
 - Earlier conversation turns are context for what the question means, not a source of facts.
 

@@ -20,6 +20,12 @@ class AnswerOverrides(BaseModel):
     min_relevance: float | None = None
     max_context_tokens: int | None = None
     llm_model: str | None = None
+    # query side, grounding, answerability (docs/answers.md)
+    rewrite_follow_ups: bool | None = None
+    multi_query: int | None = None
+    hyde: bool | None = None
+    grounding_min_overlap: float | None = None
+    answerability_min: float | None = None
 
 
 OVERRIDABLE = frozenset(AnswerOverrides.model_fields)

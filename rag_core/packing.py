@@ -51,13 +51,16 @@ def header(n: int, chunk: Chunk) -> str:
     return " — ".join(p for p in (f"[{n}] {chunk.title}", path, chunk.url) if p)
 
 
-def token_budget(settings: Settings, overhead_tokens: int) -> int:
-    """Context tokens allowed by both the token budget and the per-question dollar budget."""
+def token_budget(settings: Settings, overhead_tokens: int, spent_usd: float = 0.0) -> int:
+    """Context tokens allowed by both the token budget and the per-question dollar budget (less `spent_usd`
+    already spent on the question's earlier LLM calls)."""
     budget = settings.max_context_tokens
     price = settings.model_prices.get(settings.llm_model)
     if price and price.input > 0:
         output_cost = settings.llm_max_output_tokens * price.output / 1e6
-        affordable = (settings.max_cost_per_question_usd - output_cost) * 1e6 / price.input - overhead_tokens
+        affordable = (
+            settings.max_cost_per_question_usd - spent_usd - output_cost
+        ) * 1e6 / price.input - overhead_tokens
         budget = min(budget, int(affordable))
     return max(budget, 0)
 

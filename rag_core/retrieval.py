@@ -30,10 +30,21 @@ class HybridRetriever:
         self.rrf_k = rrf_k
 
     def retrieve(
-        self, query: str, limit: int, generation: int, allowed_sources: Sequence[str] | None = None
+        self,
+        query: str,
+        limit: int,
+        generation: int,
+        allowed_sources: Sequence[str] | None = None,
+        *,
+        dense_text: str | None = None,
     ) -> list[Candidate]:
-        """The `limit` best fused candidates visible at `generation`, restricted to `allowed_sources` if given."""
-        query_vec = self.embedder.encode_query(query)
+        """The `limit` best fused candidates visible at `generation`, restricted to `allowed_sources` if given.
+
+        `dense_text` (a HyDE passage) replaces the query for the dense search, embedded as a passage."""
+        if dense_text is not None:
+            query_vec = self.embedder.encode_passages([dense_text])[0]
+        else:
+            query_vec = self.embedder.encode_query(query)
         dense_hits, sparse_hits = self.store.search(
             query_vec, self.sparse.encode_query(query), limit, Where.visible(generation, allowed_sources)
         )

@@ -113,6 +113,20 @@ class Settings(BaseSettings):
     llm_max_retries: int = 2  # retries after the first attempt, with backoff
     extractive_sentences: int = 3  # sentences quoted per answer when no LLM answers
 
+    # --- query side, grounding, answerability (all switchable per A/B arm) ------------------------------------
+    rewrite_follow_ups: bool = (
+        True  # with an LLM: a thread follow-up is searched as the LLM's standalone rewrite
+    )
+    multi_query: int = (
+        3  # with an LLM: alternative phrasings searched and RRF-fused with the question; 0 = off
+    )
+    hyde: bool = False  # with an LLM: also search with a hypothetical answer passage as the dense query
+    query_llm_model: str | None = None  # model of the rewrite/phrasing/HyDE calls; unset = llm_model
+    grounding_min_overlap: float = (
+        0.5  # share of a cited sentence's content words its source must hold; 0 = off
+    )
+    answerability_min: float = 0.46  # a quoted-passage answer scoring under this abstains (0..1); 0 = off
+
     # --- cache ---------------------------------------------------------------------------------------------------
     cache_ttl_s: int = 24 * 3600  # answer cache lifetime
     cache_max_entries: int = 2048  # in-process LRU size

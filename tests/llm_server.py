@@ -13,6 +13,7 @@ from typing import Any
 @dataclass
 class LLMBehaviour:
     reply: str = "The answer is in the runbook [1]."
+    script: list[str] = field(default_factory=list)  # replies given in order, one per request, before `reply`
     fail_first: int = 0  # answer this many requests with HTTP 500 before succeeding
     status: int = 200  # non-200: every request fails with it
     break_after_tokens: int | None = None  # drop the connection mid-stream after this many tokens
@@ -45,10 +46,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload)
             return
+        reply = b.script.pop(0) if b.script else b.reply
+        if not body.get("stream"):
+            self._complete(reply)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        tokens = [t + " " for t in b.reply.split(" ")]
+        tokens = [t + " " for t in reply.split(" ")]
         tokens[-1] = tokens[-1].rstrip()
         for i, token in enumerate(tokens):
             if b.break_after_tokens is not None and i >= b.break_after_tokens:
@@ -69,6 +74,26 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+    def _complete(self, reply: str) -> None:
+        """A non-streamed chat completion, as the API answers `stream: false`."""
+        payload = json.dumps(
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "test-model",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _event(self, data: dict[str, Any]) -> None:
         base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": "test-model"}

@@ -18,6 +18,8 @@ def engine_like(small_engine, tmp_path, *, generator_url=None, kv=None, **overri
     """A new Engine on a fresh store holding the small documents, reusing small_engine's loaded models."""
     from rag_core.store import open_store
 
+    # these tests count generation requests; multi-query has its own tests in test_answer_quality
+    overrides.setdefault("multi_query", 0)
     settings = make_settings(tmp_path, openai_base_url=generator_url, **overrides)
     engine = Engine(
         settings,

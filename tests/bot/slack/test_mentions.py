@@ -6,6 +6,8 @@ import asyncio
 import json
 import time
 
+import pytest
+
 from bot.slack.blocks import SEARCHING, VOTE_HINT
 from tests.bot.slack.conftest import FINANCE_CHANNEL, SlackBot, make_bot
 from tests.bot.slack.engines import FailingEngine, RecordingEngine, SlowEngine
@@ -223,7 +225,11 @@ async def test_over_the_daily_spend_cap_gets_a_short_reply(small_engine, tmp_pat
         assert "budget is used up" in refusal.params["text"]
 
 
-async def test_fifty_concurrent_mentions_get_fifty_answers_all_acked_in_time(bot: SlackBot) -> None:
+async def test_fifty_concurrent_mentions_get_fifty_answers_all_acked_in_time(
+    bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The "(asked by person N)" suffixes ask for something no page holds; this test is about load, not abstention.
+    monkeypatch.setattr(bot.conversation.engine.settings, "answerability_min", 0.0)
     questions = [
         "How do I deploy to production?",
         "How do I connect to the VPN?",
@@ -266,4 +272,5 @@ async def test_llm_answer_is_streamed_and_rendered_with_its_citations(
         rendered = blocks_text(final.params)
         assert "Run *make deploy ENV=prod* after CI passes [1]." in rendered
         assert "<https://wiki.example.com/deploy|Deploying to production>" in rendered
-        assert len(openai_server.behaviour.requests) == 1
+        # one streamed answer (the short multi-query call before it is not streamed)
+        assert len([r for r in openai_server.behaviour.requests if r["body"].get("stream")]) == 1

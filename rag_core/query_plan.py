@@ -1,0 +1,61 @@
+"""The query side of an answer: what is searched (standalone question, alternative phrasings, HyDE passage) and
+how those searches become one candidate list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rag_core.llm_calls import ShortCalls, Spend
+from rag_core.multi_query import alternative_queries, fuse_candidates, hyde_passage
+from rag_core.retrieval import HybridRetriever
+from rag_core.rewrite import standalone_question
+from rag_core.settings import Settings
+from rag_core.types import Candidate, Turn
+
+
+@dataclass(slots=True)
+class QueryPlan:
+    search: str  # the question searched and reranked against (a follow-up's standalone form)
+    alternatives: list[str] = field(default_factory=list)  # extra phrasings, each searched too
+    hyde: str | None = None  # hypothetical answer passage, searched as the dense query
+
+    @property
+    def searches(self) -> int:
+        return 1 + len(self.alternatives) + (1 if self.hyde else 0)
+
+
+def plan_queries(
+    question: str, history: Sequence[Turn], settings: Settings, calls: ShortCalls | None, spend: Spend
+) -> QueryPlan:
+    """Without an LLM: the (history-prefixed) question alone. With one: its rewrite, phrasings and HyDE, as set."""
+    model = settings.query_llm_model or settings.llm_model
+    rewrite_calls = calls if settings.rewrite_follow_ups else None
+    plan = QueryPlan(standalone_question(question, history, rewrite_calls, model, spend))
+    if calls is None:
+        return plan
+    if settings.multi_query > 0:
+        plan.alternatives = alternative_queries(plan.search, settings.multi_query, calls, model, spend)
+    if settings.hyde:
+        plan.hyde = hyde_passage(plan.search, calls, model, spend)
+    return plan
+
+
+def retrieve_plan(
+    retriever: HybridRetriever,
+    plan: QueryPlan,
+    limit: int,
+    generation: int,
+    allowed_sources: Sequence[str] | None,
+) -> list[Candidate]:
+    """One hybrid search per query of the plan, fused by reciprocal rank fusion (a single search as is)."""
+    rankings = [retriever.retrieve(plan.search, limit, generation, allowed_sources)]
+    for query in plan.alternatives:
+        rankings.append(retriever.retrieve(query, limit, generation, allowed_sources))
+    if plan.hyde:
+        rankings.append(
+            retriever.retrieve(plan.search, limit, generation, allowed_sources, dense_text=plan.hyde)
+        )
+    if len(rankings) == 1:
+        return rankings[0]
+    return fuse_candidates(rankings, retriever.rrf_k, limit)

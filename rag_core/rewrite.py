@@ -1,0 +1,42 @@
+"""Follow-up rewriting: a thread's history and its follow-up condensed into one standalone search question."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rag_core.llm_calls import ShortCalls, Spend
+from rag_core.types import Turn
+
+REWRITE_PROMPT = """Rewrite the user's last message as one standalone question that can be understood without \
+the conversation, for searching a team's documents. Keep every name, number and term the conversation gives it. \
+Reply with the question only."""
+
+
+def is_follow_up(history: Sequence[Turn]) -> bool:
+    """A question asked in a thread that already holds an earlier question."""
+    return any(t.role == "user" for t in history)
+
+
+def history_prefixed(question: str, history: Sequence[Turn]) -> str:
+    """Without an LLM, a follow-up ("and for contractors?") is searched together with the previous question."""
+    previous = [t.text for t in history if t.role == "user"][-1:]
+    return " ".join([*previous, question])
+
+
+def standalone_question(
+    question: str, history: Sequence[Turn], calls: ShortCalls | None, model: str, spend: Spend
+) -> str:
+    """What to search for: the question itself, or for a follow-up the LLM's standalone rewrite of it
+    (the history-prefixed question when there is no LLM or the call fails)."""
+    if not is_follow_up(history):
+        return question
+    if calls is not None:
+        thread = "\n".join(f"{t.role}: {t.text}" for t in history)
+        messages = [
+            {"role": "system", "content": REWRITE_PROMPT},
+            {"role": "user", "content": f"Conversation:\n{thread}\n\nLast message: {question}"},
+        ]
+        rewritten = calls.ask("rewrite", messages, model, 80, spend)
+        if rewritten:
+            return rewritten.splitlines()[0].strip().strip('"')
+    return history_prefixed(question, history)
