@@ -7,12 +7,14 @@ pooling, then unit length).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,10 +49,11 @@ def int8_model(model: SentenceTransformer, model_dir: str, cache_dir: Path) -> P
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     fp32 = folder / "model-fp32.onnx"
-    _export(model, fp32)
-    optimized = _optimize(fp32, folder / "model-opt.onnx", model)
     tmp = folder / "model-int8.tmp.onnx"
-    _quantize(optimized, tmp)
+    with _quiet():
+        _export(model, fp32)
+        optimized = _optimize(fp32, folder / "model-opt.onnx", model)
+        _quantize(optimized, tmp)
     tmp.replace(target)  # complete files only: an interrupted export is redone next time
     for path in {fp32, optimized}:
         path.unlink(missing_ok=True)
@@ -59,6 +62,21 @@ def int8_model(model: SentenceTransformer, model_dir: str, cache_dir: Path) -> P
         extra={"event": "onnx_export", "path": str(target), "s": round(time.monotonic() - started, 1)},
     )
     return target
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter's tracer warnings and the quantizer's advice (logged on the root logger) are for model
+    authors, not for whoever starts the bot: keep them out of the terminal during the one-time export."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
 
 
 def _export(model: SentenceTransformer, path: Path) -> None:
