@@ -105,7 +105,7 @@ def reindex(
         try:
             for config in configs:
                 report = sync_source(
-                    config, settings, engine.index_writer(), full=True, progress=progress, kv=make_kv(None)
+                    config, settings, engine.index_writer(), full=True, progress=progress, lock_held=True
                 )
                 reports.append(report)
                 if report.error:

@@ -7,6 +7,7 @@ dies leaves the previous state servable; the next one redoes the work. A missing
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -159,13 +160,20 @@ def sync_source(
     progress: ProgressLine | None = None,
     on_document: DocumentTick | None = None,
     kv: KeyValue | None = None,
+    lock_held: bool = False,
 ) -> SyncReport:
-    """One source, under a lock so that no two processes or replicas sync it at once."""
+    """One source, under a lock so that no two processes or replicas sync it at once (`lock_held`: the caller,
+    `ragbot reindex`, already holds it)."""
     report = SyncReport(source=config.name, full=full)
     start = time.monotonic()
     kv = kv or default_kv(settings.redis_url)
     try:
-        with kv.lock(f"sync:{config.name}", ttl_s=settings.sync_lock_ttl_s, blocking=False) as acquired:
+        lock = (
+            contextlib.nullcontext(True)
+            if lock_held
+            else kv.lock(f"sync:{config.name}", ttl_s=settings.sync_lock_ttl_s, blocking=False)
+        )
+        with lock as acquired:
             if not acquired:
                 report.error = "another sync of this source is running"
             else:

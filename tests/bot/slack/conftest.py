@@ -42,7 +42,14 @@ PUBLIC_SOURCES = [
 def llm_engine(small_engine: Engine, openai_server: Any) -> Engine:
     """The small engine's index and models, answering through the local OpenAI-compatible server."""
     settings = small_engine.settings.model_copy(
-        update={"openai_base_url": openai_server.base_url, "llm_model": "test-model"}
+        update={
+            "openai_base_url": openai_server.base_url,
+            "llm_model": "test-model",
+            # One scripted reply serves every call: keep the query-side calls (tests/rag_core/test_answer_quality.py
+            # covers them) from searching with the answer's text.
+            "rewrite_follow_ups": False,
+            "multi_query": 0,
+        }
     )
     return Engine(
         settings,
