@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from connectors.errors import Skipped
 from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
+
+if TYPE_CHECKING:
+    from connectors.parse_pool import Deferred
 
 
 class Reader(ABC):
@@ -27,6 +31,12 @@ class Reader(ABC):
         """Progress callback for the parts of a reader: how many files this read will look at."""
         self.total = total
 
-    @abstractmethod
     def read(self) -> Iterator[Document | Skipped]:
-        """Every document of the export (and every skipped file), in a stable order."""
+        """Every document of the export (and every skipped file), in a stable order, parsed in this process."""
+        from connectors.parse_pool import resolve
+
+        return resolve(self.items(), workers=0)
+
+    @abstractmethod
+    def items(self) -> Iterator[Document | Skipped | Deferred]:
+        """What `read` yields, with the parsing of some files left as `Deferred` work (for a process pool)."""

@@ -8,7 +8,9 @@ and `attachments/<pageId>/<id>.<ext>`, indexed when their type is one the Drive 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
@@ -19,6 +21,7 @@ from connectors.base import Reader
 from connectors.errors import ExportUnavailable, ExtractError, Skipped
 from connectors.formats import extract, supported
 from connectors.html_markdown import html_to_markdown, parse_html
+from connectors.parse_pool import Deferred
 from rag_core.types import Document
 
 # Confluence's page frame around the body: present on an emptied page, which is exported without div#main-content.
@@ -44,7 +47,7 @@ def parse_confluence_date(text: str) -> datetime | None:
 
 
 class ConfluenceReader(Reader):
-    def read(self) -> Iterator[Document | Skipped]:
+    def items(self) -> Iterator[Document | Skipped | Deferred]:
         with open_export(self.config.path, Limits.from_settings(self.settings)) as export:
             entries = export.entries()
             names = {e.path for e in entries}
@@ -67,7 +70,7 @@ class ConfluenceReader(Reader):
                     f"export {self.config.path} has no index.html or entities.xml: not a Confluence space export"
                 )
             yield from (_narrow_kept(s, root) for s in export.skipped)
-            yield from _HtmlSpace(self, export, root, entries).read()
+            yield from _HtmlSpace(self, export, root, entries).items()
 
 
 def _narrow_kept(skipped: Skipped, root: str) -> Skipped:
@@ -135,66 +138,54 @@ class _HtmlSpace:
             tree[str(link["href"])] = ancestors
         return name, details.get("key", ""), tree
 
-    def read(self) -> Iterator[Document | Skipped]:
+    def items(self) -> Iterator[Document | Skipped | Deferred]:
         for entry in sorted(self.pages, key=lambda e: e.path):
             page_id = page_id_of(entry.path)
             try:
-                doc, attachment_titles = self._page(entry, page_id)
+                data = self.export.read_bytes(entry.path)
             except ExtractError as exc:
-                yield Skipped(entry.path, str(exc), doc_id=page_id)
-                yield from self._attachments(page_id, None, {})
+                yield from self._after_page(entry, page_id, exc)
                 continue
-            if doc.text.strip():
-                yield doc
+            work = Deferred(
+                entry.path, parse_page, (data, self.space_name), partial(self._after_page, entry, page_id)
+            )
+            if page_id in self.attachments:
+                # Its attachments are read from the export once the page is parsed: that must happen while the
+                # export is open, so such a page is parsed here rather than ahead in a worker.
+                yield from work.run_here()
             else:
-                yield Skipped(entry.path, "page has no text")
-            yield from self._attachments(page_id, doc, attachment_titles)
+                yield work
         page_ids = {page_id_of(e.path) for e in self.pages}
         for orphan in sorted(set(self.attachments) - page_ids):
             yield from self._attachments(orphan, None, {})
 
-    def _page(self, entry: Entry, page_id: str) -> tuple[Document, dict[str, str]]:
-        data = self.export.read_bytes(entry.path)
-        if not data.strip():
-            # More likely a copy cut short than an emptied page (that still has Confluence's page frame).
-            raise ExtractError("page file is empty (0 bytes); kept any indexed version")
-        soup = parse_html(data)
-        body = soup.select_one("div#main-content") or soup.select_one(".wiki-content")
-        if body is None and soup.select_one(_PAGE_FRAME) is None:
-            raise ExtractError("not a Confluence page (no div#main-content)")
+    def _after_page(
+        self, entry: Entry, page_id: str, parsed: ParsedPage | ExtractError
+    ) -> Iterator[Document | Skipped]:
+        """The page's document (or why it is skipped), then its attachments."""
+        if isinstance(parsed, ExtractError):
+            yield Skipped(entry.path, str(parsed), doc_id=page_id)
+            yield from self._attachments(page_id, None, {})
+            return
         filename = entry.path[len(self.root) :]
-        title = self._title(soup) or filename.rsplit(".", 1)[0]
-        crumbs = [" ".join(li.get_text().split()) for li in soup.select("#breadcrumbs li")]
-        crumbs = [c for c in crumbs if c] or ([self.space_name] if self.space_name else []) + self.tree.get(
-            filename, []
-        )
-        author, modified = _page_metadata(soup.select_one("div.page-metadata"))
-        attachment_titles = {
-            str(a["href"]).rsplit("/", 1)[-1]: " ".join(a.get_text().split())
-            for a in soup.select('a[href^="attachments/"]')
-        }
+        crumbs = parsed.crumbs or ([self.space_name] if self.space_name else []) + self.tree.get(filename, [])
+        title = parsed.title or filename.rsplit(".", 1)[0]
         doc = Document(
             id=page_id,
             source=self.reader.config.name,
             title=title,
-            text=html_to_markdown(body) if body is not None else "",  # an emptied page: its chunks go
+            text=parsed.text,
             url=self._page_url(page_id, title, entry.path),
             breadcrumb=crumbs,
-            author=author,
-            modified=modified,
+            author=parsed.author,
+            modified=parsed.modified,
             size=entry.size,
         )
-        return doc, attachment_titles
-
-    def _title(self, soup: BeautifulSoup) -> str:
-        el = soup.select_one("#title-text") or soup.select_one("#title-heading") or soup.find("title")
-        title = " ".join(el.get_text().split()) if el else ""
-        prefix = f"{self.space_name} : "
-        if self.space_name and title.startswith(prefix):
-            return title[len(prefix) :]
-        if not self.space_name and " : " in title:
-            return title.split(" : ", 1)[1]
-        return title
+        if doc.text.strip():
+            yield doc
+        else:
+            yield Skipped(entry.path, "page has no text")
+        yield from self._attachments(page_id, doc, parsed.attachment_titles)
 
     def _page_url(self, page_id: str, title: str, path: str) -> str:
         if not self.base_url:
@@ -237,6 +228,53 @@ class _HtmlSpace:
                 modified=extracted.modified or (page.modified if page else None),
                 size=entry.size,
             )
+
+
+@dataclass(slots=True)
+class ParsedPage:
+    """What a page's HTML says, as plain data (it crosses from a parser process)."""
+
+    title: str  # "" when the page has none
+    text: str  # "" for an emptied page: its chunks go
+    crumbs: list[str]
+    author: str | None
+    modified: datetime | None
+    attachment_titles: dict[str, str]  # attachment file name -> its title in the page
+
+
+def parse_page(data: bytes, space_name: str) -> ParsedPage:
+    """One page file of an HTML space export; raises `ExtractError` when it is empty or not a Confluence page."""
+    if not data.strip():
+        # More likely a copy cut short than an emptied page (that still has Confluence's page frame).
+        raise ExtractError("page file is empty (0 bytes); kept any indexed version")
+    soup = parse_html(data)
+    body = soup.select_one("div#main-content") or soup.select_one(".wiki-content")
+    if body is None and soup.select_one(_PAGE_FRAME) is None:
+        raise ExtractError("not a Confluence page (no div#main-content)")
+    crumbs = [" ".join(li.get_text().split()) for li in soup.select("#breadcrumbs li")]
+    author, modified = _page_metadata(soup.select_one("div.page-metadata"))
+    return ParsedPage(
+        title=_title(soup, space_name),
+        text=html_to_markdown(body) if body is not None else "",
+        crumbs=[c for c in crumbs if c],
+        author=author,
+        modified=modified,
+        attachment_titles={
+            str(a["href"]).rsplit("/", 1)[-1]: " ".join(a.get_text().split())
+            for a in soup.select('a[href^="attachments/"]')
+        },
+    )
+
+
+def _title(soup: BeautifulSoup, space_name: str) -> str:
+    el = soup.select_one("#title-text") or soup.select_one("#title-heading") or soup.find("title")
+    title = " ".join(el.get_text().split()) if el else ""
+    prefix = f"{space_name} : "
+    if space_name and title.startswith(prefix):
+        return title[len(prefix) :]
+    if not space_name and " : " in title:
+        return title.split(" : ", 1)[1]
+    return title
 
 
 def _page_metadata(el: Tag | None) -> tuple[str | None, datetime | None]:

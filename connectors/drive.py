@@ -17,7 +17,8 @@ from typing import Any
 from connectors.archive import Entry, Export, Limits, open_export
 from connectors.base import Reader
 from connectors.errors import ExtractError, Skipped
-from connectors.formats import decode_text, extract, supported
+from connectors.formats import Extracted, decode_text, extract, supported
+from connectors.parse_pool import Deferred
 from rag_core.types import Document
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ _SIDECAR_SUFFIXES = (".json", "-info.json", ".metadata.json")
 
 
 class DriveReader(Reader):
-    def read(self) -> Iterator[Document | Skipped]:
+    def items(self) -> Iterator[Document | Skipped | Deferred]:
         with open_export(self.config.path, Limits.from_settings(self.settings)) as export:
             entries = export.entries()
             yield from export.skipped
@@ -46,16 +47,34 @@ class DriveReader(Reader):
             for entry in files:
                 yield self._document(export, root, entry, sidecars.get(entry.path))
 
-    def _document(self, export: Export, root: str, entry: Entry, sidecar: str | None) -> Document | Skipped:
+    def _document(self, export: Export, root: str, entry: Entry, sidecar: str | None) -> Skipped | Deferred:
         path = PurePosixPath(entry.path[len(root) :])
         if not supported(path.name):
             return Skipped(entry.path, f"unsupported file type {path.suffix.lower() or '(none)'}")
         meta = _read_sidecar(export, sidecar) if sidecar else {}
         doc_id = f"drive:{meta['id']}" if isinstance(meta.get("id"), str) and meta["id"] else str(path)
+        url = _first_str(meta, "webViewLink", "alternateLink", "url", "link") or export.uri(entry.path)
+
+        def finish(extracted: Extracted | ExtractError) -> list[Document | Skipped]:
+            if isinstance(extracted, ExtractError):
+                return [Skipped(entry.path, str(extracted), doc_id=doc_id)]
+            return [self._from_extracted(extracted, path, entry, meta, doc_id, url)]
+
         try:
-            extracted = extract(path.name, export.read_bytes(entry.path), export.limits)
+            data = export.read_bytes(entry.path)
         except ExtractError as exc:
             return Skipped(entry.path, str(exc), doc_id=doc_id)
+        return Deferred(entry.path, extract, (path.name, data, export.limits), finish)
+
+    def _from_extracted(
+        self,
+        extracted: Extracted,
+        path: PurePosixPath,
+        entry: Entry,
+        meta: dict[str, Any],
+        doc_id: str,
+        url: str,
+    ) -> Document:
         name = meta.get("name") or meta.get("title")
         title = str(name) if name else path.stem
         if title.lower().endswith(path.suffix.lower()) and path.suffix:
@@ -65,7 +84,7 @@ class DriveReader(Reader):
             source=self.config.name,
             title=title,
             text=extracted.text,
-            url=_first_str(meta, "webViewLink", "alternateLink", "url", "link") or export.uri(entry.path),
+            url=url,
             breadcrumb=list(path.parent.parts),
             author=_author(meta) or extracted.author,
             modified=_parse_time(_first_str(meta, "modifiedTime", "modifiedDate", "modified"))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.errors import ExportUnavailable, Skipped
+from connectors.parse_pool import resolve, workers_for
 from connectors.registry import check_kinds, make_reader
 from rag_core.errors import ConfigError, RagbotError, UserError
 from rag_core.kv import KeyValue, make_kv
@@ -209,7 +210,8 @@ def _sync(
     done = 0
     next_milestone = 0.25
     with writer.begin() as tx:
-        for item in reader.read():
+        # Files are parsed in worker processes a few ahead, while this process embeds the ones before them.
+        for item in resolve(reader.items(), workers_for(settings.parse_workers)):
             done += 1
             if isinstance(item, Skipped):
                 report.skipped.append((item.path, item.reason))

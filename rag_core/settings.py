@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = 50 * 1024 * 1024  # larger files in an export are skipped
     max_export_bytes: int = 2 * 1024 * 1024 * 1024  # cap on a zip's total uncompressed size
     max_zip_ratio: float = 100.0  # cap on uncompressed/compressed size per zip member (zip bombs)
+    parse_workers: int = (
+        2  # processes parsing files while a sync embeds (capped at the CPUs); 0 or 1 = in-process
+    )
     sync_lock_ttl_s: float = (
         2 * 3600
     )  # a sync's per-source lock expires after this (frees it if a process died)
