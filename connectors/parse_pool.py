@@ -13,6 +13,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,9 +28,9 @@ from rag_core.types import Document
 log = logging.getLogger(__name__)
 
 Item = Document | Skipped
-_AHEAD_PER_WORKER = (
-    4  # files parsed ahead of the writer per worker: enough to keep workers busy, bounded memory
-)
+# Files parsed ahead of the writer per worker: enough to keep the workers busy, few enough to bound memory.
+_AHEAD_PER_WORKER = 4
+_WATCH_S = 1.0  # how often a worker checks that its sync process is alive
 
 
 @dataclass(slots=True)
@@ -148,12 +150,29 @@ class _Pool:
 
 
 def _new_executor(workers: int) -> ProcessPoolExecutor:
-    # forkserver: forking the sync process (threads of Redis/Qdrant clients) could copy a held lock into a worker.
+    # forkserver, not fork: a forked worker would inherit the sync's open files, the embedded store's lock
+    # among them, and copy any lock another thread holds at that moment.
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_ignore_sigint
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
     )
 
 
-def _ignore_sigint() -> None:
-    """Ctrl-C reaches the whole process group: the sync process handles it and stops its workers."""
+def _init_worker(sync_pid: int) -> None:
+    """Ignore Ctrl-C (it reaches the whole process group; the sync process stops its workers), and exit when the
+    sync process is gone: killed hard, it cannot stop them, and a worker waiting for work would wait forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(sync_pid,), name="parse-worker-watchdog", daemon=True).start()
+
+
+def _exit_with(pid: int) -> None:
+    while True:
+        time.sleep(_WATCH_S)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # alive, another user's: never ours, but do not take it for dead
+            pass
