@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     max_export_bytes: int = 2 * 1024 * 1024 * 1024  # cap on a zip's total uncompressed size
     max_zip_ratio: float = 100.0  # cap on uncompressed/compressed size per zip member (zip bombs)
     parse_workers: int = (
-        2  # processes parsing files while a sync embeds (capped at the CPUs); 0 or 1 = in-process
+        0  # processes parsing files during a sync (≤ CPUs; 0/1 = in-process); 2 helps docx/pdf exports
     )
     sync_lock_ttl_s: float = (
         2 * 3600
