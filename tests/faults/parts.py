@@ -132,7 +132,14 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+        self._run(self._cancel_handlers())  # else they are garbage-collected pending, noisily, at exit
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _cancel_handlers(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class QdrantStandIn:
