@@ -168,6 +168,22 @@ def small_engine(tmp_path_factory):
     engine.close()
 
 
+def empty_index_engine(small_engine, data_dir: Path):
+    """An Engine with the small engine's models over a new, empty index under `data_dir` (for real syncs)."""
+    from rag_core.engine import Engine
+    from rag_core.kv import MemoryKV
+    from rag_core.store import open_store
+
+    settings = small_engine.settings.model_copy(update={"data_dir": data_dir})
+    return Engine(
+        settings,
+        store=open_store(settings),
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+    )
+
+
 @pytest.fixture(scope="session")
 def llm_server():
     from tests.llm_server import LLMServer

@@ -19,7 +19,6 @@ from bot.settings import get_bot_settings
 from rag_core.errors import UserError
 from rag_core.feedback import FeedbackStore
 from rag_core.feedback.models import AnswerRecord
-from rag_core.kv import MemoryKV
 from rag_core.settings import SourceConfig
 from rag_core.types import Citation
 from tests.bot.discord.conftest import ADMIN_ROLE, RecordingEngine
@@ -558,22 +557,14 @@ async def test_resync_syncs_the_sample_exports_for_real_and_the_bot_then_answers
     simcord_env: Env, settings: Any, conversation: Conversation, small_engine: Any, kv: Any, tmp_path: Any
 ) -> None:
     from connectors import sample_sources
-    from rag_core.engine import Engine
-    from rag_core.store import open_store
+    from tests.conftest import empty_index_engine
 
     env = simcord_env
     guild, general, _ = _world(env)
     librarians = guild.create_role(ADMIN_ROLE)
     carol = guild.add_member(env.create_user("carol"), roles=[librarians])
     settings.sources = sample_sources(ROOT)
-    index_settings = small_engine.settings.model_copy(update={"data_dir": tmp_path / "index"})
-    engine = Engine(
-        index_settings,
-        store=open_store(index_settings),
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-    )
+    engine = empty_index_engine(small_engine, tmp_path / "index")
     conversation.engine = engine
     conversation._resync = make_resync(engine, settings, kv)
     try:

@@ -177,19 +177,12 @@ async def test_votes_work_on_answers_in_direct_messages(bot: SlackBot) -> None:
 async def test_resync_syncs_the_sample_exports_for_real(small_engine, tmp_path, clean_redis) -> None:
     from bot.conversation import make_resync
     from connectors import sample_sources
-    from rag_core.engine import Engine
-    from rag_core.kv import MemoryKV, make_kv
-    from rag_core.store import open_store
+    from rag_core.kv import make_kv
+    from tests.conftest import empty_index_engine
 
     root = Path(__file__).resolve().parents[3]
-    index_settings = small_engine.settings.model_copy(update={"data_dir": tmp_path / "index"})
-    engine = Engine(
-        index_settings,
-        store=open_store(index_settings),
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-    )
+    engine = empty_index_engine(small_engine, tmp_path / "index")
+    index_settings = engine.settings
     try:
         sources = sample_sources(root)
         settings_for_sync = index_settings.model_copy(update={"sources": sources})
