@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from bot import local
 from rag_core.errors import UserError
 from rag_core.logs import setup_logging
+from rag_core.permissions import Audience
 from rag_core.settings import Settings, get_settings
 from rag_core.types import Answer, Citation
 
@@ -65,7 +66,10 @@ def print_answer(answer: Answer, streamed: bool, out=sys.stdout) -> None:  # noq
 
 
 def _ask(engine: Engine, question: str, sources: list[str] | None) -> Answer:
-    answer = engine.answer(question, allowed_sources=sources, on_token=_on_token)
+    # the terminal is the operator, who can read the index's files anyway: it sees every document
+    answer = engine.answer(
+        question, allowed_sources=sources, on_token=_on_token, audience=Audience.operator()
+    )
     print()
     print_answer(answer, streamed=True)
     return answer
@@ -105,7 +109,9 @@ def sources_command(args: argparse.Namespace) -> int:
     else:
         from rag_core.engine import Engine
 
-        citations = Engine.from_settings(settings).sources(args.question, allowed_sources=sources)
+        citations = Engine.from_settings(settings).sources(
+            args.question, allowed_sources=sources, audience=Audience.operator()
+        )
     if not citations:
         print("No sources found.")
     print_citations(citations)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rag_core.errors import StoreUnavailable, UserError
+from rag_core.permissions import Audience
 from rag_core.settings import Settings
 from rag_core.types import Answer, Citation
 
@@ -35,11 +36,14 @@ def local_routes(engine: Engine) -> dict[str, LocalRoute]:
             str(body.get("question", "")),
             allowed_sources=body.get("sources"),
             on_token=lambda text: emit({"token": text}),
+            audience=Audience.operator(),  # loopback only: the terminal's operator, who sees every document
         )
         emit({"answer": dataclasses.asdict(answer)})
 
     def sources(body: dict[str, Any], emit: Emit) -> None:
-        citations = engine.sources(str(body.get("question", "")), allowed_sources=body.get("sources"))
+        citations = engine.sources(
+            str(body.get("question", "")), allowed_sources=body.get("sources"), audience=Audience.operator()
+        )
         emit({"citations": [dataclasses.asdict(c) for c in citations]})
 
     return {"/local/ask": ask, "/local/sources": sources}

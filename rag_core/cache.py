@@ -22,9 +22,11 @@ def cache_key(
     history: Sequence[Turn],
     answer_settings: dict[str, Any],
     index_version: str,
+    audience: str = "",
 ) -> str:
     material = json.dumps(
         {
+            "audience": audience,  # `Audience.key()`: an answer is never served to another set of principals
             "q": normalise_question(question),
             "sources": sorted(allowed_sources) if allowed_sources is not None else None,
             "history": [(t.role, t.text) for t in history],

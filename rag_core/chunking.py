@@ -116,7 +116,17 @@ class Chunker:
             budget = max(budget, 32)  # absurdly deep heading paths still leave room for text
             for text, overlap in self._pack(section.blocks, budget):
                 chunks.append(
-                    Chunk(doc.id, doc.source, doc.title, text, doc.url, heading_path, len(chunks), overlap)
+                    Chunk(
+                        doc.id,
+                        doc.source,
+                        doc.title,
+                        text,
+                        doc.url,
+                        heading_path,
+                        len(chunks),
+                        overlap,
+                        tuple(doc.access.readers()),
+                    )
                 )
         return chunks
 

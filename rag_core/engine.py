@@ -22,6 +22,7 @@ from rag_core.kv import KeyValue, make_kv
 from rag_core.llm_calls import ShortCalls, Spend, price_usd
 from rag_core.overrides import check_overrides
 from rag_core.packing import ContextBlock, PackedContext, pack_context, token_budget
+from rag_core.permissions import Audience
 from rag_core.query_plan import QueryPlan, plan_queries, retrieve_plan
 from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
@@ -110,14 +111,24 @@ class Engine:
         self.store.close()
 
     def sources(
-        self, question: str, *, allowed_sources: Sequence[str] | None = None, k: int | None = None
+        self,
+        question: str,
+        *,
+        allowed_sources: Sequence[str] | None = None,
+        k: int | None = None,
+        audience: Audience | None = None,
     ) -> list[Citation]:
-        """The best sources for a question, without generating: those above the threshold, else the closest."""
+        """The best sources for a question, without generating: those above the threshold, else the closest.
+
+        Only documents `audience` may read (None: documents visible to everyone) are looked at."""
         question = _require(question)
         settings = self.settings
         k = k or settings.top_k
         candidates = self.rank(
-            question, limit=k * settings.candidate_multiplier, allowed_sources=allowed_sources
+            question,
+            limit=k * settings.candidate_multiplier,
+            allowed_sources=allowed_sources,
+            audience=audience,
         )
         threshold = min_relevance(self._active_reranker(settings), {})
         kept = above_threshold(candidates, threshold)[:k] or candidates[: min(k, 3)]
@@ -132,19 +143,21 @@ class Engine:
         overrides: Mapping[str, Any] | None = None,
         timings: dict[str, float] | None = None,
         plan: QueryPlan | None = None,
+        audience: Audience | None = None,
     ) -> list[Candidate]:
         """Hybrid retrieval of `limit` candidates (default top_k × candidate_multiplier), then the active reranker.
 
         Best first, each with its `relevance` set; no threshold. `answer()`, `sources()` and the evaluation all
         rank through here. Stage times in ms are added to `timings` when given. A `plan` (multi-query, HyDE)
-        searches each of its queries and fuses them by RRF before reranking against `text`.
+        searches each of its queries and fuses them by RRF before reranking against `text`. Only documents
+        `audience` may read are candidates (None: documents visible to everyone; `Audience.operator()`: all).
         """
         settings = self._effective(overrides or {})
         limit = limit or settings.top_k * settings.candidate_multiplier
         timings = {} if timings is None else timings
         with _timed(timings, "retrieve"):
             candidates = retrieve_plan(
-                self.retriever, plan or QueryPlan(text), limit, self.index_version, allowed_sources
+                self.retriever, plan or QueryPlan(text), limit, self.index_version, allowed_sources, audience
             )
         with _timed(timings, "rerank"):
             candidates = self._active_reranker(settings).rerank(text, candidates)
@@ -162,8 +175,10 @@ class Engine:
         history: Sequence[Turn] = (),
         on_token: Callable[[str], None] | None = None,
         overrides: Mapping[str, Any] | None = None,
+        audience: Audience | None = None,
     ) -> Answer:
-        """Answer `question` from the sources `allowed_sources` names (None: every source), never from others.
+        """Answer `question` from the sources `allowed_sources` names (None: every source), never from others,
+        and only from documents `audience` may read (None: documents visible to everyone; see permissions.py).
 
         `history` is the thread so far (bounded here to `history_max_tokens`); a follow-up is searched as its LLM
         rewrite, or together with the previous question without an LLM (`query_plan.py`). Abstains with the closest sources when nothing passes the threshold; falls
@@ -184,6 +199,7 @@ class Engine:
                 history,
                 self._answer_settings(settings),
                 f"{settings.collection}:{self.index_version}",
+                (audience or Audience.public()).key(),
             )
             cached = self.cache.get(key)
         if cached is not None:
@@ -198,7 +214,12 @@ class Engine:
         with _timed(timings, "query"):
             plan = plan_queries(question, history, settings, self.calls, spend)
         candidates = self.rank(
-            plan.search, allowed_sources=allowed_sources, overrides=overrides, timings=timings, plan=plan
+            plan.search,
+            allowed_sources=allowed_sources,
+            overrides=overrides,
+            timings=timings,
+            plan=plan,
+            audience=audience,
         )
         with _timed(timings, "threshold"):
             threshold = min_relevance(self._active_reranker(settings), overrides or {})
@@ -409,6 +430,7 @@ def _citation(n: int, cand: Candidate) -> Citation:
         chunk.source,
         chunk.doc_id,
         chunk.heading_path,
+        list(chunk.readers),
     )
 
 

@@ -29,6 +29,7 @@ class ContextBlock:
             source=first.source,
             doc_id=first.doc_id,
             heading_path=first.heading_path,
+            readers=list(first.readers),
         )
 
 

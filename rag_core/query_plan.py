@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from rag_core.llm_calls import ShortCalls, Spend
 from rag_core.multi_query import alternative_queries, fuse_candidates, hyde_passage
+from rag_core.permissions import Audience
 from rag_core.retrieval import HybridRetriever
 from rag_core.rewrite import standalone_question
 from rag_core.settings import Settings
@@ -47,14 +48,17 @@ def retrieve_plan(
     limit: int,
     generation: int,
     allowed_sources: Sequence[str] | None,
+    audience: Audience | None = None,
 ) -> list[Candidate]:
     """One hybrid search per query of the plan, fused by reciprocal rank fusion (a single search as is)."""
-    rankings = [retriever.retrieve(plan.search, limit, generation, allowed_sources)]
+    rankings = [retriever.retrieve(plan.search, limit, generation, allowed_sources, audience=audience)]
     for query in plan.alternatives:
-        rankings.append(retriever.retrieve(query, limit, generation, allowed_sources))
+        rankings.append(retriever.retrieve(query, limit, generation, allowed_sources, audience=audience))
     if plan.hyde:
         rankings.append(
-            retriever.retrieve(plan.search, limit, generation, allowed_sources, dense_text=plan.hyde)
+            retriever.retrieve(
+                plan.search, limit, generation, allowed_sources, dense_text=plan.hyde, audience=audience
+            )
         )
     if len(rankings) == 1:
         return rankings[0]

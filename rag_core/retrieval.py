@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rag_core.embedding import Embedder
+from rag_core.permissions import Audience
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import Hit, VectorStore, Where
 from rag_core.store.payload import chunk_from_payload
@@ -37,16 +38,22 @@ class HybridRetriever:
         allowed_sources: Sequence[str] | None = None,
         *,
         dense_text: str | None = None,
+        audience: Audience | None = None,
     ) -> list[Candidate]:
-        """The `limit` best fused candidates visible at `generation`, restricted to `allowed_sources` if given.
+        """The `limit` best fused candidates visible at `generation`, restricted to `allowed_sources` if given
+        and to documents `audience` may read (None: public documents only), both inside the store query.
 
         `dense_text` (a HyDE passage) replaces the query for the dense search, embedded as a passage."""
+        readers = (audience or Audience.public()).reader_values()
         if dense_text is not None:
             query_vec = self.embedder.encode_passages([dense_text])[0]
         else:
             query_vec = self.embedder.encode_query(query)
         dense_hits, sparse_hits = self.store.search(
-            query_vec, self.sparse.encode_query(query), limit, Where.visible(generation, allowed_sources)
+            query_vec,
+            self.sparse.encode_query(query),
+            limit,
+            Where.visible(generation, allowed_sources, readers),
         )
         return self.fuse(query_vec, dense_hits, sparse_hits, limit)
 

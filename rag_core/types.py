@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from rag_core.permissions import EVERYONE, PUBLIC, Access
+
 Role = Literal["user", "assistant"]
 
 
@@ -23,6 +25,7 @@ class Document:
     author: str | None = None
     modified: datetime | None = None
     size: int = 0  # bytes of the original file
+    access: Access = PUBLIC  # who may read it (rag_core/permissions.py); attachments inherit their page's
 
 
 @dataclass(slots=True)
@@ -37,6 +40,7 @@ class Chunk:
     heading_path: list[str]  # breadcrumb + headings above this chunk
     position: int  # 0-based index of the chunk within its document
     overlap: int = 0  # leading characters of `text` that repeat the end of the previous chunk
+    readers: tuple[str, ...] = (EVERYONE,)  # its document's `Access.readers()`, filtered on in the store
 
     @property
     def embed_text(self) -> str:
@@ -73,6 +77,7 @@ class Citation:
     source: str = ""
     doc_id: str = ""
     heading_path: list[str] = field(default_factory=list)
+    readers: list[str] = field(default_factory=lambda: [EVERYONE])  # who may read the cited document
 
 
 @dataclass(slots=True)

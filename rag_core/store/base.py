@@ -19,6 +19,7 @@ INDEXED_FIELDS = {
     "gen": "integer",
     "dead": "integer",
     "position": "integer",
+    "readers": "keyword",  # rag_core/permissions.py: filtered inside every search
 }
 
 
@@ -50,11 +51,16 @@ class Where:
     gen_gt: int | None = None
     dead_gt: int | None = None
     dead_lte: int | None = None
+    # any of these `readers` values, or no `readers` field at all (points written before permissions existed)
+    readers: Sequence[str] | None = None
 
     @classmethod
-    def visible(cls, generation: int, sources: Sequence[str] | None = None) -> Where:
-        """Points a reader at committed `generation` may see: written by then and not deleted by then."""
-        return cls(sources=sources, gen_lte=generation, dead_gt=generation)
+    def visible(
+        cls, generation: int, sources: Sequence[str] | None = None, readers: Sequence[str] | None = None
+    ) -> Where:
+        """Points a reader at committed `generation` may see: written by then and not deleted by then, from
+        `sources` (None: any) and readable by one of `readers` (None: no restriction, the operator)."""
+        return cls(sources=sources, gen_lte=generation, dead_gt=generation, readers=readers)
 
 
 class VectorStore(Protocol):

@@ -37,7 +37,15 @@ def _filter(where: Where) -> models.Filter | None:
         must.append(
             models.FieldCondition(key="dead", range=models.Range(lte=where.dead_lte, gt=where.dead_gt))
         )
-    return models.Filter(must=must) if must else None
+    should: list[models.Condition] = []
+    if where.readers is not None:  # inside the query, so the top-k is taken among readable points only
+        should = [
+            models.FieldCondition(key="readers", match=models.MatchAny(any=list(where.readers) or ["\x00"])),
+            models.IsEmptyCondition(is_empty=models.PayloadField(key="readers")),
+        ]
+    if not must and not should:
+        return None
+    return models.Filter(must=must or None, should=should or None)
 
 
 def _hits(points: list[models.ScoredPoint]) -> list[Hit]:

@@ -47,7 +47,15 @@ def _filter(where: Where) -> qe.Filter | None:
         must.append(qe.FieldCondition("gen", range=qe.RangeFloat(lte=where.gen_lte, gt=where.gen_gt)))
     if where.dead_lte is not None or where.dead_gt is not None:
         must.append(qe.FieldCondition("dead", range=qe.RangeFloat(lte=where.dead_lte, gt=where.dead_gt)))
-    return qe.Filter(must=must) if must else None
+    should: list[Any] = []
+    if where.readers is not None:  # inside the query, so the top-k is taken among readable points only
+        should = [
+            qe.FieldCondition("readers", match=qe.MatchAny(list(where.readers) or ["\x00none"])),
+            qe.IsEmptyCondition("readers"),
+        ]
+    if not must and not should:
+        return None
+    return qe.Filter(must=must or None, should=should or None)
 
 
 def _hits(points: list[Any]) -> list[Hit]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rag_core.permissions import EVERYONE
 from rag_core.store.base import NEVER
 from rag_core.types import Chunk
 
@@ -21,6 +22,7 @@ def chunk_payload(chunk: Chunk, version: str, gen: int) -> dict[str, Any]:
         "position": chunk.position,
         "overlap": chunk.overlap,
         "text": chunk.text,
+        "readers": list(chunk.readers),
         "version": version,
         "gen": gen,
         "dead": NEVER,
@@ -37,4 +39,5 @@ def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
         heading_path=list(payload.get("heading_path") or []),
         position=int(payload.get("position", 0)),
         overlap=int(payload.get("overlap", 0)),
+        readers=tuple(payload.get("readers") or (EVERYONE,)),
     )

@@ -136,3 +136,28 @@ def test_edge_store_refuses_a_second_opener_cleanly(tmp_path):
     again = EdgeStore(path)  # released on close
     assert again.count() == 4
     again.close()
+
+
+def test_readers_filter_applies_inside_the_search_on_every_store(store):
+    """A restricted point is never a candidate for an audience it does not name, dense and BM25 alike; a point
+    without `readers` (written before permissions existed) counts as visible to everyone."""
+    restricted = point("secret", 0, [1, 0, 0, 0, 0, 0, 0, 0], {7: 1.0})
+    restricted.payload["readers"] = ["group:legal"]
+    public = point("open", 0, [0.8, 0.2, 0, 0, 0, 0, 0, 0], {7: 0.5})
+    public.payload["readers"] = ["*"]
+    legacy = point("old", 0, [0.7, 0.3, 0, 0, 0, 0, 0, 0], {7: 0.4})
+    store.upsert([restricted, public, legacy])
+    q = unit([1, 0, 0, 0, 0, 0, 0, 0])
+    sparse = SparseVector([7], [1.0])
+
+    def docs(readers):
+        dense, bm25 = store.search(q, sparse, 1, Where.visible(1, None, readers))
+        return [h.payload["doc_id"] for h in dense], [h.payload["doc_id"] for h in bm25]
+
+    # limit 1: the filter is inside the query, so the top hit is the best *readable* one, not a dropped one
+    assert docs(["*"]) == (["open"], ["open"])
+    assert docs(["*", "group:eng"]) == (["open"], ["open"])
+    assert docs(["*", "group:legal"]) == (["secret"], ["secret"])
+    assert docs(None) == (["secret"], ["secret"])
+    dense, _ = store.search(q, sparse, 10, Where.visible(1, None, ["*"]))
+    assert sorted(h.payload["doc_id"] for h in dense) == ["old", "open"]
