@@ -22,6 +22,7 @@ from connectors.errors import ExportUnavailable, ExtractError, Skipped
 from connectors.formats import extract, supported
 from connectors.html_markdown import html_to_markdown, parse_html
 from connectors.parse_pool import Deferred
+from rag_core.permissions import PUBLIC
 from rag_core.types import Document
 
 # Confluence's page frame around the body: present on an emptied page, which is exported without div#main-content.
@@ -114,6 +115,8 @@ class _HtmlSpace:
             elif len(parts) == 3 and parts[0] == "attachments":
                 self.attachments.setdefault(parts[1], []).append(entry)
         reader.set_total(len(self.pages) + sum(len(a) for a in self.attachments.values()))
+        # An HTML export carries no restrictions: every page is visible to the source's audience.
+        self.access = reader.config.audience_access() or PUBLIC
         self.space_name, self.space_key, self.tree = self._read_index()
 
     def _read_index(self) -> tuple[str, str, dict[str, list[str]]]:
@@ -180,6 +183,7 @@ class _HtmlSpace:
             author=parsed.author,
             modified=parsed.modified,
             size=entry.size,
+            access=self.access,
         )
         if doc.text.strip():
             yield doc
@@ -227,6 +231,7 @@ class _HtmlSpace:
                 author=extracted.author or (page.author if page else None),
                 modified=extracted.modified or (page.modified if page else None),
                 size=entry.size,
+                access=page.access if page else self.access,  # an attachment is read as its page is
             )
 
 

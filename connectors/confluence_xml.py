@@ -3,6 +3,11 @@
 Only the latest version of each current page is read: historical versions (they carry `originalVersion`) and
 drafts or deleted pages are left out. Page bodies are in Confluence's storage format (XHTML with `ac:`/`ri:`
 elements); the common macros are turned into the same HTML the HTML export writes, then into Markdown-like text.
+
+Who may read each page (docs/permissions.md): a page's View restriction (`ContentPermissionSet` of type View, its
+`ContentPermission` rows naming a user or a group) and those of all its ancestors, intersected as Confluence applies
+them; pages without any take the source's audience (`visible_to`, else the space's VIEWSPACE permissions, else
+everyone who may use the source).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from lxml import etree
 
 from connectors.errors import ExportUnavailable, ExtractError, Skipped
 from connectors.html_markdown import html_to_markdown, parse_html
+from rag_core.permissions import PUBLIC, Access, group, user
 from rag_core.types import Document
 
 if TYPE_CHECKING:
@@ -48,6 +54,52 @@ class _Page:
     bodies: list[tuple[int, str]] = field(default_factory=list)  # (body id, storage-format XHTML)
 
 
+@dataclass
+class _Entities:
+    """What the export says besides page bodies: spaces, users and permissions, as raw references."""
+
+    pages: dict[str, _Page] = field(default_factory=dict)
+    spaces: dict[str, str] = field(default_factory=dict)  # space id -> name
+    users: dict[str, str] = field(default_factory=dict)  # user key -> display name (for authors)
+    emails: dict[str, str] = field(default_factory=dict)  # user key -> email, where the export has one
+    keys_by_name: dict[str, str] = field(default_factory=dict)  # lower-cased user name -> user key
+    view_sets: dict[str, str] = field(default_factory=dict)  # View ContentPermissionSet id -> page id
+    set_rows: dict[str, list[str]] = field(default_factory=dict)  # permission set id -> principals
+    space_viewers: dict[str, set[str] | None] = field(
+        default_factory=dict
+    )  # space id -> principals (None: anyone)
+
+    def principal_of(self, key: str | None, name: str | None, group_name: str | None) -> str | None:
+        """A permission row's principal: its group, else its user (email where known, else the user name)."""
+        if group_name and group_name.strip():
+            return group(group_name)
+        if not key and name and name.strip():
+            key = self.keys_by_name.get(name.strip().lower())
+            if key is None:
+                return user(name)
+        if not key:
+            return None
+        email = self.emails.get(key)
+        # Without an email the principal is the user name: it matches no asker's email, so it fails closed.
+        return user(email or self.users.get(key) or key)
+
+    def restrictions(self) -> dict[str, Access]:
+        """Each page's own View restriction (a set without rows restricts nothing, as in Confluence)."""
+        by_page: dict[str, set[str]] = {}
+        for set_id, page_id in self.view_sets.items():
+            rows = self.set_rows.get(set_id)
+            if rows:
+                by_page.setdefault(page_id, set()).update(rows)
+        return {page_id: Access.only(principals) for page_id, principals in by_page.items()}
+
+    def space_access(self, space_id: str | None) -> Access | None:
+        """The space's VIEWSPACE principals; None when the export has no space permissions for it."""
+        if space_id not in self.space_viewers:
+            return None
+        viewers = self.space_viewers[space_id or ""]
+        return PUBLIC if viewers is None else Access.only(viewers)
+
+
 def read_xml_export(
     config: SourceConfig, export: Export, xml_path: str, on_total: Callable[[int], None]
 ) -> Iterator[Document | Skipped]:
@@ -57,7 +109,9 @@ def read_xml_export(
         data = export.read_bytes(xml_path, max_bytes=export.limits.max_export_bytes)
     except ExtractError as exc:
         raise ExportUnavailable(f"Confluence XML export {xml_path} cannot be read: {exc}") from exc
-    pages, spaces, users = _parse_entities(data, xml_path)
+    entities = _parse_entities(data, xml_path)
+    pages, spaces, users = entities.pages, entities.spaces, entities.users
+    restrictions = entities.restrictions()
     current = sorted(
         (p for p in pages.values() if not p.historical and p.status == "current"), key=lambda p: p.id
     )
@@ -101,14 +155,33 @@ def read_xml_export(
             author=users.get(page.creator or "", page.creator),
             modified=page.modified,
             size=len(max(page.bodies)[1].encode()),
+            access=_page_access(page, pages, restrictions)
+            or config.audience_access()
+            or entities.space_access(page.space)
+            or PUBLIC,
         )
 
 
-def _parse_entities(data: bytes, xml_path: str) -> tuple[dict[str, _Page], dict[str, str], dict[str, str]]:
-    """Pages by id, space names by id, user names by key."""
-    pages: dict[str, _Page] = {}
-    spaces: dict[str, str] = {}
-    users: dict[str, str] = {}
+def _page_access(page: _Page, pages: dict[str, _Page], restrictions: dict[str, Access]) -> Access | None:
+    """The intersection of the View restrictions on the page and its ancestors; None when none has any."""
+    access: Access | None = None
+    page_id: str | None = page.id
+    hops = 0
+    while page_id and hops < 100:  # guard against a parent loop in a damaged export
+        own = restrictions.get(page_id)
+        if own is not None:
+            access = own if access is None else access.narrowed_by(own)
+        page_id = pages[page_id].parent if page_id in pages else None
+        hops += 1
+    return access
+
+
+def _parse_entities(data: bytes, xml_path: str) -> _Entities:
+    """Pages by id, space names by id, users by key, View restrictions and space view permissions."""
+    found = _Entities()
+    pages, spaces, users = found.pages, found.spaces, found.users
+    rows: list[tuple[str, str | None, str | None, str | None]] = []  # (set id, user key, user name, group)
+    space_rows: list[tuple[str, str | None, str | None, str | None]] = []  # (space id, user key, name, group)
     bodies: list[tuple[str, int, str]] = []  # (page id, body id, storage XHTML)
     parser_args = {"events": ("end",), "tag": "object", "resolve_entities": False, "no_network": True}
     try:
@@ -131,13 +204,51 @@ def _parse_entities(data: bytes, xml_path: str) -> tuple[dict[str, _Page], dict[
                 spaces[obj_id] = props.get("name", "")
             elif kind in ("ConfluenceUserImpl", "User") and obj_id:
                 users[obj_id] = props.get("name") or props.get("lowerName") or obj_id
+                if (props.get("email") or "").strip():
+                    found.emails[obj_id] = props["email"].strip()
+                for name in (props.get("name"), props.get("lowerName")):
+                    if name and name.strip():
+                        found.keys_by_name[name.strip().lower()] = obj_id
+            elif kind == "ContentPermissionSet" and obj_id and props.get("owningContent"):
+                if (
+                    props.get("type") or ""
+                ).strip().lower() == "view":  # Edit restrictions do not hide a page
+                    found.view_sets[obj_id] = props["owningContent"]
+            elif kind == "ContentPermission" and props.get("owningSet"):
+                rows.append(
+                    (
+                        props["owningSet"],
+                        props.get("userSubject"),
+                        props.get("userName"),
+                        props.get("groupName"),
+                    )
+                )
+            elif kind == "SpacePermission" and (props.get("type") or "").strip().upper() == "VIEWSPACE":
+                space_rows.append(
+                    (
+                        props.get("space") or "",
+                        props.get("userSubject"),
+                        props.get("userName"),
+                        props.get("group"),
+                    )
+                )
             obj.clear()
     except etree.XMLSyntaxError as exc:
         raise ExportUnavailable(f"Confluence XML export {xml_path} is not valid XML ({exc})") from exc
     for page_id, body_id, body in bodies:
         if page_id in pages:
             pages[page_id].bodies.append((body_id, body))
-    return pages, spaces, users
+    for set_id, key, name, group_name in rows:
+        who = found.principal_of(key, name, group_name)
+        if who is not None:
+            found.set_rows.setdefault(set_id, []).append(who)
+    for space_id, key, name, group_name in space_rows:
+        who = found.principal_of(key, name, group_name)
+        if who is None:  # a row naming neither a user nor a group: anonymous access, anyone may view
+            found.space_viewers[space_id] = None
+        elif found.space_viewers.get(space_id, set()) is not None:  # anonymous access stays anyone
+            found.space_viewers.setdefault(space_id, set()).add(who)  # type: ignore[union-attr]
+    return found
 
 
 def _object(obj: etree._Element) -> tuple[str | None, dict[str, str]]:

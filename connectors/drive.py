@@ -2,7 +2,9 @@
 
 The folder path is the breadcrumb. A sidecar `<file>.json` (or `<file>-info.json`, `<file>.metadata.json`) holding
 Drive API metadata (`id`, `name`/`title`, `webViewLink`/`alternateLink`, `modifiedTime`/`modifiedDate`,
-`lastModifyingUser`/`owners`) supplies the document's Drive URL, modified time, author and a stable id.
+`lastModifyingUser`/`owners`) supplies the document's Drive URL, modified time, author and a stable id, and its
+`permissions` list (Drive API: `type` user/group/domain/anyone, `emailAddress`, `role`), when present, who may read
+it (docs/permissions.md); without one, the source's `visible_to` decides.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from connectors.base import Reader
 from connectors.errors import ExtractError, Skipped
 from connectors.formats import Extracted, decode_text, extract, supported
 from connectors.parse_pool import Deferred
+from rag_core.permissions import PUBLIC, Access, group, user
 from rag_core.types import Document
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,31 @@ class DriveReader(Reader):
             modified=_parse_time(_first_str(meta, "modifiedTime", "modifiedDate", "modified"))
             or extracted.modified,
             size=entry.size,
+            access=drive_access(meta, self.config.audience_access() or PUBLIC),
         )
+
+
+def drive_access(meta: dict[str, Any], audience: Access) -> Access:
+    """Who may read a file, from its sidecar's Drive API `permissions`; `audience` (the source's) without one.
+
+    Every role (reader, commenter, writer, owner, …) may read. `anyone` and `domain` grants mean everyone who may
+    use the source (`audience`): the source's own audience is what a deployment calls "everyone". A list that names
+    nobody readable (all unknown types or deleted) fails closed: only the operator sees the file.
+    """
+    permissions = meta.get("permissions")
+    if not isinstance(permissions, list):
+        return audience
+    principals: set[str] = set()
+    for grant in permissions:
+        if not isinstance(grant, dict) or grant.get("deleted") is True:
+            continue
+        kind = grant.get("type")
+        if kind in ("anyone", "domain"):
+            return audience
+        email = grant.get("emailAddress")
+        if kind in ("user", "group") and isinstance(email, str) and email.strip():
+            principals.add(user(email) if kind == "user" else group(email))
+    return Access.only(principals)
 
 
 def _drive_root(paths: list[str]) -> str:

@@ -3,6 +3,8 @@
 Each document's content hash is its version: unchanged documents are not re-embedded, changed ones are replaced,
 and documents gone from the export are deleted, all published at once by the transaction's commit. A sync that
 dies leaves the previous state servable; the next one redoes the work. A missing or empty export deletes nothing.
+A change of who may read a document is not part of its version: it is written on its points at once, without
+re-embedding, and commits a new index version (docs/permissions.md).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class SyncReport:
     error: str | None = None
     full: bool = False
     chunks_written: int = 0
+    permissions_changed: int = 0  # documents whose readers changed (no re-embedding; in effect at once)
+    readers_backfilled: int = 0  # documents indexed before permissions existed, given their readers
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -63,9 +67,10 @@ class SyncReport:
     def summary(self) -> str:
         if self.error:
             return f"{self.source}: failed: {self.error}"
+        changed = f", {self.permissions_changed} with changed permissions" if self.permissions_changed else ""
         return (
             f"{self.source}: {self.added} added, {self.updated} updated, {self.deleted} deleted, "
-            f"{self.unchanged} unchanged, {len(self.skipped)} skipped in {self.duration_s:.1f} s "
+            f"{self.unchanged} unchanged, {len(self.skipped)} skipped{changed} in {self.duration_s:.1f} s "
             f"(index version {self.index_version})"
         )
 
@@ -188,7 +193,8 @@ def sync_source(
     finally:
         report.duration_s = round(time.monotonic() - start, 3)
     if report.error and report.index_version is None:
-        report.added = report.updated = report.deleted = report.unchanged = 0  # nothing was published
+        # Nothing was published (permission changes already written stay: they are the export's current truth).
+        report.added = report.updated = report.deleted = report.unchanged = 0
     _finish(report, settings)
     _say(progress, report.summary())
     return report
@@ -205,6 +211,7 @@ def _sync(
 ) -> None:
     reader = make_reader(config, settings)
     committed = writer.document_versions(config.name)
+    committed_readers = writer.document_readers(config.name)
     seen: set[str] = set()
     kept_prefixes: list[str] = []
     done = 0
@@ -223,6 +230,8 @@ def _sync(
                 report.skipped.append((item.id, "duplicate document id in the export; kept the first"))
             else:
                 seen.add(item.id)
+                if item.id in committed_readers:
+                    _update_readers(tx, item, committed_readers[item.id], report)
                 version = content_version(item, settings)
                 old = committed.get(item.id)
                 if old == version and not full:
@@ -251,11 +260,28 @@ def _sync(
                 continue
             tx.delete(config.name, doc_id)
             report.deleted += 1
-        if report.added or report.updated or report.deleted:
+        if report.added or report.updated or report.deleted or report.permissions_changed:
             report.index_version = tx.commit()
         else:  # nothing changed: keep the index version, so cached answers stay valid
             tx.abort()
             report.index_version = writer.committed_generation()
+
+
+def _update_readers(tx: SyncTransaction, doc: Document, old: list[str] | None, report: SyncReport) -> None:
+    """Write the document's readers on its indexed points when they changed (before any re-embedding of it)."""
+    new = doc.access.readers()
+    if old is not None and sorted(old) == new:
+        return
+    if old is None and doc.access.public:  # written before permissions existed: public then and now
+        tx.set_readers(doc.source, doc.id, new, invalidate=False)
+        report.readers_backfilled += 1
+        return
+    tx.set_readers(doc.source, doc.id, new)
+    report.permissions_changed += 1
+    log.info(
+        "document permissions changed",
+        extra={"event": "permissions_changed", "source": doc.source, "doc_id": doc.id, "readers": len(new)},
+    )
 
 
 def _upsert(tx: SyncTransaction, writer: IndexWriter, doc: Document, version: str) -> int | str:
@@ -299,6 +325,7 @@ def _finish(report: SyncReport, settings: Settings) -> None:
             "unchanged": report.unchanged,
             "skipped": len(report.skipped),
             "chunks_written": report.chunks_written,
+            "permissions_changed": report.permissions_changed,
             "duration_s": report.duration_s,
             "index_version": report.index_version,
             "error": report.error,

@@ -98,6 +98,11 @@ class Engine:
     def index_version(self) -> int:
         return int(self.store.read_meta().get("generation", 0))
 
+    def _cache_version(self) -> str:
+        """What cached answers are valid for: the generation, and the permission changes made since (indexing.py)."""
+        meta = self.store.read_meta()
+        return f"{int(meta.get('generation', 0))}.{int(meta.get('acl_epoch', 0))}"
+
     def index_writer(self) -> IndexWriter:
         return self._writer
 
@@ -198,7 +203,7 @@ class Engine:
                 allowed_sources,
                 history,
                 self._answer_settings(settings),
-                f"{settings.collection}:{self.index_version}",
+                f"{settings.collection}:{self._cache_version()}",
                 (audience or Audience.public()).key(),
             )
             cached = self.cache.get(key)

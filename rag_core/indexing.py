@@ -4,6 +4,10 @@ Every point carries `gen` (the sync generation that wrote it) and `dead` (the ge
 Readers filter on the committed generation G: `gen <= G < dead`. A sync writes generation G+1 and marks replaced
 points `dead = G+1`; nothing it does is visible until `commit()` publishes G+1 in one metadata write. A sync that
 dies leaves G servable, and the next `begin()` removes what it left behind.
+
+The one exception is who may read a document (`readers`): `set_readers` rewrites it on the live points at once,
+without re-embedding, and bumps the metadata's `acl_epoch`, which the answer cache keys on with the generation, so a
+narrowing is never waited for and no answer cached before it is served again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from rag_core.chunking import Chunker
 from rag_core.embedding import Embedder
 from rag_core.errors import UserError
+from rag_core.permissions import READERS_FIELD
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import NEVER, StoredPoint, VectorStore, Where
 from rag_core.store.payload import chunk_payload
@@ -58,6 +63,15 @@ class IndexWriter:
         gen = self.committed_generation()
         where = Where(source=source, position=0, gen_lte=gen, dead_gt=gen)
         return {p["doc_id"]: p.get("version", "") for p in self.store.scroll(where, ["doc_id", "version"])}
+
+    def document_readers(self, source: str) -> dict[str, list[str] | None]:
+        """Each committed document's `readers` payload; None for points written before permissions existed."""
+        gen = self.committed_generation()
+        where = Where(source=source, position=0, gen_lte=gen, dead_gt=gen)
+        return {
+            p["doc_id"]: (list(p[READERS_FIELD]) if p.get(READERS_FIELD) is not None else None)
+            for p in self.store.scroll(where, ["doc_id", READERS_FIELD])
+        }
 
     def begin(self) -> SyncTransaction:
         if not self._tx_lock.acquire(timeout=3600):
@@ -131,6 +145,20 @@ class SyncTransaction:
     def delete(self, source: str, doc_id: str) -> None:
         self._check_open()
         self._retire(source, doc_id)
+
+    def set_readers(self, source: str, doc_id: str, readers: list[str], *, invalidate: bool = True) -> None:
+        """Who may read `doc_id`, written now on its live points (no re-embedding; a narrowing holds at once).
+
+        `invalidate` bumps the `acl_epoch` so that no cached answer is served again (False for a rewrite that
+        changes no one's view, e.g. filling in `readers` on points written before permissions existed)."""
+        self._check_open()
+        store = self.writer.store
+        live = Where(source=source, doc_id=doc_id, dead_gt=self.committed)  # also this sync's new points
+        store.set_payload(live, {READERS_FIELD: list(readers)})
+        if invalidate:
+            meta = store.read_meta()
+            meta["acl_epoch"] = int(meta.get("acl_epoch", 0)) + 1
+            store.write_meta(meta)
 
     def commit(self) -> int:
         self._check_open()

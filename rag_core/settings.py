@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag_core.permissions import EVERYONE, Access, parse_principal
 
 
 class SourceConfig(BaseModel):
@@ -23,6 +25,26 @@ class SourceConfig(BaseModel):
     base_url: str | None = (
         None  # Confluence base URL for page links (https://x.atlassian.net/wiki); unset = file URIs
     )
+    # Who may see the documents the export itself leaves open (docs/permissions.md): None = the export's own
+    # space permissions if any, else everyone who may use the source; ["*"] = everyone; else principals.
+    visible_to: list[str] | None = None
+
+    @field_validator("visible_to")
+    @classmethod
+    def _principals(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if EVERYONE in value:
+            if len(value) > 1:
+                raise ValueError('"*" (everyone) cannot be listed with principals')
+            return [EVERYONE]
+        return sorted({parse_principal(v) for v in value})
+
+    def audience_access(self) -> Access | None:
+        """`visible_to` as an Access; None when unset (the export's own permissions, else everyone, decide)."""
+        if self.visible_to is None:
+            return None
+        return Access.everyone() if self.visible_to == [EVERYONE] else Access.only(self.visible_to)
 
 
 class ModelPrice(BaseModel):
@@ -132,7 +154,9 @@ class Settings(BaseSettings):
     cache_max_entries: int = 2048  # in-process LRU size
 
     # --- connectors ----------------------------------------------------------------------------------------------
-    sources: list[SourceConfig] = Field(default_factory=list)  # JSON list of SourceConfig
+    sources: list[SourceConfig] = Field(
+        default_factory=list
+    )  # JSON list of SourceConfig (docs/connectors.md); who sees each: `visible_to` (docs/permissions.md)
     max_file_bytes: int = 50 * 1024 * 1024  # larger files in an export are skipped
     max_export_bytes: int = 2 * 1024 * 1024 * 1024  # cap on a zip's total uncompressed size
     max_zip_ratio: float = 100.0  # cap on uncompressed/compressed size per zip member (zip bombs)
