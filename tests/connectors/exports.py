@@ -174,3 +174,152 @@ def sample_pptx() -> bytes:
     out = io.BytesIO()
     deck.save(out)
     return out.getvalue()
+
+
+# --- Confluence XML space export (entities.xml) with permissions ----------------------------------------------------
+
+_PKG = {
+    "Page": "com.atlassian.confluence.pages",
+    "Space": "com.atlassian.confluence.spaces",
+    "ConfluenceUserImpl": "com.atlassian.confluence.user",
+    "ContentPermissionSet": "com.atlassian.confluence.security",
+    "ContentPermission": "com.atlassian.confluence.security",
+    "SpacePermission": "com.atlassian.confluence.security",
+    "BodyContent": "com.atlassian.confluence.core",
+}
+
+
+def _ref(name: str, cls: str, ident: str, key: bool = False) -> str:
+    id_name = "key" if key else "id"
+    return (
+        f'<property name="{name}" class="{cls}" package="{_PKG[cls]}"><id name="{id_name}"><![CDATA[{ident}]]></id>'
+        "\n</property>"
+    )
+
+
+def _prop(name: str, value: str | None) -> str:
+    return (
+        f'<property name="{name}"/>'
+        if value is None
+        else f'<property name="{name}"><![CDATA[{value}]]></property>'
+    )
+
+
+def _obj(cls: str, ident: str, *props: str, key: bool = False) -> str:
+    id_name = "key" if key else "id"
+    return (
+        f'<object class="{cls}" package="{_PKG[cls]}">\n<id name="{id_name}"><![CDATA[{ident}]]></id>\n'
+        + "\n".join(props)
+        + "\n</object>"
+    )
+
+
+class XmlSpace:
+    """Builds an `entities.xml` in the shape Confluence writes (Hibernate objects, users by key, permission sets).
+
+    `restrict(page, users=[user keys], groups=[names])` adds a View restriction as Confluence stores it: one
+    `ContentPermissionSet` of type View owned by the page, one `ContentPermission` row per user (`userSubject` ->
+    ConfluenceUserImpl key, `groupName` empty) or group (`groupName`)."""
+
+    def __init__(self, space_id: str = "98305", key: str = "OPS", name: str = "Operations") -> None:
+        self.space_id = space_id
+        self.objects = [_obj("Space", space_id, _prop("name", name), _prop("key", key))]
+        self._next = 900000
+
+    def _id(self) -> str:
+        self._next += 1
+        return str(self._next)
+
+    def user(self, key: str, name: str, email: str | None = None) -> XmlSpace:
+        props = [_prop("name", name), _prop("lowerName", name.lower())]
+        if email:
+            props.append(_prop("email", email))
+        self.objects.append(_obj("ConfluenceUserImpl", key, *props, key=True))
+        return self
+
+    def page(self, page_id: str, title: str, body: str, parent: str | None = None) -> XmlSpace:
+        props = [_prop("title", title), _ref("space", "Space", self.space_id)]
+        if parent:
+            props.append(_ref("parent", "Page", parent))
+        props += [_prop("lastModificationDate", "2025-03-10 14:03:00.000"), _prop("contentStatus", "current")]
+        self.objects.append(_obj("Page", page_id, *props))
+        self.objects.append(
+            _obj(
+                "BodyContent",
+                self._id(),
+                _prop("body", body),
+                _ref("content", "Page", page_id),
+                _prop("bodyType", "2"),
+            )
+        )
+        return self
+
+    def restrict(
+        self,
+        page_id: str,
+        users: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
+        kind: str = "View",
+        user_names: tuple[str, ...] = (),
+    ) -> XmlSpace:
+        set_id = self._id()
+        rows = []
+        for user_key in users:
+            rows.append(
+                (
+                    self._id(),
+                    _ref("userSubject", "ConfluenceUserImpl", user_key, key=True) + _prop("groupName", None),
+                )
+            )
+        for name in user_names:  # exports from before user keys: the row names the user
+            rows.append((self._id(), _prop("userName", name) + _prop("groupName", None)))
+        for group_name in groups:
+            rows.append((self._id(), _prop("groupName", group_name)))
+        elements = "".join(
+            f'<element class="ContentPermission" package="{_PKG["ContentPermission"]}"><id name="id">{row_id}</id>\n'
+            "</element>\n"
+            for row_id, _ in rows
+        )
+        self.objects.append(
+            _obj(
+                "ContentPermissionSet",
+                set_id,
+                _prop("type", kind),
+                f'<collection name="contentPermissions" class="java.util.SortedSet">{elements}</collection>',
+                _ref("owningContent", "Page", page_id),
+            )
+        )
+        for row_id, who in rows:
+            self.objects.append(
+                _obj(
+                    "ContentPermission",
+                    row_id,
+                    _prop("type", kind),
+                    who,
+                    _ref("owningSet", "ContentPermissionSet", set_id),
+                )
+            )
+        return self
+
+    def space_permission(
+        self, kind: str = "VIEWSPACE", group: str | None = None, user_key: str | None = None
+    ) -> XmlSpace:
+        props = [_prop("type", kind), _ref("space", "Space", self.space_id)]
+        if group is not None:
+            props.append(_prop("group", group))
+        if user_key is not None:
+            props.append(_ref("userSubject", "ConfluenceUserImpl", user_key, key=True))
+        self.objects.append(_obj("SpacePermission", self._id(), *props))
+        return self
+
+    def xml(self) -> str:
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<hibernate-generic datetime="2025-03-14 09:12:00">\n'
+            + "\n".join(self.objects)
+            + "\n</hibernate-generic>\n"
+        )
+
+    def write(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "entities.xml").write_text(self.xml(), encoding="utf-8")
+        return folder
