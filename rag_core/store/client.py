@@ -82,6 +82,7 @@ class ClientStore:
         self.collection = collection
         self.meta_collection = f"{collection}__meta"
         self._exists: bool | None = None
+        self._indexes_checked = False  # payload indexes of an existing collection, checked once
 
     @classmethod
     def connect(
@@ -104,6 +105,11 @@ class ClientStore:
 
     def ensure_collection(self, dim: int) -> None:
         if self._has_collection():
+            if not self._indexes_checked:  # payload indexes added since it was created (`readers`)
+                schema = self.client.get_collection(self.collection).payload_schema or {}
+                for field in sorted(INDEXED_FIELDS.keys() - schema.keys()):
+                    self.client.create_payload_index(self.collection, field, _SCHEMA[INDEXED_FIELDS[field]])
+                self._indexes_checked = True
             return
         self.client.create_collection(
             self.collection,
@@ -117,6 +123,7 @@ class ClientStore:
                 self.meta_collection, vectors_config=models.VectorParams(size=1, distance=models.Distance.DOT)
             )
         self._exists = True
+        self._indexes_checked = True
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         if not points:

@@ -90,6 +90,14 @@ class EdgeStore:
                 self._shard = qe.EdgeShard.load(str(self._dir))
             except Exception as exc:
                 raise StoreUnavailable(f"embedded index at {self._dir} could not be opened: {exc}") from exc
+            self._index_new_fields()
+
+    def _index_new_fields(self) -> None:
+        """Payload indexes added since the shard was created (`readers` on an index from before permissions)."""
+        assert self._shard is not None
+        missing = INDEXED_FIELDS.keys() - self._shard.info().payload_schema.keys()
+        for field in sorted(missing):
+            self._shard.update(qe.UpdateOperation.create_field_index(field, _SCHEMA[INDEXED_FIELDS[field]]))
 
     def _active_dir(self) -> Path:
         """The folder the pointer names (after an optimize swapped one in), else `path` itself."""

@@ -161,3 +161,20 @@ def test_readers_filter_applies_inside_the_search_on_every_store(store):
     assert docs(None) == (["secret"], ["secret"])
     dense, _ = store.search(q, sparse, 10, Where.visible(1, None, ["*"]))
     assert sorted(h.payload["doc_id"] for h in dense) == ["old", "open"]
+
+
+def test_an_index_from_before_permissions_gets_the_readers_payload_index(tmp_path):
+    """The `readers` filter runs on every query: an index created before it existed is given its payload index."""
+    import qdrant_edge as qe
+
+    path = tmp_path / "edge" / "c"
+    old = EdgeStore(path)
+    old.ensure_collection(DIM)
+    seed(old)
+    old.shard.update(qe.UpdateOperation.delete_field_index("readers"))
+    assert "readers" not in old.shard.info().payload_schema
+    old.close()
+    again = EdgeStore(path)
+    assert "readers" in again.shard.info().payload_schema and again.count() == 4
+    again.close()
+    # (qdrant-client's local mode keeps no payload indexes; a Qdrant server gets the same check on first use)
