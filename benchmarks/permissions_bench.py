@@ -11,8 +11,9 @@ interleaved so that machine load hits them alike:
 - public: `Audience.public()` (`*` only).
 
 Printed: p50/p95 of each, and filter / no filter as a ratio, before and after the HNSW build (`optimize()`), plus the
-dense recall@30 of filtered HNSW search against exact filtered search and a check that no hit escapes the filter.
-Goal: filtered p50 and p95 within 1.2x of no filter.
+dense recall@30 of HNSW search against exact search under each audience's filter, and a check that no hit escapes the
+filter. Goal: filtered p50 and p95 within 1.2x of no filter. "As loaded" is how an index of this size is served
+today: the indexer builds the HNSW graph only after a sync writing `RAG_OPTIMIZE_AFTER_POINTS` (20,000) chunks.
 
 Dense vectors: embedding 12k chunks with the real model takes 20+ minutes on a loaded 2-core machine, so by default
 they come from a cheap deterministic stand-in (each chunk's BM25 term weights through a fixed random projection to
@@ -150,10 +151,12 @@ def main() -> None:
         store.shard.optimize()
         print(f"\noptimize() (HNSW build): {time.perf_counter() - started:.1f} s; {state(store)}")
         results["HNSW built"] = measure(store, queries, audience_by_name)
-        for name, audience in audience_by_name.items():
-            if not audience.everything:
-                recall = filtered_recall(store, queries, audience)
-                print(f"  dense recall@{LIMIT} of HNSW vs exact search, filter for {name}: {recall:.3f}")
+        for (
+            name,
+            audience,
+        ) in audience_by_name.items():  # the operator's (no readers condition) is the reference
+            recall = filtered_recall(store, queries, audience)
+            print(f"  dense recall@{LIMIT} of HNSW vs exact search, same filter, {name}: {recall:.3f}")
         store.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -65,9 +65,8 @@ class _Entities:
     keys_by_name: dict[str, str] = field(default_factory=dict)  # lower-cased user name -> user key
     view_sets: dict[str, str] = field(default_factory=dict)  # View ContentPermissionSet id -> page id
     set_rows: dict[str, list[str]] = field(default_factory=dict)  # permission set id -> principals
-    space_viewers: dict[str, set[str] | None] = field(
-        default_factory=dict
-    )  # space id -> principals (None: anyone)
+    # space id -> VIEWSPACE principals (None: anonymous access, anyone)
+    space_viewers: dict[str, set[str] | None] = field(default_factory=dict)
 
     def principal_of(self, key: str | None, name: str | None, group_name: str | None) -> str | None:
         """A permission row's principal: its group, else its user (email where known, else the user name)."""
@@ -84,11 +83,11 @@ class _Entities:
         return user(email or self.users.get(key) or key)
 
     def restrictions(self) -> dict[str, Access]:
-        """Each page's own View restriction (a set without rows restricts nothing, as in Confluence)."""
+        """Each page's own View restriction (a set without any row restricts nothing, as in Confluence)."""
         by_page: dict[str, set[str]] = {}
         for set_id, page_id in self.view_sets.items():
             rows = self.set_rows.get(set_id)
-            if rows:
+            if rows is not None:  # rows naming nobody readable (damaged) leave an empty set: fail closed
                 by_page.setdefault(page_id, set()).update(rows)
         return {page_id: Access.only(principals) for page_id, principals in by_page.items()}
 
@@ -210,9 +209,8 @@ def _parse_entities(data: bytes, xml_path: str) -> _Entities:
                     if name and name.strip():
                         found.keys_by_name[name.strip().lower()] = obj_id
             elif kind == "ContentPermissionSet" and obj_id and props.get("owningContent"):
-                if (
-                    props.get("type") or ""
-                ).strip().lower() == "view":  # Edit restrictions do not hide a page
+                kind_of_set = (props.get("type") or "").strip().lower()
+                if kind_of_set == "view":  # Edit restrictions do not hide a page
                     found.view_sets[obj_id] = props["owningContent"]
             elif kind == "ContentPermission" and props.get("owningSet"):
                 rows.append(
@@ -240,8 +238,9 @@ def _parse_entities(data: bytes, xml_path: str) -> _Entities:
             pages[page_id].bodies.append((body_id, body))
     for set_id, key, name, group_name in rows:
         who = found.principal_of(key, name, group_name)
+        principals = found.set_rows.setdefault(set_id, [])
         if who is not None:
-            found.set_rows.setdefault(set_id, []).append(who)
+            principals.append(who)
     for space_id, key, name, group_name in space_rows:
         who = found.principal_of(key, name, group_name)
         if who is None:  # a row naming neither a user nor a group: anonymous access, anyone may view

@@ -70,7 +70,7 @@ def test_a_restriction_on_an_ancestor_restricts_descendants_by_intersection(
     assert docs["3001"].access == PUBLIC
 
 
-def test_edit_restrictions_empty_sets_and_legacy_user_names(settings: Settings, tmp_path: Path) -> None:
+def test_edit_restrictions_empty_sets_legacy_user_names_and_damaged_rows(settings: Settings, tmp_path: Path) -> None:
     export = (
         space()
         .page("3002", "Edit-restricted", "<p>Anyone may read this.</p>", parent="3001")
@@ -81,6 +81,8 @@ def test_edit_restrictions_empty_sets_and_legacy_user_names(settings: Settings, 
         .restrict("3004", user_names=("bob", "ghost"))  # before user keys; ghost is not in the export
         .page("3005", "No email", "<p>Only a user without an email.</p>", parent="3001")
         .restrict("3005", users=("8a7f0003", "deadbeef"))  # no email; an unknown key
+        .page("3006", "Damaged", "<p>A row naming neither a user nor a group.</p>", parent="3001")
+        .restrict("3006", groups=("",))
     ).write(tmp_path / "export")
     docs = read(settings, export)
     assert docs["3002"].access == PUBLIC
@@ -88,6 +90,7 @@ def test_edit_restrictions_empty_sets_and_legacy_user_names(settings: Settings, 
     assert docs["3004"].access == Access.only({BOB, "user:ghost"})
     # Principals that match no asker's email: the page fails closed rather than open.
     assert docs["3005"].access == Access.only({"user:noemail", "user:deadbeef"})
+    assert docs["3006"].access == Access.only(set())  # a restriction ragbot cannot read hides the page
 
 
 def test_space_view_permissions_set_the_audience_of_unrestricted_pages(
