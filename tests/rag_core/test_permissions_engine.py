@@ -45,7 +45,15 @@ SALARIES = Document(
     text="# Salary bands\nStaff engineers earn between 180k and 220k dollars; principal engineers up to 260k.",
     access=Access.only({"group:hr"}),
 )
-RESTRICTED = {ACQUISITION.id, SALARIES.id}
+BOARD = Document(  # restricted to nobody (e.g. disjoint ancestor restrictions): the operator alone reads it
+    id="board",
+    source="eng-wiki",
+    title="Board minutes",
+    url="https://wiki.example.com/board",
+    text="# Board minutes\nThe board approved Project Quetzal, the spin-off of the hardware division, in October.",
+    access=Access.only(set()),
+)
+RESTRICTED = {ACQUISITION.id, SALARIES.id, BOARD.id}
 # Words only the restricted documents hold: none may appear in what an outsider is shown.
 MARKERS = (
     "nightingale",
@@ -72,7 +80,7 @@ def build(small_engine, data_dir: Path, **overrides) -> Engine:
         generator=LLMGenerator(settings) if settings.llm_configured else None,
     )
     with engine.index_writer().begin() as tx:
-        for doc in [*small_documents(), ACQUISITION, SALARIES]:
+        for doc in [*small_documents(), ACQUISITION, SALARIES, BOARD]:
             tx.upsert(doc, "v1")
     return engine
 
@@ -103,6 +111,15 @@ def test_outsiders_never_get_a_restricted_document(engine: Engine, audience: Aud
     assert not {c.doc_id for c in sources} & RESTRICTED
     answer = engine.answer(question, audience=audience)
     assert leaks(shown(answer)) == []
+    board = engine.sources("What did the board approve about Project Quetzal?", k=10, audience=audience)
+    assert "board" not in {c.doc_id for c in board}
+
+
+def test_a_document_restricted_to_nobody_is_read_by_the_operator_only(engine: Engine) -> None:
+    question = "What did the board approve about Project Quetzal?"
+    for audience in [*OUTSIDERS, Audience.of([CEO, LEGAL, "group:hr"])]:
+        assert "board" not in {c.doc_id for c in engine.sources(question, k=10, audience=audience)}
+    assert engine.sources(question, audience=Audience.operator())[0].doc_id == "board"
 
 
 @pytest.mark.parametrize(

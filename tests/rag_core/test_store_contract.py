@@ -178,3 +178,21 @@ def test_an_index_from_before_permissions_gets_the_readers_payload_index(tmp_pat
     assert "readers" in again.shard.info().payload_schema and again.count() == 4
     again.close()
     # (qdrant-client's local mode keeps no payload indexes; a Qdrant server gets the same check on first use)
+
+
+def test_a_document_readable_by_nobody_is_never_stored_with_empty_readers(store):
+    """An empty `readers` list would pass the filter (it lets empty and absent fields through, for points written
+    before permissions existed): a document restricted to nobody carries a value no audience matches instead."""
+    from rag_core.permissions import Access, Audience
+
+    nobody = point("nobody", 0, [1, 0, 0, 0, 0, 0, 0, 0], {7: 1.0})
+    nobody.payload["readers"] = Access.only(set()).readers()
+    assert nobody.payload["readers"] and Access.from_readers(nobody.payload["readers"]) == Access.only(set())
+    store.upsert([nobody])
+    q, sparse = unit([1, 0, 0, 0, 0, 0, 0, 0]), SparseVector([7], [1.0])
+    for audience in (Audience.public(), Audience.of(["user:a@x.com", "group:eng"])):
+        dense, bm25 = store.search(q, sparse, 5, Where.visible(1, None, audience.reader_values()))
+        assert dense == bm25 == []
+        assert not audience.may_read(nobody.payload["readers"])
+    dense, _ = store.search(q, sparse, 5, Where.visible(1, None, Audience.operator().reader_values()))
+    assert [h.payload["doc_id"] for h in dense] == ["nobody"]
