@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag_core.errors import UserError
+from rag_core.permissions import Audience
 from rag_core.retrieval import rrf_fuse
 from rag_core.settings import Settings
 from rag_core.store import Where
@@ -158,7 +159,10 @@ def evaluate(engine: Engine, data: BeirData, limit: int = 0, depth: int = 100) -
         t4 = time.perf_counter()
         timings: dict[str, float] = {}
         # the engine's own ranking path; below its head, the deeper hybrid ranking (documents dedupe to the best)
-        head: list[Candidate] = engine.rank(text, limit=rerank_k, timings=timings)
+        # the terminal's evaluation sees every document, as its raw searches above do (no `readers` filter)
+        head: list[Candidate] = engine.rank(
+            text, limit=rerank_k, timings=timings, audience=Audience.operator()
+        )
         embed_ms, sparse_ms, search_ms = (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
         fuse_ms = (t4 - t3) * 1000
         runs: dict[str, tuple[list[str], float]] = {
