@@ -92,7 +92,7 @@ QUERY_LOG_DROPPED = Counter(
     registry=REGISTRY,
 )
 
-_SYNC_ACTIONS = ("added", "updated", "deleted", "unchanged", "skipped")
+_SYNC_ACTIONS = ("added", "updated", "deleted", "unchanged", "skipped", "permissions_changed")
 
 
 def observe_answer(answer: Answer, platform: str, outcome: str | None = None) -> None:
