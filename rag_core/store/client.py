@@ -105,11 +105,15 @@ class ClientStore:
 
     def ensure_collection(self, dim: int) -> None:
         if self._has_collection():
-            if not self._indexes_checked:  # payload indexes added since it was created (`readers`)
+            # Payload indexes added since it was created (`readers`); local mode keeps none, so it is left alone.
+            if (
+                not self._indexes_checked
+                and type(getattr(self.client, "_client", None)).__name__ != "QdrantLocal"
+            ):
                 schema = self.client.get_collection(self.collection).payload_schema or {}
                 for field in sorted(INDEXED_FIELDS.keys() - schema.keys()):
                     self.client.create_payload_index(self.collection, field, _SCHEMA[INDEXED_FIELDS[field]])
-                self._indexes_checked = True
+            self._indexes_checked = True
             return
         self.client.create_collection(
             self.collection,
