@@ -15,8 +15,8 @@ class DiscordIdentity:
     """`bot.identity.Identity` for Discord: the principals mapped to the asker's id and to each of their roles."""
 
     def __init__(self, settings: BotSettings) -> None:
-        self.table = settings.discord_principals
+        self.settings = settings
 
     async def principals(self, q: Question) -> frozenset[str] | None:
         keys = [q.user_id, *(f"&{role}" for role in q.role_ids)]
-        return frozenset(p for key in keys for p in self.table.get(key, ()))
+        return frozenset(p for key in keys for p in self.settings.discord_principals.get(key, ()))
