@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     )  # salts the hashed user ids in the query log; set your own
 
     # --- HTTP API --------------------------------------------------------------------------------------------------
-    api_tokens: SecretStr | None = None  # JSON {token: {name, sources, admin}}; unset = no API
+    api_tokens: SecretStr | None = None  # JSON {token: {name, sources, admin, principals}}; unset = no API
     api_host: str = "0.0.0.0"  # address `ragbot api` listens on
     api_port: int = 8000  # port of the HTTP API (and of `ragbot report --serve`)
     api_max_body_bytes: int = 64 * 1024  # larger request bodies get 413
