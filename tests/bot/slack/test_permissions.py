@@ -206,3 +206,31 @@ async def test_when_slack_cannot_say_who_asks_only_public_documents_are_used_and
         assert len(lines) == 1 and lines[0].user == "UALICE"  # type: ignore[attr-defined]
         assert "xoxb" not in caplog.text
         assert len(bot.fake.calls_to("users.info")) == 2  # not cached: the next question tries again
+
+
+async def test_a_failing_user_group_list_keeps_the_askers_own_email(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.conversation import Question
+    from bot.slack.identity import SlackIdentity
+    from tests.bot.slack.conftest import bot_settings
+    from tests.bot.slack.fake_slack import FakeSlack
+
+    fake = await FakeSlack().start()
+    try:
+        fake.users = dict(PEOPLE)
+        fake.usergroups, fake.usergroup_handles = {"SLEGAL": ["UALICE"]}, {"SLEGAL": "legal"}
+        settings = bot_settings(tmp_path, "redis://unused", slack_usergroups=True, slack_identity_ttl_s=0)
+        identity = SlackIdentity(AsyncWebClient(token="xoxb-test", base_url=fake.api_url), settings)
+        fake.inject("usergroups.list", error="missing_scope", times=1)
+        caplog.set_level(logging.INFO)
+        asks = Question("slack", "q", "UALICE", "D1", is_dm=True)
+        assert await identity.principals(asks) == {"user:alice@example.com"}
+        [line] = [r for r in caplog.records if getattr(r, "event", None) == "slack_identity_failed"]
+        assert line.lookup == "usergroups.list" and line.error == "missing_scope"  # type: ignore[attr-defined]
+        # the next lookup (TTL 0 here) reads the groups again
+        assert await identity.principals(asks) == {"user:alice@example.com", "group:legal"}
+    finally:
+        await fake.stop()
