@@ -214,9 +214,8 @@ class Conversation:
         self.kv = kv
         self.feedback = feedback
         self._resync = resync
-        self.identities: dict[
-            str, Identity
-        ] = {}  # platform -> how its askers are named (each adapter adds its own)
+        # platform -> how its askers are named, for private answers (each adapter registers its own)
+        self.identities: dict[str, Identity] = {}
 
     # --- access --------------------------------------------------------------------------------------------
     def allowed_sources(self, channel_id: str, is_dm: bool) -> list[str] | None:
@@ -283,7 +282,6 @@ class Conversation:
         if refusal:
             await self._refuse(run, sink, refusal, record_as="rate_limited")
             return None
-        run.audience = await self.audience(q)
 
         try:
             await sink.started()
@@ -293,6 +291,7 @@ class Conversation:
                 exc_info=True,
                 extra={"event": "progress_failed", "platform": q.platform},
             )
+        run.audience = await self.audience(q)  # after the 👀: naming the asker may take a Slack call
         throttle = _Throttle(sink, self.settings.stream_edit_interval_s, asyncio.get_running_loop())
         try:
             answer = await asyncio.to_thread(
