@@ -12,6 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 EVERYONE = "*"  # the `readers` value of a document visible to everyone who may use its source
+# The `readers` value of a document restricted to nobody (e.g. a child whose restrictions and its parent's share no
+# one). Never an empty list: the store treats an empty `readers` like a point from before permissions (public).
+NOBODY = "!nobody"
 READERS_FIELD = "readers"
 USER_PREFIX = "user:"
 GROUP_PREFIX = "group:"
@@ -69,7 +72,9 @@ class Access:
 
     def readers(self) -> list[str]:
         """The payload value stored on every chunk of the document."""
-        return [EVERYONE] if self.principals is None else sorted(self.principals)
+        if self.principals is None:
+            return [EVERYONE]
+        return sorted(self.principals) or [NOBODY]
 
     def narrowed_by(self, other: Access) -> Access:
         """Visible only to those both accesses allow (a restricted parent narrows its child)."""
@@ -84,7 +89,7 @@ class Access:
         """Back from a payload; a point written before permissions existed (no field) is visible to everyone."""
         if not readers or EVERYONE in readers:
             return cls(None)
-        return cls(frozenset(readers))
+        return cls(frozenset(readers) - {NOBODY})
 
 
 PUBLIC = Access.everyone()
@@ -132,6 +137,7 @@ class Audience:
 
 __all__ = [
     "EVERYONE",
+    "NOBODY",
     "PUBLIC",
     "READERS_FIELD",
     "Access",

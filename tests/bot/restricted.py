@@ -2,7 +2,7 @@
 
 The small engine's five documents (all visible to everyone) plus two restricted pages in public sources, so only
 the document-level permissions stand between a question and the page: "Project Falcon" is for Alice alone,
-"Litigation hold" for the group `legal`.
+"Litigation hold" for the group `legal`, "Board minutes" for nobody (only the terminal's operator).
 """
 
 from __future__ import annotations
@@ -35,9 +35,23 @@ HOLD_TEXT = (
     "The Contoso lawsuit requires preserving every email from 2025. Outside counsel is Baker Finch LLP. "
     "Do not delete the Contoso shared drive until the hold is lifted."
 )
+MINUTES_ID = "minutes"  # restricted to nobody: a child whose restriction and its parent's share no one
+MINUTES_TEXT = (
+    "# Board minutes\n"
+    "The acquisition vote was unanimous; the zebra clause caps the earn-out for the deal team at two years."
+)
 # Words only the restricted pages hold: an answer or source showing one of them leaked.
-SECRETS = ("bluebird", "northwind", "marta ruiz", "lisbon", "contoso", "baker finch", "project falcon")
-RESTRICTED_IDS = {FALCON_ID, HOLD_ID}
+SECRETS = (
+    "bluebird",
+    "northwind",
+    "marta ruiz",
+    "lisbon",
+    "contoso",
+    "baker finch",
+    "project falcon",
+    "zebra clause",
+)
+RESTRICTED_IDS = {FALCON_ID, HOLD_ID, MINUTES_ID}
 
 
 def restricted_documents() -> list[Any]:
@@ -59,6 +73,14 @@ def restricted_documents() -> list[Any]:
             text=HOLD_TEXT,
             url="https://drive.example.com/hold",
             access=Access.only({LEGAL}),
+        ),
+        Document(
+            id=MINUTES_ID,
+            source="eng-wiki",
+            title="Board minutes",
+            text=MINUTES_TEXT,
+            url="https://wiki.example.com/minutes",
+            access=Access.only({ALICE}).narrowed_by(Access.only({LEGAL})),  # nobody
         ),
     ]
 
