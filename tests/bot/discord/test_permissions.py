@@ -100,4 +100,11 @@ async def test_sharing_a_private_answer_the_channel_may_not_read_is_refused(
 
     refused = await alice.click(shown.response.message, label="Share in thread")
     assert refused.ephemeral and "can't share this answer here" in refused.response.content
-    assert _bot_messages(env, general) == [prompt]  # nothing else was posted
+    assert [m.id for m in _bot_messages(env, general)] == [prompt.id]  # nothing else was posted
+
+    # The hand-off tags people in the channel: the question, never the private answer.
+    settings.escalation = {str(general.id): ["123456789012345678"]}
+    await alice.click(shown.response.message, label="Get help from a person")
+    [tag] = [m for m in _bot_messages(env, general) if m.id != prompt.id]
+    assert "123456789012345678" in tag.content and CODENAME in tag.content
+    assert leaks(_text(tag).replace(CODENAME, "")) == []
