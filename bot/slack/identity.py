@@ -1,8 +1,9 @@
 """Who is asking on Slack: the asker's email from `users.info` (scope `users:read.email`) and, when enabled,
 the Slack user groups they are in (`usergroups.list`, scope `usergroups:read`), both kept for a TTL.
 
-A failed lookup (an error, no email on the profile, a timeout) means the asker is unknown: documents visible to
-everyone only. It is logged once per person per TTL, without tokens.
+A failed `users.info` (an error, no email on the profile, a timeout) means the asker is unknown: documents visible
+to everyone only; a failed `usergroups.list` means no Slack user groups. Each is logged once per person (or list)
+per TTL, without tokens, and tried again with the next question.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class SlackIdentity:
             resp = await asyncio.wait_for(self.client.usergroups_list(include_users=True), self.timeout_s)
         except CALL_ERRORS as exc:  # TimeoutError included
             self._failed("usergroups.list", describe(exc))
-            return self._groups[1] if self._groups else {}  # the last good list beats none
+            return {}  # no groups rather than stale ones: someone removed from a group must not keep it
         members: dict[str, set[str]] = {}
         for usergroup in resp.get("usergroups") or []:
             handle = usergroup.get("handle") or usergroup.get("name")
@@ -93,7 +94,7 @@ class SlackIdentity:
             return
         self._logged[what] = now
         log.warning(
-            "slack identity lookup failed: public documents only",
+            "slack identity lookup failed",
             extra={
                 "event": "slack_identity_failed",
                 "lookup": what.split(":", 1)[0],
