@@ -4,7 +4,9 @@ through the conversation layer each adapter calls, leak nothing to anyone the pa
 The 200 go through `Conversation.ask` / `Conversation.sources` (the functions the Slack, Discord and API adapters
 call, with the identities those adapters register, Slack's against the local Slack server) with each path's
 `Question` built as its adapter builds it; tests/bot/slack, tests/bot/discord and tests/bot/api send a handful
-end to end through the real adapters. The engine is real (embedded qdrant-edge, real models, no LLM).
+end to end through the real adapters. The engine is real (embedded qdrant-edge, real models, no LLM, its answer
+cache on, filled by Alice's private answers first); query embeddings are computed once per question
+(tests/bot/conftest.py), as only the audience differs between paths.
 """
 
 from __future__ import annotations
@@ -169,6 +171,15 @@ async def test_200_generated_questions_leak_nothing_on_any_path(
     conversation, fake = layer
     questions = generated_questions()
     assert len(questions) == 200
+    # Alice first, privately: the page is found (the questions are on topic), and her answers are in the answer
+    # cache before anyone else asks the same questions, whose cache key must differ by audience.
+    for name, (fields, op) in ALICE_PATHS.items():
+        found = 0
+        for text in questions[:40]:  # the page's sentences first: every phrasing family is represented
+            _reply_text, citations = await _reply(conversation, fields, op, text)
+            found += any(c.doc_id == FALCON_ID for c in citations)
+        assert found >= 30, f"{name}: the page was cited for only {found} of 40 questions about it"
+
     leaked: dict[str, list[tuple[str, list[str]]]] = {}
     for name, (fields, op) in LEAK_PATHS.items():
         for text in questions:
@@ -176,13 +187,6 @@ async def test_200_generated_questions_leak_nothing_on_any_path(
             if found := leaks(reply, citations):
                 leaked.setdefault(name, []).append((text, found))
     assert leaked == {}, {k: (len(v), v[:3]) for k, v in leaked.items()}
-
-    for name, (fields, op) in ALICE_PATHS.items():
-        found = 0
-        for text in questions[:40]:  # the page's sentences first: every phrasing family is represented
-            _reply_text, citations = await _reply(conversation, fields, op, text)
-            found += any(c.doc_id == FALCON_ID for c in citations)
-        assert found >= 30, f"{name}: the page was cited for only {found} of 40 questions about it"
     # users.info once per person (cached), never per question
     assert len(fake.calls_to("users.info", user="UALICE")) == 1
 
