@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from enum import Enum
 
 from bot.conversation import Conversation
+from bot.identity import channel_audience, unreadable
 from rag_core.feedback import UnknownAnswer, metrics
 from rag_core.feedback import workflow as wf
 from rag_core.feedback.doc_votes import StoredDocSignals
+from rag_core.permissions import EVERYONE
 from rag_core.types import Answer, Citation, Vote
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,10 @@ NO_ESCALATION = (
 UNKNOWN_ANSWER = "Sorry, I can no longer find that answer (it may be too old)."
 NOT_ADMIN = "Only ragbot admins can hide or unhide documents."
 NOT_TAGGED = "Only the people asked to help (or a ragbot admin) can mark this resolved."
+NOT_SHAREABLE = (
+    "I can't share this answer here: it cites {titles}, which not everyone in this channel may read. "
+    "It stays visible to you only."
+)
 
 
 class Resolve(Enum):
@@ -72,7 +78,17 @@ class AnswerActions:
         if record is None:
             return None
         citations = [
-            Citation(c.n, c.title, c.url, c.snippet, c.score, c.source, c.doc_id, list(c.heading_path))
+            Citation(
+                c.n,
+                c.title,
+                c.url,
+                c.snippet,
+                c.score,
+                c.source,
+                c.doc_id,
+                list(c.heading_path),
+                list(c.readers) if c.readers else [EVERYONE],  # rows from before permissions: public only
+            )
             for c in record.citations
         ]
         return Answer(
@@ -83,6 +99,26 @@ class AnswerActions:
             extractive=record.extractive,
             id=record.id,
         )
+
+    async def shareable(self, answer_id: str, channel: str) -> tuple[Answer | None, str | None]:
+        """A private answer about to be posted in `channel`: (the logged answer, None) when everyone there may
+        read every document it cites, else (answer, the refusal saying why); (None, None) when it is unknown."""
+        answer = await self.logged_answer(answer_id)
+        if answer is None:
+            return None, None
+        hidden = unreadable(answer.citations, channel_audience(self.conversation.settings, channel))
+        if not hidden:
+            return answer, None
+        log.info(
+            "sharing refused: the channel may not read a cited document",
+            extra={
+                "event": "share_refused",
+                "answer_id": answer_id,
+                "channel": channel,
+                "documents": len(hidden),
+            },
+        )
+        return answer, NOT_SHAREABLE.format(titles=", ".join(f"“{t}”" for t in dict.fromkeys(hidden)))
 
     async def link(self, answer_id: str, *, platform: str, channel: str, message_id: str) -> None:
         """A shared answer's public message: reactions on it are votes on the same answer."""

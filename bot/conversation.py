@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.identity import Identity, asker_audience, channel_audience
 from bot.settings import BotSettings
 from rag_core.errors import RagbotError, StoreUnavailable, UserError
 from rag_core.feedback import metrics
 from rag_core.feedback.experiments import assign_arm
 from rag_core.kv import KeyValue
+from rag_core.permissions import Audience
 from rag_core.settings import Settings
 from rag_core.types import Answer, Citation, Turn, Vote
 
@@ -79,6 +81,13 @@ class Question:
     thread_id: str | None = None
     history: list[Turn] = field(default_factory=list)  # earlier thread messages, oldest first
     roles: list[str] = field(default_factory=list)  # platform role names (Discord admin role check)
+    role_ids: list[str] = field(default_factory=list)  # platform role ids (Discord principals by role)
+    asker_only: bool = False  # the answer is shown to the asker alone (ephemeral, private first, API)
+
+    @property
+    def private(self) -> bool:
+        """Only the asker reads the answer (a DM counts): it may use the asker's principals."""
+        return self.asker_only or self.is_dm
 
 
 class AnswerSink(Protocol):
@@ -181,6 +190,7 @@ class _Run:
     allowed: list[str] | None
     arm: str | None
     overrides: dict[str, Any]
+    audience: Audience = field(default_factory=Audience.public)  # who will read the answer
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -204,6 +214,8 @@ class Conversation:
         self.kv = kv
         self.feedback = feedback
         self._resync = resync
+        # platform -> how its askers are named, for private answers (each adapter registers its own)
+        self.identities: dict[str, Identity] = {}
 
     # --- access --------------------------------------------------------------------------------------------
     def allowed_sources(self, channel_id: str, is_dm: bool) -> list[str] | None:
@@ -218,6 +230,12 @@ class Conversation:
         if is_dm:
             return s.public_sources()
         return [src.name for src in s.sources if src.public or channel_id in src.allowed_channels]
+
+    async def audience(self, q: Question) -> Audience:
+        """Who will read the answer to `q`: the asker alone (their principals), or everyone in the channel."""
+        if q.private:
+            return await asker_audience(self.identities.get(q.platform), q, self.settings)
+        return channel_audience(self.settings, q.channel_id)
 
     def is_admin(self, user_id: str, roles: Sequence[str] = ()) -> bool:
         if user_id in self.settings.admin_user_ids:
@@ -273,6 +291,7 @@ class Conversation:
                 exc_info=True,
                 extra={"event": "progress_failed", "platform": q.platform},
             )
+        run.audience = await self.audience(q)  # after the 👀: naming the asker may take a Slack call
         throttle = _Throttle(sink, self.settings.stream_edit_interval_s, asyncio.get_running_loop())
         try:
             answer = await asyncio.to_thread(
@@ -282,6 +301,7 @@ class Conversation:
                 history=list(q.history),
                 on_token=throttle.on_token,
                 overrides=overrides or None,
+                audience=run.audience,
             )
         except StoreUnavailable as exc:  # say so in one line: there are no sources to show either
             await throttle.close()
@@ -327,7 +347,7 @@ class Conversation:
         if citations is None:
             try:
                 citations = await asyncio.to_thread(
-                    self.engine.sources, run.text, allowed_sources=run.allowed
+                    self.engine.sources, run.text, allowed_sources=run.allowed, audience=run.audience
                 )
             except Exception:
                 log.warning("sources lookup after a failure failed too", exc_info=True)
@@ -419,7 +439,10 @@ class Conversation:
         if not text:
             raise UserError(EMPTY_QUESTION)
         allowed = self.allowed_sources(q.channel_id, q.is_dm)
-        return await asyncio.to_thread(self.engine.sources, text, allowed_sources=allowed, k=k)
+        audience = await self.audience(q)
+        return await asyncio.to_thread(
+            self.engine.sources, text, allowed_sources=allowed, k=k, audience=audience
+        )
 
     # --- admin ---------------------------------------------------------------------------------------------
     async def resync(

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
+from rag_core.permissions import parse_principal
 from rag_core.settings import Settings
 
 
@@ -36,6 +37,21 @@ class BotSettings(Settings):
     )  # Discord bot token; set = the Discord adapter runs
     discord_guild_id: int | None = None  # sync app commands to this guild (instant); unset = global
     discord_admin_role: str | None = None  # Discord role name whose members may /resync
+
+    # --- who is asking (docs/permissions.md) -----------------------------------------------------------------
+    slack_identity_ttl_s: float = (
+        600.0  # how long an asker's email (users.info) and Slack user groups are kept
+    )
+    slack_identity_timeout_s: float = 3.0  # users.info / usergroups.list wait; slower = public documents only
+    slack_usergroups: bool = False  # Slack user groups (by handle) are groups: @legal makes group:legal
+    discord_principals: dict[str, list[str]] = Field(
+        default_factory=dict
+    )  # Discord user id, or "&" + role id -> that person's principals (user:<email>, group:<name>)
+
+    @field_validator("discord_principals")
+    @classmethod
+    def _discord_principals_parse(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {key: [parse_principal(p) for p in principals] for key, principals in value.items()}
 
 
 @lru_cache(maxsize=1)

@@ -171,6 +171,12 @@ class Settings(BaseSettings):
     admin_user_ids: list[str] = Field(default_factory=list)  # user ids (Slack or Discord) allowed to /resync
     channel_sources: dict[str, list[str]] = Field(default_factory=dict)  # channel id -> sources it may search
     dm_sources: list[str] | None = None  # sources searchable in DMs; unset = public sources
+    channel_principals: dict[str, list[str]] = Field(
+        default_factory=dict
+    )  # channel id -> principals (user:<email>/group:<name>) everyone there may read, beyond public documents
+    principal_groups: dict[str, list[str]] = Field(
+        default_factory=dict
+    )  # group name -> members (emails, Slack/Discord user ids, api:<token name>): each is group:<name>
     rate_limit_per_minute: int = 6  # questions per user per minute
     daily_spend_cap_usd: float = 5.0  # estimated LLM spend per day across all users; 0 = no cap
     stream_edit_interval_s: float = 1.2  # min seconds between edits of a streaming answer
@@ -185,7 +191,7 @@ class Settings(BaseSettings):
     )  # salts the hashed user ids in the query log; set your own
 
     # --- HTTP API --------------------------------------------------------------------------------------------------
-    api_tokens: SecretStr | None = None  # JSON {token: {name, sources, admin}}; unset = no API
+    api_tokens: SecretStr | None = None  # JSON {token: {name, sources, admin, principals}}; unset = no API
     api_host: str = "0.0.0.0"  # address `ragbot api` listens on
     api_port: int = 8000  # port of the HTTP API (and of `ragbot report --serve`)
     api_max_body_bytes: int = 64 * 1024  # larger request bodies get 413
@@ -221,6 +227,12 @@ class Settings(BaseSettings):
     # --- logging -------------------------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True  # structured JSON logs; false = human-readable lines
+
+    @field_validator("channel_principals")
+    @classmethod
+    def _channel_principals_parse(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Each entry is a principal (`user:<email>`, `group:<name>` or a bare email), normalised here."""
+        return {channel: [parse_principal(p) for p in principals] for channel, principals in value.items()}
 
     @property
     def llm_configured(self) -> bool:

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 
 from bot.api import admin, openai_compat, routes
 from bot.api.auth import Sessions, TokenCheck
-from bot.api.context import ApiContext
+from bot.api.context import ApiContext, TokenIdentity
 from bot.api.limits import BodyLimit
 from bot.api.settings import ApiToken, conversation_settings
 from bot.conversation import Conversation
@@ -36,6 +36,8 @@ def build_context(
     conversation = (
         Conversation(engine, api_settings, kv, feedback, resync) if engine is not None else None  # type: ignore[arg-type]
     )
+    if conversation is not None:
+        conversation.identities["api"] = TokenIdentity(tokens)  # each token reads as its own principals
     return ApiContext(
         settings=api_settings,
         tokens=TokenCheck(tokens),

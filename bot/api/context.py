@@ -52,4 +52,15 @@ def question(token: ApiToken, text: str, history: list[Turn] | None = None) -> Q
         user_id=token.principal,
         channel_id=token.principal,
         history=list(history or []),
+        asker_only=True,  # an API answer goes to the caller alone: the token's principals apply
     )
+
+
+class TokenIdentity:
+    """`bot.identity.Identity` for the API: each token's own `principals` from `RAG_API_TOKENS`."""
+
+    def __init__(self, tokens: dict[str, ApiToken]) -> None:
+        self.by_principal = {t.principal: frozenset(t.principals) for t in tokens.values()}
+
+    async def principals(self, q: Question) -> frozenset[str] | None:
+        return self.by_principal.get(q.user_id)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from rag_core.errors import UserError
+from rag_core.permissions import parse_principal
 from rag_core.settings import Settings
 
 PLATFORM = "api"
@@ -19,6 +20,14 @@ class ApiToken(BaseModel):
     name: str = Field(min_length=1)  # shown in logs and the query log's channel; never the token itself
     sources: list[str] | None = None  # sources it may search; None = public sources; ["*"] = every source
     admin: bool = False  # may run /v1/resync and open /admin/report
+    principals: list[str] = Field(
+        default_factory=list
+    )  # whose restricted documents it may read (user:/group:)
+
+    @field_validator("principals")
+    @classmethod
+    def _parse(cls, value: list[str]) -> list[str]:
+        return [parse_principal(p) for p in value]
 
     @property
     def principal(self) -> str:
@@ -43,7 +52,7 @@ def load_tokens(settings: Settings) -> dict[str, ApiToken]:
             f"{'.'.join(map(str, e['loc'][1:])) or 'value'}: {e['msg']}" for e in exc.errors()[:3]
         )
         raise UserError(
-            f'RAG_API_TOKENS must map tokens to {{"name", "sources", "admin"}} ({where})'
+            f'RAG_API_TOKENS must map tokens to {{"name", "sources", "admin", "principals"}} ({where})'
         ) from None
     if any(len(token.strip()) < 16 for token in tokens):
         raise UserError(

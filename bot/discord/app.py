@@ -18,7 +18,8 @@ from discord import app_commands
 from bot.answer_channels import QuietSink, is_answer_channel, looks_like_question, private_first
 from bot.conversation import Conversation, Question
 from bot.discord import components
-from bot.discord.ids import access_channel_id, role_names
+from bot.discord.identity import DiscordIdentity
+from bot.discord.ids import access_channel_id, role_ids, role_names
 from bot.discord.render import clip, sources_embed, split_message
 from bot.discord.sinks import ChannelReplySink, InteractionSink, show_ephemeral
 from bot.runtime import Runtime, Service, run
@@ -73,6 +74,7 @@ class RagbotClient(discord.Client):
         self.settings = settings
         self.conversation = conversation
         self.tree = app_commands.CommandTree(self)
+        conversation.identities[PLATFORM] = DiscordIdentity(settings)  # who asks, for private answers
         self.tree.error(self.on_app_command_error)
         _add_commands(self.tree, conversation)
 
@@ -155,6 +157,9 @@ class RagbotClient(discord.Client):
                 thread_id=str(sink.channel.id) if isinstance(sink.channel, discord.Thread) else None,
                 history=await self.history_for(message),
                 roles=role_names(message.author),
+                role_ids=role_ids(message.author),
+                # private first: the answer opens for the asker alone until shared (which re-checks)
+                asker_only=isinstance(sink, components.PrivatePromptSink),
             )
             answer = await self.conversation.ask(question, QuietSink(sink, channel_id) if auto else sink)
         except Exception:
@@ -313,6 +318,8 @@ def _question(interaction: discord.Interaction, text: str) -> Question:
         is_dm=interaction.guild is None,
         thread_id=str(channel.id) if isinstance(channel, discord.Thread) else None,
         roles=role_names(interaction.user),
+        role_ids=role_ids(interaction.user),
+        asker_only=True,  # slash commands answer ephemerally, to the asker alone
     )
 
 

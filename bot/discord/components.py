@@ -232,11 +232,15 @@ async def _show(actions: AnswerActions, interaction: discord.Interaction, key: s
 
 
 async def _share(actions: AnswerActions, interaction: discord.Interaction, key: str) -> None:
-    """Post the same answer (same id) publicly where it was asked; votes on it count for that answer."""
-    answer = await actions.logged_answer(key)
+    """Post the same answer (same id) publicly where it was asked, when everyone there may read what it cites;
+    votes on it count for that answer."""
+    answer, refusal = await actions.shareable(key, _channel(interaction))
     channel = interaction.channel
     if answer is None or not isinstance(channel, discord.abc.Messageable):
         await _whisper(interaction, UNKNOWN_ANSWER)
+        return
+    if refusal is not None:  # the channel may not read what it cites: the private answer stays
+        await _whisper(interaction, refusal)
         return
     await interaction.response.edit_message(content="Shared in the channel.", embed=None, view=None)
     parts, embed = answer_parts(answer)

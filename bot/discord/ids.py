@@ -16,3 +16,8 @@ def access_channel_id(channel: Any) -> str:
 
 def role_names(user: discord.abc.User) -> list[str]:
     return [role.name for role in getattr(user, "roles", [])]
+
+
+def role_ids(user: discord.abc.User) -> list[str]:
+    """The member's role ids (a DM's author has none): keys of `RAG_DISCORD_PRINCIPALS` as "&<id>"."""
+    return [str(role.id) for role in getattr(user, "roles", [])]

@@ -49,6 +49,7 @@ from bot.slack.delivery import (
     plain_with_sources,
 )
 from bot.slack.http import http_app, keep_bodies_out_of_bolt_logs
+from bot.slack.identity import SlackIdentity
 from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_interactions
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from rag_core.errors import RagbotError, UserError
@@ -181,6 +182,7 @@ def build_app(
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     keep_bodies_out_of_bolt_logs()  # before Bolt builds its verification middleware's logger
     app = AsyncApp(client=client, signing_secret=secret, process_before_response=False)
+    conversation.identities[PLATFORM] = SlackIdentity(client, settings)  # who asks, for private answers
 
     @app.middleware
     async def ignore_bot_messages(body: dict, next: Callable) -> BoltResponse | None:
@@ -258,6 +260,7 @@ def build_app(
         sink: Any = ThreadSink(client, channel, thread_ts or ts, ts, user=question.user_id)
         if not is_dm and private_first(channel, settings):
             sink = PrivateFirstSink(client, channel, thread_ts or ts, question.user_id)
+            question.asker_only = True  # shown to the asker alone until shared (which re-checks)
         await conversation.ask(question, QuietSink(sink, channel) if auto else sink)
 
     async def _thread_history(
@@ -352,6 +355,7 @@ def build_app(
             user_id=command.get("user_id", ""),
             channel_id=channel,
             is_dm=command.get("channel_name") == "directmessage" or channel.startswith("D"),
+            asker_only=True,  # /ask and /sources reply ephemerally, to the asker alone
         )
 
     @app.event("reaction_added")

@@ -101,9 +101,12 @@ def register_interactions(app: AsyncApp, conversation: Conversation) -> None:
     async def share(ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient) -> None:
         await ack()
         val, channel, user = _click(body)
-        answer = await actions.logged_answer(val.get("a", ""))
+        answer, refusal = await actions.shareable(val.get("a", ""), channel)
         if answer is None:
             await whisper(respond, UNKNOWN_ANSWER)
+            return
+        if refusal is not None:  # the channel may not read what it cites: the private answer stays
+            await whisper(respond, refusal)
             return
         thread = val.get("t")
         resp = await client.chat_postMessage(

@@ -60,6 +60,9 @@ class CitationRecord(Base):
     score: Mapped[float] = mapped_column(Float)
     heading_path: Mapped[list[str]] = mapped_column(JSON)
     snippet: Mapped[str] = mapped_column(Text)
+    # Who may read the cited document (`Citation.readers`); NULL for rows logged before permissions existed,
+    # when every chat answer cited only documents visible to everyone.
+    readers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
     answer: Mapped[AnswerRecord] = relationship(back_populates="citations")
 

@@ -334,6 +334,7 @@ class FeedbackStore:
                     score=float(c.score),
                     heading_path=list(c.heading_path),
                     snippet=c.snippet,
+                    readers=list(c.readers),
                 )
                 for c in answer.citations
             ],

@@ -39,6 +39,7 @@ class Fault:
     retry_after: int | None = None
     times: int | None = None  # how many calls fail; None: every call
     match: dict[str, Any] = field(default_factory=dict)  # only calls with these params fail
+    hang: bool = False  # never answer (until the fake stops): the client's timeout is what ends the call
 
     def applies(self, params: dict[str, Any]) -> bool:
         return (self.times is None or self.times > 0) and all(
@@ -73,6 +74,9 @@ class FakeSlack:
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (channel, thread ts) -> messages
         self.envelopes: dict[str, Envelope] = {}
         self.usergroups: dict[str, list[str]] = {}  # user group id (S…) -> member user ids
+        self.usergroup_handles: dict[str, str] = {}  # user group id (S…) -> its handle (@legal -> "legal")
+        self.users: dict[str, dict[str, Any]] = {}  # user id -> profile fields users.info returns (email…)
+        self._stopping = asyncio.Event()
         self.faults: dict[str, list[Fault]] = {}  # method -> injected faults, first applicable wins
         self._ts = itertools.count(1)
         self._ws: list[web.WebSocketResponse] = []
@@ -97,6 +101,7 @@ class FakeSlack:
         return self
 
     async def stop(self) -> None:
+        self._stopping.set()  # hung calls end now
         for ws in self._ws:
             await ws.close()
         if self._runner:
@@ -146,10 +151,14 @@ class FakeSlack:
         error: str | None = None,
         retry_after: int | None = None,
         times: int | None = None,
+        hang: bool = False,
         **match: Any,
     ) -> Fault:
-        """Make `method` fail (only for calls whose params include `match`), `times` times or always."""
-        fault = Fault(status=status, error=error, retry_after=retry_after, times=times, match=match)
+        """Make `method` fail (only for calls whose params include `match`), `times` times or always; `hang`
+        leaves the call unanswered until the fake stops."""
+        fault = Fault(
+            status=status, error=error, retry_after=retry_after, times=times, match=match, hang=hang
+        )
         self.faults.setdefault(method, []).append(fault)
         return fault
 
@@ -174,7 +183,9 @@ class FakeSlack:
                 params[key] = json.loads(params[key])
         fault = next((f for f in self.faults.get(method, []) if f.applies(params)), None)
         if fault is not None:
-            self._record(method, params, fault=fault.describe())
+            self._record(method, params, fault="hang" if fault.hang else fault.describe())
+            if fault.hang:
+                await self._stopping.wait()
             return fault.response()
         self._record(method, params)
         return web.json_response(self._reply(method, params))
@@ -215,6 +226,26 @@ class FakeSlack:
             if p.get("usergroup") not in self.usergroups:
                 return {"ok": False, "error": "no_such_subteam"}
             return {"ok": True, "users": self.usergroups[p["usergroup"]]}
+        if method == "users.info":
+            if p.get("user") not in self.users:
+                return {"ok": False, "error": "user_not_found"}
+            profile = self.users[p["user"]]
+            return {"ok": True, "user": {"id": p["user"], "name": p["user"].lower(), "profile": profile}}
+        if method == "usergroups.list":
+            include = str(p.get("include_users", "")).lower() in ("1", "true")
+            return {
+                "ok": True,
+                "usergroups": [
+                    {
+                        "id": gid,
+                        "handle": self.usergroup_handles.get(gid, gid.lower()),
+                        "name": self.usergroup_handles.get(gid, gid),
+                        "date_delete": 0,
+                        **({"users": members} if include else {}),
+                    }
+                    for gid, members in self.usergroups.items()
+                ],
+            }
         if method == "apps.connections.open":
             return {"ok": True, "url": self.url.replace("http://", "ws://") + "/socket"}
         return {"ok": True}
