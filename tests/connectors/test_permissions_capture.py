@@ -70,7 +70,9 @@ def test_a_restriction_on_an_ancestor_restricts_descendants_by_intersection(
     assert docs["3001"].access == PUBLIC
 
 
-def test_edit_restrictions_empty_sets_legacy_user_names_and_damaged_rows(settings: Settings, tmp_path: Path) -> None:
+def test_edit_restrictions_empty_sets_legacy_user_names_and_damaged_rows(
+    settings: Settings, tmp_path: Path
+) -> None:
     export = (
         space()
         .page("3002", "Edit-restricted", "<p>Anyone may read this.</p>", parent="3001")
