@@ -51,6 +51,7 @@ from bot.slack.delivery import (
 from bot.slack.http import http_app, keep_bodies_out_of_bolt_logs
 from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_interactions
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
+from bot.slack.subtypes import FILE_ONLY, AttachmentNoteSink, has_files, is_person_message
 from rag_core.errors import RagbotError, UserError
 from rag_core.types import Answer, Citation, Turn
 
@@ -222,11 +223,14 @@ def build_app(
 
     @app.event("message")
     async def answer_direct_message(event: dict, context: AsyncBoltContext, client: AsyncWebClient) -> None:
-        # Only plain messages in DMs and new top-level questions in answer channels are questions; edits,
+        # Only a person's messages in DMs and new top-level questions in answer channels are questions; edits,
         # joins, thread replies and channel chatter are not. A mention is answered by answer_mention.
-        if event.get("subtype"):
+        if not is_person_message(event):
             return
         if event.get("channel_type") == "im":
+            if has_files(event) and not mrkdwn_to_plain(event.get("text", "")).strip():
+                await _file_only(event, client)
+                return
             await _answer_message(event, context, client, is_dm=True)
         elif (
             is_answer_channel(event.get("channel", ""), settings)
@@ -258,7 +262,20 @@ def build_app(
         sink: Any = ThreadSink(client, channel, thread_ts or ts, ts, user=question.user_id)
         if not is_dm and private_first(channel, settings):
             sink = PrivateFirstSink(client, channel, thread_ts or ts, question.user_id)
+        if has_files(event):
+            sink = AttachmentNoteSink(sink)
         await conversation.ask(question, QuietSink(sink, channel) if auto else sink)
+
+    async def _file_only(event: dict, client: AsyncWebClient) -> None:
+        """A DM with only a file: say files are not read, once per message."""
+        channel, ts = event["channel"], event["ts"]
+        if not await asyncio.to_thread(conversation.first_delivery, PLATFORM, f"msg:{channel}:{ts}"):
+            return
+        log.info("file without text in a DM", extra={"event": "slack_file_only"})
+        try:
+            await client.chat_postMessage(channel=channel, thread_ts=event.get("thread_ts"), text=FILE_ONLY)
+        except CALL_ERRORS as exc:
+            log.warning("file reply failed", extra={"event": "slack_reply_failed", "error": describe(exc)})
 
     async def _thread_history(
         client: AsyncWebClient, channel: str, thread_ts: str, before_ts: str, bot_user_id: str | None
