@@ -6,12 +6,16 @@ restarting would fail the same way, and the operator must read that one line.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from bot.runtime import Runtime, Service
 from rag_core.errors import UserError
+
+if TYPE_CHECKING:  # bot.runtime imports this module when it serves
+    from bot.runtime import Runtime, Service
 
 log = logging.getLogger(__name__)
 
@@ -63,4 +67,4 @@ def supervised(
             await sleep(delay)
             delay = min(delay * 2, longest)
 
-    return Service(service.name, run)
+    return dataclasses.replace(service, run=run)
