@@ -48,7 +48,7 @@ from bot.slack.delivery import (
     describe,
     plain_with_sources,
 )
-from bot.slack.http import http_app, keep_bodies_out_of_bolt_logs
+from bot.slack.http import actions_ok, http_app, keep_bodies_out_of_bolt_logs
 from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_interactions
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from bot.slack.subtypes import FILE_ONLY, AttachmentNoteSink, has_files, is_person_message
@@ -442,10 +442,8 @@ def socket_service(settings: BotSettings) -> Service:
     app_token = _required_tokens(settings, http=False)["SLACK_APP_TOKEN"]
 
     async def run(runtime: Runtime) -> None:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
         # The handler's client starts tasks in its constructor, so it is built inside the running loop.
-        handler = AsyncSocketModeHandler(build_app(settings, runtime.conversation), app_token)
+        handler = socket_handler(build_app(settings, runtime.conversation), app_token)
         log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
         await handler.connect_async()
         try:
@@ -454,6 +452,28 @@ def socket_service(settings: BotSettings) -> Service:
             await handler.close_async()
 
     return Service("slack-socket", run)
+
+
+def socket_handler(app: AsyncApp, app_token: str) -> Any:
+    """Bolt's Socket Mode handler, dropping (acked, one log line) a click Bolt cannot read: Bolt builds the
+    `action` of a block_actions payload before any middleware runs and raises on `actions: []`. HTTP mode checks
+    the same at its front door (bot.slack.http)."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_sdk.socket_mode.response import SocketModeResponse
+
+    class Handler(AsyncSocketModeHandler):
+        async def handle(self, client: Any, req: Any) -> None:
+            payload = req.payload if isinstance(req.payload, dict) else {}
+            if payload.get("type") == "block_actions" and not actions_ok(payload.get("actions")):
+                log.warning(
+                    "slack request rejected",
+                    extra={"event": "slack_request_rejected", "reason": "actions is not a list of actions"},
+                )
+                await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                return
+            await super().handle(client, req)
+
+    return Handler(app, app_token)
 
 
 def http_service(settings: BotSettings) -> Service:

@@ -93,12 +93,13 @@ def _json_object_problem(text: str, what: str) -> str | None:
         return f"{what} is not a JSON object"
     if parsed.get("type") == "event_callback" and not isinstance(parsed.get("event"), dict):
         return "event is not a JSON object"  # Bolt and the listeners read event fields unchecked
-    if parsed.get("type") == "block_actions" and not _actions_ok(parsed.get("actions")):
+    if parsed.get("type") == "block_actions" and not actions_ok(parsed.get("actions")):
         return "actions is not a list of actions"  # Bolt's matchers read actions[0]["action_id"] unchecked
     return None
 
 
-def _actions_ok(actions: object) -> bool:
+def actions_ok(actions: object) -> bool:
+    """A block_actions payload's `actions`: a non-empty list of objects with an action_id."""
     return (
         isinstance(actions, list)
         and bool(actions)

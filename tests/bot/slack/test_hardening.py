@@ -260,3 +260,30 @@ async def test_an_answer_channel_logs_a_rate_limited_question_as_the_docs_say(
     outcome = records[0].outcome
     docs = " ".join((Path(__file__).parents[3] / "docs" / "slack.md").read_text().split())
     assert f"a rate-limit refusal is logged as `{outcome}`" in docs
+
+
+async def test_a_click_without_actions_over_socket_mode_is_acked_and_dropped_with_one_line(
+    bot: SlackBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.slack.app import socket_handler
+
+    handler = socket_handler(bot.app, "xapp-test")
+    await handler.connect_async()
+    await bot.fake.wait_connected()
+    try:
+        payload = block_action(buttons.SHARE, "{}", response_url=bot.fake.response_url("sm"))
+        payload["actions"] = []
+        with caplog.at_level(logging.INFO):
+            envelope = await bot.fake.send_envelope("interactive", payload)
+            await bot.fake.wait_for(lambda: envelope.acked_at)
+            # A well-formed click after it is still handled: the bad one was dropped, not queued.
+            good = block_action(buttons.SHARE, '{"a":"gone"}', response_url=bot.fake.response_url("ok"))
+            await bot.fake.send_envelope("interactive", good)
+            await bot.fake.wait_for(lambda: bot.fake.calls_to("respond", name="ok"))
+        assert not [r for r in caplog.records if r.exc_info]
+        assert [
+            r.getMessage() for r in caplog.records if getattr(r, "event", None) == "slack_request_rejected"
+        ] == ["slack request rejected"]
+        assert not bot.fake.calls_to("respond", name="sm")
+    finally:
+        await handler.close_async()
