@@ -34,6 +34,14 @@ NOT_SHAREABLE = (
     "It stays visible to you only."
 )
 
+STALE_BUTTON = "Sorry, that button is out of date. Ask your question again to get a fresh answer."
+ALREADY_SHARED = "This answer was shared in the thread already."
+RESOLVED_BEFORE = "A person already helped with this and marked it resolved. Still stuck? Ask them again:"
+HANDOFF_FAILED = "Sorry, I could not tag the people who help here. Please try again in a moment."
+
+
+SHARE_CLAIM_TTL_S = 7 * 24 * 3600  # a private answer's Share button outlives its 30-minute response_url
+
 
 class Resolve(Enum):
     RESOLVED = "resolved"
@@ -49,6 +57,7 @@ class Handoff:
     question: str
     targets: list[str]
     new: bool  # False: the answer was escalated before (its people were tagged already)
+    resolved: bool = False  # an earlier hand-off of this answer was resolved (offer to ask again)
 
 
 def escalation_targets(conversation: Conversation, channel_id: str) -> list[str]:
@@ -120,6 +129,15 @@ class AnswerActions:
         )
         return answer, NOT_SHAREABLE.format(titles=", ".join(f"“{t}”" for t in dict.fromkeys(hidden)))
 
+    async def claim_share(self, answer_id: str) -> bool:
+        """True for the first Share of an answer (in the kv, so it holds across processes with Redis)."""
+        kv = self.conversation.kv
+        return await asyncio.to_thread(kv.set_if_absent, f"shared:{answer_id}", "1", SHARE_CLAIM_TTL_S)
+
+    async def release_share(self, answer_id: str) -> None:
+        """The public copy could not be posted: a later Share may try again."""
+        await asyncio.to_thread(self.conversation.kv.delete, f"shared:{answer_id}")
+
     async def link(self, answer_id: str, *, platform: str, channel: str, message_id: str) -> None:
         """A shared answer's public message: reactions on it are votes on the same answer."""
         await asyncio.to_thread(
@@ -151,8 +169,11 @@ class AnswerActions:
         )
         return True
 
-    async def escalate(self, answer_id: str, *, platform: str, channel: str, user: str) -> Handoff | None:
-        """Record a hand-off; None when nobody is configured for the channel or the answer is unknown."""
+    async def escalate(
+        self, answer_id: str, *, platform: str, channel: str, user: str, again: bool = False
+    ) -> Handoff | None:
+        """Record a hand-off (`again`: reopen a resolved one); None when nobody is configured for the channel or
+        the answer is unknown. The adapter posts the tag message, then calls `delivered` or `undelivered`."""
         targets = escalation_targets(self.conversation, channel)
         if not targets:
             log.info(
@@ -171,8 +192,11 @@ class AnswerActions:
             )
         except UnknownAnswer:
             return None
+        if not new and again:
+            new = await asyncio.to_thread(wf.reopen_escalation, self._store, answer_id, user=user)
         record = await asyncio.to_thread(wf.get_escalation, self._store, answer_id)
-        assert record is not None
+        if record is None:  # withdrawn meanwhile (another click's tag message failed)
+            return None
         log.info(
             "escalated to a person",
             extra={
@@ -183,10 +207,19 @@ class AnswerActions:
                 "new": new,
             },
         )
-        return Handoff(answer_id, record.question, record.targets, new)
+        return Handoff(answer_id, record.question, record.targets, new, record.resolved_at is not None)
 
     async def set_escalation_message(self, answer_id: str, message_id: str) -> None:
         await asyncio.to_thread(wf.set_escalation_message, self._store, answer_id, message_id)
+
+    async def undelivered(self, answer_id: str, error: str) -> None:
+        """The tag message was refused: withdraw the record, so a later press tries again and no report counts
+        a hand-off nobody received."""
+        await asyncio.to_thread(wf.withdraw_escalation, self._store, answer_id)
+        log.warning(
+            "hand-off not delivered; withdrawn",
+            extra={"event": "escalation_undelivered", "answer_id": answer_id, "error": error},
+        )
 
     async def resolve(
         self, answer_id: str, *, user: str, roles: Sequence[str] = (), groups: Collection[str] = ()

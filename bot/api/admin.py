@@ -20,12 +20,17 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 MAX_REPORT_DAYS = 3660  # rag_core.feedback.report.MAX_DAYS, which loads matplotlib (a test keeps them equal)
 
 # The page is self-contained (inline CSS, data: PNG charts); nothing else may load or run in it.
+# No other site may frame it (clickjacking): frame-ancestors, and X-Frame-Options for older browsers.
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+# The login redirect carries a fresh session cookie: never cached, and the one-time link never sent as a referrer.
+LOGIN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 @router.get(
@@ -64,7 +69,9 @@ async def report(
     responses={401: {"description": "Unknown, expired or already used login link"}},
 )
 async def login(
-    ctx: Ctx, token: Annotated[str, Query(min_length=1, max_length=200, description="one-time login secret")]
+    request: Request,
+    ctx: Ctx,
+    token: Annotated[str, Query(min_length=1, max_length=200, description="one-time login secret")],
 ) -> RedirectResponse:
     """Trade a one-time login link for a session cookie, then go to the report."""
     session = await asyncio.to_thread(ctx.sessions.redeem, token)
@@ -72,7 +79,7 @@ async def login(
         raise HTTPException(
             401, detail="this login link is unknown, expired or already used; ask for a new one"
         )
-    response = RedirectResponse("/admin/report", status_code=303)
+    response = RedirectResponse("/admin/report", status_code=303, headers=LOGIN_HEADERS)
     response.set_cookie(
         SESSION_COOKIE,
         session,
@@ -80,7 +87,10 @@ async def login(
         path="/admin",
         httponly=True,
         samesite="lax",
-        secure=False,  # often served on an intranet over plain HTTP; a TLS proxy in front adds security
+        # Secure when the request came over HTTPS, directly or through a trusted TLS proxy (uvicorn applies
+        # X-Forwarded-Proto from the addresses in FORWARDED_ALLOW_IPS, default 127.0.0.1; docs/api.md); plain
+        # HTTP on an intranet still works.
+        secure=request.url.scheme == "https",
     )
     log.info("admin session started", extra={"event": "api_login"})
     return response

@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
 from bot.api import admin, openai_compat, routes
-from bot.api.auth import Sessions, TokenCheck
+from bot.api.auth import RequireToken, Sessions, TokenCheck
 from bot.api.context import ApiContext, TokenIdentity
+from bot.api.docs_page import add_docs
 from bot.api.limits import BodyLimit
+from bot.api.schemas import ErrorOut
 from bot.api.settings import ApiToken, conversation_settings
 from bot.conversation import Conversation
 from rag_core.feedback import FeedbackStore
@@ -64,14 +66,21 @@ def create_app(ctx: ApiContext) -> ASGIApp:
         title="ragbot API",
         version="1",
         description="Answers from your team's documents, with citations. See docs/api.md.",
-        docs_url="/docs",
+        docs_url=None,  # FastAPI's Swagger UI loads from a public CDN; bot.api.docs_page serves /docs locally
         redoc_url=None,
+        # Every route may answer these; declared so a generated client can parse them (bot.api.limits, auth).
+        responses={
+            413: {"model": ErrorOut, "description": "Request body over RAG_API_MAX_BODY_BYTES"},
+            422: {"model": ErrorOut, "description": "A field was wrong: `detail` lists them, or says why"},
+        },
     )
+    add_docs(app)
     app.state.ragbot = ctx
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(RequireToken, checker=ctx.tokens)  # added before CORS: a 401 still gets CORS headers
     origins = ctx.settings.api_cors_origins
     if origins:  # off unless configured: browsers on other origins get no CORS headers
         app.add_middleware(

@@ -8,7 +8,9 @@ import logging
 import secrets
 
 from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.api.settings import ApiToken
 from rag_core.kv import KeyValue
@@ -16,6 +18,7 @@ from rag_core.kv import KeyValue
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "ragbot_session"
+MISSING_TOKEN = "missing bearer token: send `Authorization: Bearer <token>`"
 bearer = HTTPBearer(auto_error=False, description="A token from RAG_API_TOKENS")
 
 
@@ -40,7 +43,7 @@ class TokenCheck:
     def require(self, credentials: HTTPAuthorizationCredentials | None) -> ApiToken:
         """The caller's token record, or 401."""
         if credentials is None:
-            raise unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
+            raise unauthorized(MISSING_TOKEN)
         record = self.find(credentials.credentials)
         if record is None:
             log.info("api token rejected", extra={"event": "api_unauthorized"})
@@ -96,3 +99,26 @@ def admin_or_session(request: Request, checker: TokenCheck, sessions: Sessions) 
     if sessions.valid(request.cookies.get(SESSION_COOKIE)):
         return "session"
     raise unauthorized("admin token or login session required: run `ragbot report --serve` for a login link")
+
+
+class RequireToken:
+    """ASGI middleware: every /v1/ request needs a known bearer token, checked before its body is read, so a
+    caller without one gets 401 whatever it sent (FastAPI would parse, and reject, the body first)."""
+
+    def __init__(self, app: ASGIApp, checker: TokenCheck) -> None:
+        self.app = app
+        self.checker = checker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() == "bearer" and presented.strip() and self.checker.find(presented.strip()):
+            await self.app(scope, receive, send)
+            return
+        detail = "unknown bearer token" if presented.strip() else MISSING_TOKEN
+        log.info("api token rejected", extra={"event": "api_unauthorized", "path": scope["path"]})
+        response = JSONResponse({"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)

@@ -97,16 +97,47 @@ async def ask(body: AskRequest, request: Request, ctx: Ctx, token: Caller) -> An
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/sources", response_model=SourcesOut, responses={**AUTH_ERRORS, 422: {"model": ErrorOut}})
+SOURCES_RATE_LIMITED = "more than {n} source lookups a minute from this token; try again in a minute"
+
+
+async def _sources_over_limit(
+    ctx: ApiContext, conversation: Conversation, token: Caller
+) -> JSONResponse | None:
+    """429 past RAG_RATE_LIMIT_PER_MINUTE lookups a minute per token (shared limiter: Redis when configured)."""
+    per_minute = ctx.settings.rate_limit_per_minute
+    if per_minute <= 0:
+        return None
+    key = f"rate:api-sources:{token.principal}"
+    count = await asyncio.to_thread(conversation.kv.incr, key, 1, 60)
+    if count <= per_minute:
+        return None
+    log.info("sources rate-limited", extra={"event": "api_sources_rate_limited", "token": token.name})
+    body = ErrorOut(detail=SOURCES_RATE_LIMITED.format(n=per_minute))
+    return JSONResponse(body.model_dump(), status_code=429, headers={"Retry-After": "60"})
+
+
+@router.get(
+    "/sources",
+    response_model=SourcesOut,
+    responses={
+        **AUTH_ERRORS,
+        422: {"model": ErrorOut},
+        429: {"model": ErrorOut, "description": "Rate limit reached"},
+    },
+)
 async def sources(
     ctx: Ctx,
     token: Caller,
     q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question")],
     k: Annotated[int | None, Query(ge=1, le=50, description="how many sources (default top_k)")] = None,
-) -> SourcesOut:
+) -> Any:
     """The sources the token may see that match a question, without generating an answer."""
+    conversation = conversation_of(ctx)
+    refusal = await _sources_over_limit(ctx, conversation, token)
+    if refusal is not None:
+        return refusal
     try:
-        citations = await conversation_of(ctx).sources(question(token, q), k=k)
+        citations = await conversation.sources(question(token, q), k=k)
     except UserError as exc:
         raise HTTPException(422, detail=str(exc)) from None
     return SourcesOut(citations=[CitationOut.of(c) for c in citations])

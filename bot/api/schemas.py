@@ -12,6 +12,16 @@ MAX_QUESTION_CHARS = 4000
 MAX_HISTORY_TURNS = 50
 
 
+def _unicode(value: str | None) -> str | None:
+    """Text with a lone surrogate (no UTF-8 form) is refused like a question's (pydantic misses it in unions)."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
@@ -91,24 +101,48 @@ class ResyncOut(BaseModel):
     progress: list[str]
 
 
+class Problem(BaseModel):
+    """One field a request got wrong (a 422 for a body or query that does not validate)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class ErrorOut(BaseModel):
-    detail: str
+    # A sentence, or for a request that does not validate (422) the list of fields that were wrong.
+    detail: str | list[Problem]
     citations: list[CitationOut] = Field(default_factory=list)  # sources found before a failure
 
 
 # --- OpenAI-compatible --------------------------------------------------------------------------------------
 
 
+class ContentPart(BaseModel):
+    """One of OpenAI's content parts; only text parts are read (their text validated like a question)."""
+
+    type: str = Field(max_length=100)
+    text: str | None = None
+    model_config = {"extra": "allow"}  # image_url and the like: accepted, not read
+
+    _text = field_validator("text")(_unicode)
+
+
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, object]] | None = None  # text, or OpenAI's content parts (text parts used)
+    content: str | list[ContentPart] | None = None  # text, or OpenAI's content parts (text parts used)
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        return _unicode(value) if isinstance(value, str) else value
 
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
         if not self.content:
             return ""
-        return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return "".join(p.text or "" for p in self.content if p.type == "text")
 
 
 class ChatCompletionRequest(BaseModel):

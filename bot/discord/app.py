@@ -73,7 +73,7 @@ class RagbotClient(discord.Client):
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
         self.settings = settings
         self.conversation = conversation
-        self.tree = app_commands.CommandTree(self)
+        self.tree = _OnceTree(self)
         conversation.identities[PLATFORM] = DiscordIdentity(settings)  # who asks, for private answers
         self.tree.error(self.on_app_command_error)
         _add_commands(self.tree, conversation)
@@ -177,7 +177,10 @@ class RagbotClient(discord.Client):
         await components.add_answer_buttons(sink.messages[-1], answer)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        await components.on_component(self.conversation, interaction)
+        if interaction.type is discord.InteractionType.component and await first_interaction(
+            self.conversation, interaction
+        ):
+            await components.on_component(self.conversation, interaction)
 
     async def _offer_votes(self, message: discord.Message) -> None:
         """Put 👍 and 👎 under an answer so a vote is one click (the bot's own reactions are not votes)."""
@@ -306,6 +309,26 @@ class RagbotClient(discord.Client):
             )
         with suppress(discord.HTTPException):
             await show_ephemeral(interaction, [clip(message, 2000)])
+
+
+async def first_interaction(conversation: Conversation, interaction: discord.Interaction) -> bool:
+    """True the first time an interaction id is seen: a resumed gateway session can deliver INTERACTION_CREATE
+    again, and a second ack would fail (40060) after the work was done twice."""
+    first = await asyncio.to_thread(
+        conversation.first_delivery, PLATFORM, f"interaction:{interaction.id}", DEDUPE_TTL_S
+    )
+    if not first:
+        log.info("duplicate interaction ignored", extra={"event": "dedupe", "interaction_id": interaction.id})
+    return first
+
+
+class _OnceTree(app_commands.CommandTree):
+    """The command tree, running each slash command interaction once."""
+
+    client: RagbotClient
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return await first_interaction(self.client.conversation, interaction)
 
 
 def _question(interaction: discord.Interaction, text: str) -> Question:

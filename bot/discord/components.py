@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.answer_actions import NO_ESCALATION, NOT_TAGGED, UNKNOWN_ANSWER, AnswerActions, Resolve
+from bot.answer_actions import (
+    HANDOFF_FAILED,
+    NO_ESCALATION,
+    NOT_TAGGED,
+    RESOLVED_BEFORE,
+    UNKNOWN_ANSWER,
+    AnswerActions,
+    Resolve,
+)
 from bot.discord.ids import access_channel_id, role_names
 from bot.discord.render import clip, split_message
 from bot.discord.sinks import ChannelReplySink, answer_parts
@@ -31,10 +39,21 @@ PLATFORM = "discord"
 PREFIX = "ragbot:"
 ESCALATE_LABEL = "Get help from a person"
 PROMPT = "{asker}, I have an answer for you. Only you can open it; share it here if it helps."
+PROMPT_NO_ANSWER = (
+    "{asker}, I couldn't find an answer in the indexed sources. Only you can open this: the closest sources, "
+    "and a button to ask a person."
+)
 NOT_YOURS = "Only the person who asked can open this answer."
 DOC_KEY_TTL_S = 7 * 24 * 3600  # a /sources listing's hide buttons work for a week
 VOTED = {1: "Thanks! Your 👍 is recorded.", -1: "Thanks! Your 👎 is recorded; it helps us improve."}
-MENTION_PEOPLE = discord.AllowedMentions(everyone=False, users=True, roles=True, replied_user=False)
+
+
+def handoff_mentions(targets: list[str], asker: int) -> discord.AllowedMentions:
+    """Exactly the configured helpers (users and "&role" ids) and the asker may be pinged, never anything the
+    quoted question mentions: otherwise any member could make the bot ping a role they cannot ping."""
+    users = [discord.Object(int(t)) for t in targets if t.isdigit()] + [discord.Object(asker)]
+    roles = [discord.Object(int(t[1:])) for t in targets if t.startswith("&") and t[1:].isdigit()]
+    return discord.AllowedMentions(everyone=False, users=users, roles=roles, replied_user=False)
 
 
 def _button(label: str, action: str, key: str, style: discord.ButtonStyle) -> discord.ui.Button:
@@ -76,9 +95,8 @@ def mention(target: str) -> str:
 
 def escalation_text(targets: list[str], asker: int, question: str) -> str:
     people = " ".join(mention(t) for t in targets)
-    return clip(
-        f"{people}, <@{asker}> would like a person's help with:\n> {' '.join(question.split())}", 2000
-    )
+    quoted = discord.utils.escape_mentions(" ".join(question.split()))  # shown as text, never a mention
+    return clip(f"{people}, <@{asker}> would like a person's help with:\n> {quoted}", 2000)
 
 
 class ThreadStartingSink(ChannelReplySink):
@@ -115,9 +133,11 @@ class PrivatePromptSink:
         pass
 
     async def finished(self, answer: Answer) -> str | None:
-        view = _view(_button("Show answer", "show", answer.id, discord.ButtonStyle.primary))
+        label = "Show closest sources" if answer.abstained else "Show answer"
+        view = _view(_button(label, "show", answer.id, discord.ButtonStyle.primary))
+        prompt = PROMPT_NO_ANSWER if answer.abstained else PROMPT
         await self.question.reply(
-            PROMPT.format(asker=self.question.author.mention), view=view, mention_author=False
+            prompt.format(asker=self.question.author.mention), view=view, mention_author=False
         )
         return None
 
@@ -266,26 +286,43 @@ async def _dismiss(actions: AnswerActions, interaction: discord.Interaction, key
     await interaction.delete_original_response()
 
 
-async def _help(actions: AnswerActions, interaction: discord.Interaction, key: str) -> None:
+async def _help(
+    actions: AnswerActions, interaction: discord.Interaction, key: str, *, again: bool = False
+) -> None:
     user = interaction.user
-    handoff = await actions.escalate(key, platform=PLATFORM, channel=_channel(interaction), user=str(user.id))
+    handoff = await actions.escalate(
+        key, platform=PLATFORM, channel=_channel(interaction), user=str(user.id), again=again
+    )
     if handoff is None:
         await _whisper(interaction, NO_ESCALATION)
         return
     people = " ".join(mention(t) for t in handoff.targets)
+    if handoff.resolved:
+        view = _view(_button("Ask a person again", "helpagain", key, discord.ButtonStyle.primary))
+        await _whisper(interaction, RESOLVED_BEFORE, view=view)
+        return
     if not handoff.new:
         await _whisper(interaction, f"{people} were asked already; they will reply here.")
         return
     channel = interaction.channel
     assert isinstance(channel, discord.abc.Messageable)
     await interaction.response.defer(ephemeral=True, thinking=False)
-    tag = await channel.send(
-        escalation_text(handoff.targets, user.id, handoff.question),
-        allowed_mentions=MENTION_PEOPLE,
-        view=_view(_button("Resolved", "resolve", key, discord.ButtonStyle.success)),
-    )
+    try:
+        tag = await channel.send(
+            escalation_text(handoff.targets, user.id, handoff.question),
+            allowed_mentions=handoff_mentions(handoff.targets, user.id),
+            view=_view(_button("Resolved", "resolve", key, discord.ButtonStyle.success)),
+        )
+    except discord.HTTPException as exc:  # e.g. 403 50013: nobody was asked, so nothing is recorded
+        await actions.undelivered(key, f"HTTP {exc.status} (code {exc.code})")
+        await interaction.followup.send(HANDOFF_FAILED, ephemeral=True)
+        return
     await actions.set_escalation_message(key, str(tag.id))
     await interaction.followup.send(f"I've asked {people} to help; they will reply here.", ephemeral=True)
+
+
+async def _help_again(actions: AnswerActions, interaction: discord.Interaction, key: str) -> None:
+    await _help(actions, interaction, key, again=True)
 
 
 async def _resolve(actions: AnswerActions, interaction: discord.Interaction, key: str) -> None:
@@ -342,6 +379,7 @@ _HANDLERS = {
     "share": _share,
     "dismiss": _dismiss,
     "help": _help,
+    "helpagain": _help_again,
     "resolve": _resolve,
     "hide": _hide,
     "unhide": _unhide,

@@ -43,6 +43,14 @@ def plain_parts(text: str, citations: Sequence[Citation], heading: str = "Source
     return split_message("\n".join(lines)) or [NO_TEXT]
 
 
+UNKNOWN_MESSAGE = 10008
+INVALID_FORM_BODY = 50035  # what Discord answers a reply to a deleted message (message_reference: unknown)
+
+
+def _question_gone(exc: discord.HTTPException) -> bool:
+    return isinstance(exc, discord.NotFound) or exc.code in (UNKNOWN_MESSAGE, INVALID_FORM_BODY)
+
+
 def _describe(exc: discord.HTTPException) -> str:
     return f"HTTP {exc.status} (code {exc.code})"
 
@@ -158,7 +166,18 @@ class ChannelReplySink:
     async def _send(self, content: str, embed: discord.Embed | None, *, first: bool) -> discord.Message:
         extra: dict[str, Any] = {"embed": embed} if embed is not None else {}  # discord.py: omitted, not None
         if first and self._reply_to is not None:
-            return await self._reply_to.reply(content, mention_author=False, **extra)
+            try:
+                return await self._reply_to.reply(content, mention_author=False, **extra)
+            except discord.HTTPException as exc:
+                if not _question_gone(exc):
+                    raise
+                # The question was deleted: stop replying to it (each streamed edit would try again and fail)
+                # and answer in the channel once, without the reference.
+                log.info(
+                    "question deleted; answering without a reply",
+                    extra={"event": "discord_question_gone", "error": _describe(exc)},
+                )
+                self._reply_to = None
         return await self.channel.send(content, **extra)
 
 

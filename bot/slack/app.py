@@ -48,10 +48,11 @@ from bot.slack.delivery import (
     describe,
     plain_with_sources,
 )
-from bot.slack.http import http_app, keep_bodies_out_of_bolt_logs
+from bot.slack.http import actions_ok, http_app, keep_bodies_out_of_bolt_logs
 from bot.slack.identity import SlackIdentity
 from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_interactions
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
+from bot.slack.subtypes import FILE_ONLY, AttachmentNoteSink, has_files, is_person_message
 from rag_core.errors import RagbotError, UserError
 from rag_core.types import Answer, Citation, Turn
 
@@ -224,11 +225,14 @@ def build_app(
 
     @app.event("message")
     async def answer_direct_message(event: dict, context: AsyncBoltContext, client: AsyncWebClient) -> None:
-        # Only plain messages in DMs and new top-level questions in answer channels are questions; edits,
+        # Only a person's messages in DMs and new top-level questions in answer channels are questions; edits,
         # joins, thread replies and channel chatter are not. A mention is answered by answer_mention.
-        if event.get("subtype"):
+        if not is_person_message(event):
             return
         if event.get("channel_type") == "im":
+            if has_files(event) and not mrkdwn_to_plain(event.get("text", "")).strip():
+                await _file_only(event, client)
+                return
             await _answer_message(event, context, client, is_dm=True)
         elif (
             is_answer_channel(event.get("channel", ""), settings)
@@ -261,7 +265,20 @@ def build_app(
         if not is_dm and private_first(channel, settings):
             sink = PrivateFirstSink(client, channel, thread_ts or ts, question.user_id)
             question.asker_only = True  # shown to the asker alone until shared (which re-checks)
+        if has_files(event):
+            sink = AttachmentNoteSink(sink)
         await conversation.ask(question, QuietSink(sink, channel) if auto else sink)
+
+    async def _file_only(event: dict, client: AsyncWebClient) -> None:
+        """A DM with only a file: say files are not read, once per message."""
+        channel, ts = event["channel"], event["ts"]
+        if not await asyncio.to_thread(conversation.first_delivery, PLATFORM, f"msg:{channel}:{ts}"):
+            return
+        log.info("file without text in a DM", extra={"event": "slack_file_only"})
+        try:
+            await client.chat_postMessage(channel=channel, thread_ts=event.get("thread_ts"), text=FILE_ONLY)
+        except CALL_ERRORS as exc:
+            log.warning("file reply failed", extra={"event": "slack_reply_failed", "error": describe(exc)})
 
     async def _thread_history(
         client: AsyncWebClient, channel: str, thread_ts: str, before_ts: str, bot_user_id: str | None
@@ -429,10 +446,8 @@ def socket_service(settings: BotSettings) -> Service:
     app_token = _required_tokens(settings, http=False)["SLACK_APP_TOKEN"]
 
     async def run(runtime: Runtime) -> None:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
         # The handler's client starts tasks in its constructor, so it is built inside the running loop.
-        handler = AsyncSocketModeHandler(build_app(settings, runtime.conversation), app_token)
+        handler = socket_handler(build_app(settings, runtime.conversation), app_token)
         log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
         await handler.connect_async()
         try:
@@ -441,6 +456,28 @@ def socket_service(settings: BotSettings) -> Service:
             await handler.close_async()
 
     return Service("slack-socket", run)
+
+
+def socket_handler(app: AsyncApp, app_token: str) -> Any:
+    """Bolt's Socket Mode handler, dropping (acked, one log line) a click Bolt cannot read: Bolt builds the
+    `action` of a block_actions payload before any middleware runs and raises on `actions: []`. HTTP mode checks
+    the same at its front door (bot.slack.http)."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_sdk.socket_mode.response import SocketModeResponse
+
+    class Handler(AsyncSocketModeHandler):
+        async def handle(self, client: Any, req: Any) -> None:
+            payload = req.payload if isinstance(req.payload, dict) else {}
+            if payload.get("type") == "block_actions" and not actions_ok(payload.get("actions")):
+                log.warning(
+                    "slack request rejected",
+                    extra={"event": "slack_request_rejected", "reason": "actions is not a list of actions"},
+                )
+                await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                return
+            await super().handle(client, req)
+
+    return Handler(app, app_token)
 
 
 def http_service(settings: BotSettings) -> Service:

@@ -14,6 +14,7 @@ from bot.slack.mrkdwn import escape, truncate
 VOTE_UP = "ragbot_vote_up"
 VOTE_DOWN = "ragbot_vote_down"
 ESCALATE = "ragbot_escalate"
+ESCALATE_AGAIN = "ragbot_escalate_again"
 RESOLVE = "ragbot_resolve"
 SHARE = "ragbot_share"
 DISMISS = "ragbot_dismiss"
@@ -29,13 +30,18 @@ def value(**fields: Any) -> str:
     return json.dumps({k: v for k, v in fields.items() if v is not None}, separators=(",", ":"))
 
 
-def read_value(raw: str | None) -> dict[str, Any]:
-    """A button's value; {} for anything that is not ours (never raises on a forged payload)."""
+def read_value(raw: object) -> dict[str, str]:
+    """A button's value; {} for anything that is not ours, e.g. a field that is not a string (never raises on a
+    forged or out-of-date payload)."""
+    if not isinstance(raw, str):
+        return {}
     try:
         data = json.loads(raw or "")
     except ValueError:
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        return {}
+    return data
 
 
 def button(text: str, action_id: str, val: str, style: str | None = None) -> dict[str, Any]:
@@ -68,6 +74,17 @@ def private_actions(answer_id: str, thread_ts: str | None) -> Block:
             button("Share in thread", SHARE, v, "primary"),
             button("Dismiss", DISMISS, v),
             button(ESCALATE_LABEL, ESCALATE, v),
+        ],
+    }
+
+
+def escalate_again_actions(answer_id: str, thread_ts: str | None) -> Block:
+    """Offered when a hand-off was resolved and the asker presses "Get help" again."""
+    return {
+        "type": "actions",
+        "block_id": f"ragbot_again_{answer_id}",
+        "elements": [
+            button("Ask a person again", ESCALATE_AGAIN, value(a=answer_id, t=thread_ts), "primary")
         ],
     }
 

@@ -93,7 +93,18 @@ def _json_object_problem(text: str, what: str) -> str | None:
         return f"{what} is not a JSON object"
     if parsed.get("type") == "event_callback" and not isinstance(parsed.get("event"), dict):
         return "event is not a JSON object"  # Bolt and the listeners read event fields unchecked
+    if parsed.get("type") == "block_actions" and not actions_ok(parsed.get("actions")):
+        return "actions is not a list of actions"  # Bolt's matchers read actions[0]["action_id"] unchecked
     return None
+
+
+def actions_ok(actions: object) -> bool:
+    """A block_actions payload's `actions`: a non-empty list of objects with an action_id."""
+    return (
+        isinstance(actions, list)
+        and bool(actions)
+        and all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions)
+    )
 
 
 class SlackHttpFrontDoor:

@@ -13,10 +13,21 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answer_actions import NO_ESCALATION, NOT_TAGGED, UNKNOWN_ANSWER, AnswerActions, Resolve
+from bot.answer_actions import (
+    ALREADY_SHARED,
+    HANDOFF_FAILED,
+    NO_ESCALATION,
+    NOT_TAGGED,
+    RESOLVED_BEFORE,
+    STALE_BUTTON,
+    UNKNOWN_ANSWER,
+    AnswerActions,
+    Resolve,
+)
 from bot.conversation import Conversation
 from bot.slack import buttons
 from bot.slack.blocks import Block, answer_blocks, answer_text, failure_blocks
+from bot.slack.delivery import CALL_ERRORS, describe
 from bot.slack.mrkdwn import escape
 from rag_core.types import Answer, Citation
 
@@ -59,11 +70,19 @@ class PrivateFirstSink:
         )
 
 
-def _click(body: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
-    """(button value, channel id, user id) of a block_actions payload."""
+def _click(body: dict[str, Any]) -> tuple[dict[str, str], str, str]:
+    """(button value, channel id, user id) of a block_actions payload; {} for a value that is not ours."""
     action = (body.get("actions") or [{}])[0]
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
     return buttons.read_value(action.get("value")), channel, (body.get("user") or {}).get("id", "")
+
+
+def _stale(val: dict[str, str], *fields: str) -> bool:
+    """A button value missing what its action needs: an old button, or a payload that is not ours."""
+    if all(val.get(f) for f in fields):
+        return False
+    log.info("out-of-date button clicked", extra={"event": "slack_button_stale"})
+    return True
 
 
 def _thread_of(body: dict[str, Any], val: dict[str, Any]) -> str | None:
@@ -84,6 +103,9 @@ def register_interactions(app: AsyncApp, conversation: Conversation) -> None:
     async def vote(ack: AsyncAck, body: dict, respond: AsyncRespond, value: int) -> None:
         await ack()
         val, channel, user = _click(body)
+        if _stale(val, "a"):
+            await whisper(respond, STALE_BUTTON)
+            return
         ok = await actions.vote(
             platform=PLATFORM, channel=channel, answer_id=val.get("a", ""), user=user, value=value
         )
@@ -101,22 +123,36 @@ def register_interactions(app: AsyncApp, conversation: Conversation) -> None:
     async def share(ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient) -> None:
         await ack()
         val, channel, user = _click(body)
-        answer, refusal = await actions.shareable(val.get("a", ""), channel)
+        if _stale(val, "a"):
+            await whisper(respond, STALE_BUTTON)
+            return
+        answer, refusal = await actions.shareable(val["a"], channel)
         if answer is None:
             await whisper(respond, UNKNOWN_ANSWER)
             return
         if refusal is not None:  # the channel may not read what it cites: the private answer stays
             await whisper(respond, refusal)
             return
+        if not await actions.claim_share(answer.id):  # a second click, here or in another process
+            log.info(
+                "answer shared already", extra={"event": "answer_share_duplicate", "answer_id": answer.id}
+            )
+            await respond(delete_original=True)
+            await whisper(respond, ALREADY_SHARED)
+            return
         thread = val.get("t")
-        resp = await client.chat_postMessage(
-            channel=channel,
-            thread_ts=thread,
-            text=answer_text(answer),
-            blocks=answer_blocks(
-                answer, buttons.answer_actions(answer.id, abstained=answer.abstained, thread_ts=thread)
-            ),
-        )
+        try:
+            resp = await client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread,
+                text=answer_text(answer),
+                blocks=answer_blocks(
+                    answer, buttons.answer_actions(answer.id, abstained=answer.abstained, thread_ts=thread)
+                ),
+            )
+        except BaseException:
+            await actions.release_share(answer.id)
+            raise
         await actions.link(answer.id, platform=PLATFORM, channel=channel, message_id=resp["ts"])
         log.info("private answer shared", extra={"event": "answer_shared", "answer_id": answer.id})
         await respond(delete_original=True)
@@ -128,26 +164,55 @@ def register_interactions(app: AsyncApp, conversation: Conversation) -> None:
 
     @app.action(buttons.ESCALATE)
     async def escalate(ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient) -> None:
+        await hand_off(ack, body, respond, client, again=False)
+
+    @app.action(buttons.ESCALATE_AGAIN)
+    async def escalate_again(
+        ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await hand_off(ack, body, respond, client, again=True)
+
+    async def hand_off(
+        ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient, *, again: bool
+    ) -> None:
         await ack()
         val, channel, user = _click(body)
-        handoff = await actions.escalate(val.get("a", ""), platform=PLATFORM, channel=channel, user=user)
+        if _stale(val, "a"):
+            await whisper(respond, STALE_BUTTON)
+            return
+        handoff = await actions.escalate(val["a"], platform=PLATFORM, channel=channel, user=user, again=again)
         if handoff is None:
             await whisper(respond, NO_ESCALATION)
             return
         people = " ".join(buttons.mention(t) for t in handoff.targets)
+        if handoff.resolved:
+            again_block = buttons.escalate_again_actions(handoff.answer_id, _thread_of(body, val))
+            section = {"type": "section", "text": {"type": "mrkdwn", "text": RESOLVED_BEFORE}}
+            await respond(
+                text=RESOLVED_BEFORE,
+                blocks=[section, again_block],
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
         if not handoff.new:
             await whisper(respond, f"{people} were asked already; they will reply in the thread.")
             return
         text = buttons.escalation_text(handoff.targets, user, handoff.question)
-        resp = await client.chat_postMessage(
-            channel=channel,
-            thread_ts=_thread_of(body, val),
-            text=text,
-            blocks=[
-                {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-                buttons.resolve_actions(handoff.answer_id),
-            ],
-        )
+        try:
+            resp = await client.chat_postMessage(
+                channel=channel,
+                thread_ts=_thread_of(body, val),
+                text=text,
+                blocks=[
+                    {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                    buttons.resolve_actions(handoff.answer_id),
+                ],
+            )
+        except CALL_ERRORS as exc:
+            await actions.undelivered(handoff.answer_id, describe(exc))
+            await whisper(respond, HANDOFF_FAILED)
+            return
         await actions.set_escalation_message(handoff.answer_id, resp["ts"])
         await whisper(respond, f"I've asked {people} to help; they will reply in the thread.")
 
@@ -155,6 +220,9 @@ def register_interactions(app: AsyncApp, conversation: Conversation) -> None:
     async def resolve(ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient) -> None:
         await ack()
         val, channel, user = _click(body)
+        if _stale(val, "a"):
+            await whisper(respond, STALE_BUTTON)
+            return
         groups = await _groups_of(client, user, conversation, channel)
         outcome = await actions.resolve(val.get("a", ""), user=user, groups=groups)
         if outcome is Resolve.NOT_ALLOWED:
@@ -179,6 +247,9 @@ def register_interactions(app: AsyncApp, conversation: Conversation) -> None:
     async def visibility(ack: AsyncAck, body: dict, respond: AsyncRespond, hidden: bool) -> None:
         await ack()
         val, _channel, user = _click(body)
+        if _stale(val, "s", "d"):
+            await whisper(respond, STALE_BUTTON)
+            return
         title = val.get("n") or val.get("d", "")
         line = await actions.set_hidden(
             val.get("s", ""), val.get("d", ""), hidden=hidden, title=title, user=user

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _CONNECT_TIMEOUT_S = 5  # a database that accepts no connection fails a write after this, not the OS's minutes
 _RETRY_S = (0.25, 0.5, 1.0, 2.0, 5.0)  # waits between attempts to write buffered rows; the last one repeats
+_UNSTORABLE = re.compile(
+    "[\ud800-\udfff\x00]"
+)  # lone surrogates (no UTF-8 form) and NUL (PostgreSQL refuses it)
 _PG_MIGRATION_LOCK = 0x7261_6762  # pg_advisory_xact_lock key: one process migrates at a time
 
 
@@ -140,6 +144,18 @@ def _unreachable(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def storable(text: str | None) -> str | None:
+    """Text any database accepts: lone surrogates become U+FFFD and NULs are dropped, so no question, however
+    odd, costs its row."""
+    if text is None or not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
+def _storable(text: str) -> str:
+    return storable(text) or ""
 
 
 class FeedbackStore:
@@ -269,7 +285,7 @@ class FeedbackStore:
 
     def hash_user(self, user: str) -> str:
         """A salted, one-way id for a person: the log can count and group people without naming them."""
-        return hmac.new(self._salt, user.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.new(self._salt, user.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
 
     # --- answers -------------------------------------------------------------------------------------------------
 
@@ -306,11 +322,11 @@ class FeedbackStore:
         record = AnswerRecord(
             id=answer.id,
             created_at=created_at,
-            platform=platform,
-            channel=channel,
+            platform=_storable(platform),
+            channel=_storable(channel),
             user_hash=self.hash_user(user),
-            question=answer.question,
-            answer_text=answer.text,
+            question=_storable(answer.question),
+            answer_text=_storable(answer.text),
             outcome=outcome_of(answer, outcome),
             abstained=answer.abstained,
             extractive=answer.extractive,
@@ -320,20 +336,20 @@ class FeedbackStore:
             cost_usd=answer.cost_usd,
             latency_ms=total_latency_ms(answer),
             timings_ms=dict(answer.timings_ms),
-            model=answer.model,
-            error=answer.error,
+            model=storable(answer.model),
+            error=storable(answer.error),
             arm=arm,
             overrides=dict(overrides) if overrides is not None else None,
             citations=[
                 CitationRecord(
                     n=c.n,
-                    source=c.source,
-                    doc_id=c.doc_id,
-                    title=c.title,
-                    url=c.url,
+                    source=_storable(c.source),
+                    doc_id=_storable(c.doc_id),
+                    title=_storable(c.title),
+                    url=_storable(c.url),
                     score=float(c.score),
-                    heading_path=list(c.heading_path),
-                    snippet=c.snippet,
+                    heading_path=[_storable(h) for h in c.heading_path],
+                    snippet=_storable(c.snippet),
                     readers=list(c.readers),
                 )
                 for c in answer.citations

@@ -64,6 +64,26 @@ def escalate(
     return True
 
 
+def reopen_escalation(store: FeedbackStore, answer_id: str, *, user: str, at: datetime | None = None) -> bool:
+    """Open a resolved hand-off again (the asker still needs help); False when there is none resolved."""
+    with Session(store.engine) as session, session.begin():
+        record = session.get(EscalationRecord, answer_id)
+        if record is None or record.resolved_at is None:
+            return False
+        record.resolved_at = None
+        record.resolved_by = None
+        record.message_id = None
+        record.asked_by = store.hash_user(user)
+        record.created_at = utc_naive(at)
+    return True
+
+
+def withdraw_escalation(store: FeedbackStore, answer_id: str) -> None:
+    """Forget a hand-off whose tag message could not be delivered: nobody was asked, so nothing is recorded."""
+    with Session(store.engine) as session, session.begin():
+        session.execute(delete(EscalationRecord).where(EscalationRecord.answer_id == answer_id))
+
+
 def set_escalation_message(store: FeedbackStore, answer_id: str, message_id: str) -> None:
     with Session(store.engine) as session, session.begin():
         record = session.get(EscalationRecord, answer_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import discord
@@ -324,6 +325,26 @@ async def test_a_long_answer_is_split_into_messages_with_the_sources_on_the_last
     assert [bool(p.embeds) for p in parts] == [False] * (len(parts) - 1) + [True]
 
 
+class _PausesAfterTheFirstToken:
+    """The engine, holding its stream after the first token until `posted` is set (by the gateway event of the
+    bot's first message)."""
+
+    def __init__(self, real: Any, posted: threading.Event) -> None:
+        self.real = real
+        self.posted = posted
+
+    def answer(self, question: str, *, on_token: Any = None, **kwargs: Any) -> Any:
+        def token(text: str) -> None:
+            on_token(text)
+            if not self.posted.is_set() and not self.posted.wait(60):
+                raise TimeoutError("the bot never posted the first draft")
+
+        return self.real.answer(question, on_token=token if on_token else None, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
 async def test_a_streamed_llm_answer_is_posted_then_edited_into_the_final_answer(
     simcord_env: Env,
     conversation: Conversation,
@@ -333,7 +354,17 @@ async def test_a_streamed_llm_answer_is_posted_then_edited_into_the_final_answer
 ) -> None:
     env = simcord_env
     _, general, alice = _world(env)
-    conversation.engine = llm_engine
+    # The stream waits, after its first token, until the bot has posted that draft: on a loaded machine the whole
+    # reply could otherwise arrive before the first post, leaving nothing to edit (the test was flaky).
+    first_post = threading.Event()
+    env.backend.subscribers.append(
+        lambda event, payload: (
+            first_post.set()
+            if event == "MESSAGE_CREATE" and str(payload["author"]["id"]) == str(env.bot.user.id)
+            else None
+        )
+    )
+    conversation.engine = _PausesAfterTheFirstToken(llm_engine, first_post)
     openai_server.reset(reply="Team dinners are reimbursed up to $60 per person, tips included [1].")
 
     await alice.send(general, f"{_mention(env)} {QUESTION}")

@@ -168,7 +168,9 @@ async def test_get_help_tags_the_channels_people_and_a_tagged_role_member_resolv
     request = [
         r for r in env.http_requests if r.method == "POST" and r.json and r.json.get("content") == tag.content
     ]
-    assert request[0].json["allowed_mentions"]["parse"] == ["users", "roles"]  # the tag notifies
+    allowed = request[0].json["allowed_mentions"]  # the tag notifies exactly its people and the asker
+    assert list(map(str, allowed["roles"])) == [str(helpers.id)]
+    assert "123456789012345678" in map(str, allowed["users"])
     assert "I've asked" in said.followups[0].content
     [record] = _logged(feedback)
     escalation = wf.get_escalation(feedback, record.id)
