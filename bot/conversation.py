@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.inflight import busy_message, slots_for
 from bot.settings import BotSettings
+from rag_core.cancellation import AnswerCancelled
 from rag_core.errors import RagbotError, StoreUnavailable, UserError
 from rag_core.feedback import metrics
 from rag_core.feedback.experiments import assign_arm
@@ -79,6 +81,7 @@ class Question:
     thread_id: str | None = None
     history: list[Turn] = field(default_factory=list)  # earlier thread messages, oldest first
     roles: list[str] = field(default_factory=list)  # platform role names (Discord admin role check)
+    message_id: str | None = None  # the asker's message: deleting it cancels the answer (`cancel_question`)
 
 
 class AnswerSink(Protocol):
@@ -165,6 +168,11 @@ class _Throttle:
                         "streaming update failed", exc_info=True, extra={"event": "stream_update_failed"}
                     )
 
+    def cancel(self) -> None:
+        """Stop streaming at once, dropping a pending edit (the answer was cancelled)."""
+        self._closed.set()
+        self._task.cancel()
+
     async def close(self) -> None:
         """Stop streaming (the final rendering follows); waits for an edit already under way."""
         self._closed.set()
@@ -204,6 +212,8 @@ class Conversation:
         self.kv = kv
         self.feedback = feedback
         self._resync = resync
+        self._slots = slots_for(engine, settings.answers_in_flight)  # shared by every platform of the process
+        self._asking: dict[tuple[str, str, str], asyncio.Task[Any]] = {}  # asker's message -> its answer task
 
     # --- access --------------------------------------------------------------------------------------------
     def allowed_sources(self, channel_id: str, is_dm: bool) -> list[str] | None:
@@ -264,7 +274,45 @@ class Conversation:
         if refusal:
             await self._refuse(run, sink, refusal, record_as="rate_limited")
             return None
+        if not self._slots.enter(q.platform):
+            log.warning(
+                "answers in flight at the limit; question refused",
+                extra={"event": "answers_busy", "platform": q.platform, "in_flight": self._slots.in_flight},
+            )
+            await self._refuse(run, sink, busy_message(self._slots), record_as="busy")
+            return None
+        key = (q.platform, q.channel_id, q.message_id) if q.message_id else None
+        task = asyncio.current_task()
+        if key and task is not None:
+            self._asking[key] = task
+        try:
+            return await self._ask_in_slot(run, sink)
+        finally:
+            self._slots.leave(q.platform)
+            if key:
+                self._asking.pop(key, None)
 
+    def cancel_question(self, platform: str, channel: str, message_id: str) -> bool:
+        """Cancel the answer to this message (its asker deleted it); False when none is being answered."""
+        task = self._asking.get((platform, channel, message_id))
+        if task is None or task.done():
+            return False
+        log.info(
+            "answer cancelled: question deleted", extra={"event": "question_deleted", "platform": platform}
+        )
+        task.cancel()
+        return True
+
+    async def _engine_answer(self, text: str, **kwargs: Any) -> Answer:
+        """The engine's answer: awaited on the loop when the engine has `answer_async`, else in a thread."""
+        answer_async = getattr(self.engine, "answer_async", None)
+        if answer_async is not None:
+            answer: Answer = await answer_async(text, **kwargs)
+            return answer
+        return await asyncio.to_thread(self.engine.answer, text, **kwargs)
+
+    async def _ask_in_slot(self, run: _Run, sink: AnswerSink) -> Answer | None:
+        q, text, overrides = run.q, run.text, run.overrides
         try:
             await sink.started()
         except Exception:  # 👀 / typing / "Searching…" are progress only; the reply has its own fallbacks
@@ -275,14 +323,20 @@ class Conversation:
             )
         throttle = _Throttle(sink, self.settings.stream_edit_interval_s, asyncio.get_running_loop())
         try:
-            answer = await asyncio.to_thread(
-                self.engine.answer,
+            answer = await self._engine_answer(
                 text,
                 allowed_sources=run.allowed,
                 history=list(q.history),
                 on_token=throttle.on_token,
                 overrides=overrides or None,
             )
+        except asyncio.CancelledError as exc:
+            # asker gone, question deleted, shutdown: stop streaming and say so in the query log
+            throttle.cancel()
+            spent = exc.answer if isinstance(exc, AnswerCancelled) else None
+            cancelled = spent or Answer(question=text, text="", citations=[], error="cancelled")
+            self._record_now(run, cancelled, "cancelled")
+            raise
         except StoreUnavailable as exc:  # say so in one line: there are no sources to show either
             await throttle.close()
             log.warning("search index unreachable", extra={"event": "store_unavailable", "error": str(exc)})
@@ -391,6 +445,40 @@ class Conversation:
             return
         try:
             await asyncio.to_thread(self._store_feedback, run, answer, outcome, message_id)
+        except Exception:
+            log.exception(
+                "storing the answer in the query log failed", extra={"event": "feedback_store_failed"}
+            )
+
+    def _record_now(self, run: _Run, answer: Answer, outcome: str) -> None:
+        """`_record` without awaiting (a cancelled task must not wait): logged and counted now, stored by the
+        query log's writer in the background."""
+        log.info(
+            "question handled",
+            extra={
+                "event": "question",
+                "platform": run.q.platform,
+                "channel": run.q.channel_id,
+                "answer_id": answer.id,
+                "outcome": outcome,
+                "tokens_in": answer.tokens_in,
+                "tokens_out": answer.tokens_out,
+                "ms": round((time.perf_counter() - run.started) * 1000, 1),
+            },
+        )
+        with _metrics_guard():
+            metrics.observe_answer(answer, run.q.platform, outcome)
+        if self.feedback is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+            loop.run_in_executor(None, self._store_feedback_logged, run, answer, outcome)
+        except RuntimeError:  # the loop is closing: write it here
+            self._store_feedback_logged(run, answer, outcome)
+
+    def _store_feedback_logged(self, run: _Run, answer: Answer, outcome: str) -> None:
+        try:
+            self._store_feedback(run, answer, outcome, None)
         except Exception:
             log.exception(
                 "storing the answer in the query log failed", extra={"event": "feedback_store_failed"}

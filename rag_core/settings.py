@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 30.0  # per attempt
     llm_max_retries: int = 2  # retries after the first attempt, with backoff
     extractive_sentences: int = 3  # sentences quoted per answer when no LLM answers
+    answer_threads: int = (
+        0  # threads for answers' CPU stages (embedding, search, rerank, packing); 0 = cores + 2
+    )
 
     # --- query side, grounding, answerability (all switchable per A/B arm) ------------------------------------
     rewrite_follow_ups: bool = (
@@ -148,6 +151,9 @@ class Settings(BaseSettings):
     channel_sources: dict[str, list[str]] = Field(default_factory=dict)  # channel id -> sources it may search
     dm_sources: list[str] | None = None  # sources searchable in DMs; unset = public sources
     rate_limit_per_minute: int = 6  # questions per user per minute
+    answers_in_flight: int = (
+        64  # answers generated at once per process (Slack, Discord, API together); more are refused
+    )
     daily_spend_cap_usd: float = 5.0  # estimated LLM spend per day across all users; 0 = no cap
     stream_edit_interval_s: float = 1.2  # min seconds between edits of a streaming answer
     history_max_tokens: int = 1200  # thread history sent with a follow-up question
