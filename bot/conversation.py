@@ -212,7 +212,9 @@ class Conversation:
         self.kv = kv
         self.feedback = feedback
         self._resync = resync
-        self._slots = slots_for(engine, settings.answers_in_flight)  # shared by every platform of the process
+        self._slots = slots_for(
+            engine, settings.answers_in_flight, settings.answers_queued
+        )  # shared by every platform of the process
         self._asking: dict[tuple[str, str, str], asyncio.Task[Any]] = {}  # asker's message -> its answer task
 
     # --- access --------------------------------------------------------------------------------------------
@@ -274,7 +276,7 @@ class Conversation:
         if refusal:
             await self._refuse(run, sink, refusal, record_as="rate_limited")
             return None
-        if not self._slots.enter(q.platform):
+        if not await self._slots.enter(q.platform):
             log.warning(
                 "answers in flight at the limit; question refused",
                 extra={"event": "answers_busy", "platform": q.platform, "in_flight": self._slots.in_flight},

@@ -2,12 +2,14 @@
 
 Every `Conversation` over the same engine shares the pool (`slots_for`), so the chat adapters and the HTTP API
 take turns in one count. No platform may hold more than `PLATFORM_SHARE` of the slots, so one flooded platform
-leaves room for the others. A question finding no slot is refused at once with a clear reply, never queued
-behind minutes of answers; `/sources` and votes take no slot.
+leaves room for the others. A question finding no slot waits its turn (first come, first served among those whose
+platform may take one); past `answers_queued` waiting it is refused at once with a clear reply. `/sources` and
+votes take no slot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import weakref
 from collections import Counter
@@ -19,56 +21,97 @@ PLATFORM_SHARE = 0.75  # largest share of the slots one platform may hold
 
 
 class AnswerSlots:
-    """A counted pool of answer slots; `enter(platform)` takes one (False when full), `leave` gives it back."""
+    """A counted pool of answer slots with a bounded waiting line; safe across threads and event loops."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, queued: int = 0) -> None:
         self.limit = max(1, limit)
+        self.queued = max(0, queued)
         self._held: Counter[str] = Counter()
+        self._waiting: list[tuple[str, asyncio.Future[None]]] = []
         self._lock = threading.Lock()
 
     @property
     def in_flight(self) -> int:
         return sum(self._held.values())
 
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
     def per_platform_limit(self) -> int:
         return max(1, int(self.limit * PLATFORM_SHARE)) if self.limit > 1 else 1
 
-    def enter(self, platform: str) -> bool:
-        """Take a slot for an answer on `platform`; False when the process or the platform's share is full."""
+    def _may_take(self, platform: str) -> bool:
+        return self.in_flight < self.limit and self._held[platform] < self.per_platform_limit()
+
+    def _take(self, platform: str) -> None:
+        self._held[platform] += 1
+        metrics.set_answers_in_flight(self.in_flight)
+
+    async def enter(self, platform: str) -> bool:
+        """Take a slot for an answer on `platform`, waiting for one when all are held; False (at once) when the
+        waiting line is full too."""
         with self._lock:
-            if self.in_flight >= self.limit or self._held[platform] >= self.per_platform_limit():
+            if not self._waiting and self._may_take(platform):
+                self._take(platform)
+                return True
+            if len(self._waiting) >= self.queued:
                 return False
-            self._held[platform] += 1
-            metrics.set_answers_in_flight(self.in_flight)
-            return True
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append((platform, turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            with self._lock:
+                still_waiting = (platform, turn) in self._waiting
+                if still_waiting:
+                    self._waiting.remove((platform, turn))
+            if not still_waiting:
+                self.leave(platform)  # the slot was granted as the wait was cancelled: give it back
+            raise
+        return True
 
     def leave(self, platform: str) -> None:
+        """Give a slot back and hand free slots to the earliest waiters whose platform may take one."""
         with self._lock:
             self._held[platform] -= 1
             if self._held[platform] <= 0:
                 del self._held[platform]
+            granted = []
+            for waiter in list(self._waiting):
+                if self._may_take(waiter[0]):
+                    self._waiting.remove(waiter)
+                    self._take(waiter[0])
+                    granted.append(waiter[1])
             metrics.set_answers_in_flight(self.in_flight)
+        for turn in granted:
+            turn.get_loop().call_soon_threadsafe(_grant, turn)
+
+
+def _grant(turn: asyncio.Future[None]) -> None:
+    if not turn.done():
+        turn.set_result(None)
 
 
 _POOLS: weakref.WeakKeyDictionary[Any, AnswerSlots] = weakref.WeakKeyDictionary()
 _POOLS_LOCK = threading.Lock()
 
 
-def slots_for(engine: Any, limit: int) -> AnswerSlots:
-    """The slot pool of everything answering with `engine` (made with `limit` by the first caller)."""
+def slots_for(engine: Any, limit: int, queued: int) -> AnswerSlots:
+    """The slot pool of everything answering with `engine` (sized by the first caller)."""
     with _POOLS_LOCK:
         try:
             pool = _POOLS.get(engine)
         except TypeError:  # an engine double that cannot be weakly referenced: its own pool
-            return AnswerSlots(limit)
+            return AnswerSlots(limit, queued)
         if pool is None:
-            pool = AnswerSlots(limit)
+            pool = AnswerSlots(limit, queued)
             _POOLS[engine] = pool
         return pool
 
 
 def busy_message(slots: AnswerSlots) -> str:
     return (
-        f"I'm answering {slots.in_flight} questions right now, as many as I can at once. "
-        "Please ask again in a minute."
+        f"I'm answering {slots.in_flight} questions right now and {slots.waiting} more are waiting, as many as "
+        "I can take. Please ask again in a minute."
     )

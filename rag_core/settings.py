@@ -151,9 +151,8 @@ class Settings(BaseSettings):
     channel_sources: dict[str, list[str]] = Field(default_factory=dict)  # channel id -> sources it may search
     dm_sources: list[str] | None = None  # sources searchable in DMs; unset = public sources
     rate_limit_per_minute: int = 6  # questions per user per minute
-    answers_in_flight: int = (
-        64  # answers generated at once per process (Slack, Discord, API together); more are refused
-    )
+    answers_in_flight: int = 64  # answers generated at once per process (Slack, Discord, API together)
+    answers_queued: int = 256  # questions waiting for one of those slots; past this they are refused at once
     daily_spend_cap_usd: float = 5.0  # estimated LLM spend per day across all users; 0 = no cap
     stream_edit_interval_s: float = 1.2  # min seconds between edits of a streaming answer
     history_max_tokens: int = 1200  # thread history sent with a follow-up question

@@ -118,7 +118,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 @contextlib.asynccontextmanager
 async def cancelled_on_disconnect(receive: Receive, stream: AnswerStream) -> AsyncIterator[None]:
-    """While inside, a client that disconnects cancels `stream` (read after the request body was read)."""
+    """While inside, a client that disconnects cancels `stream`, and so does cancelling the request (shutdown).
+    Read only after the request body was read."""
 
     async def watch() -> None:
         while True:
@@ -132,5 +133,8 @@ async def cancelled_on_disconnect(receive: Receive, stream: AnswerStream) -> Asy
     watcher = asyncio.create_task(watch())
     try:
         yield
+    except asyncio.CancelledError:  # the request itself was cancelled (shutdown): so is its answer
+        stream.cancel()
+        raise
     finally:
         watcher.cancel()

@@ -29,7 +29,9 @@ class Sink:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, Any]] = []
-        self.streaming = asyncio.Event()  # set on the first streamed update (make it on the loop that uses it)
+        self.streaming = (
+            asyncio.Event()
+        )  # set on the first streamed update (make it on the loop that uses it)
 
     async def started(self) -> None:
         self.events.append(("started", None))
@@ -100,7 +102,7 @@ def test_twenty_concurrent_answers_have_twenty_llm_streams_open_at_once(
     assert all(s.events[-1][0] == "finished" for s in sinks)
 
 
-def test_past_the_in_flight_limit_a_question_is_refused_clearly_and_logged_busy(
+def test_past_the_in_flight_limit_and_a_full_queue_a_question_is_refused_clearly(
     llm_engine: Engine,  # noqa: F811
     openai_server: LLMServer,
     tmp_path: Path,
@@ -108,7 +110,7 @@ def test_past_the_in_flight_limit_a_question_is_refused_clearly_and_logged_busy(
 ) -> None:
     llm = openai_server.reset(hold_after_tokens=1)
     feedback = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
-    settings = bot_settings(tmp_path, clean_redis, answers_in_flight=2)
+    settings = bot_settings(tmp_path, clean_redis, answers_in_flight=2, answers_queued=0)
     engine = Engine(  # its own engine object: the in-flight pool is per engine
         llm_engine.settings,
         store=llm_engine.store,
@@ -134,7 +136,7 @@ def test_past_the_in_flight_limit_a_question_is_refused_clearly_and_logged_busy(
         llm.release.set()
         feedback.close()
     assert answered is not None and refused is None
-    assert late.events[0][0] == "refused" and "as many as I can at once" in late.events[0][1]
+    assert late.events[0][0] == "refused" and "as many as I can take" in late.events[0][1]
     assert ("started", None) not in late.events
 
 
@@ -149,6 +151,7 @@ def test_an_answer_cancelled_mid_stream_closes_the_llm_stream_and_is_logged_canc
     conversation = Conversation(
         llm_engine, bot_settings(tmp_path, clean_redis), make_kv(clean_redis), feedback
     )
+
     async def main() -> Sink:
         sink = Sink()
         task = asyncio.create_task(conversation.ask(_question(7, message_id="M7"), sink))
