@@ -445,16 +445,15 @@ class Conversation:
             metrics.observe_answer(answer, q.platform, outcome)
         if self.feedback is None:
             return
-        try:
-            await asyncio.to_thread(self._store_feedback, run, answer, outcome, message_id)
+        try:  # queued for the query log's writer: never waits for the database
+            self._store_feedback(run, answer, outcome, message_id)
         except Exception:
             log.exception(
                 "storing the answer in the query log failed", extra={"event": "feedback_store_failed"}
             )
 
     def _record_now(self, run: _Run, answer: Answer, outcome: str) -> None:
-        """`_record` without awaiting (a cancelled task must not wait): logged and counted now, stored by the
-        query log's writer in the background."""
+        """`_record` without awaiting (a cancelled task must not wait): logged, counted and queued now."""
         log.info(
             "question handled",
             extra={
@@ -472,14 +471,7 @@ class Conversation:
             metrics.observe_answer(answer, run.q.platform, outcome)
         if self.feedback is None:
             return
-        try:
-            loop = asyncio.get_running_loop()
-            loop.run_in_executor(None, self._store_feedback_logged, run, answer, outcome)
-        except RuntimeError:  # the loop is closing: write it here
-            self._store_feedback_logged(run, answer, outcome)
-
-    def _store_feedback_logged(self, run: _Run, answer: Answer, outcome: str) -> None:
-        try:
+        try:  # queued for the query log's writer
             self._store_feedback(run, answer, outcome, None)
         except Exception:
             log.exception(
