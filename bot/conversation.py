@@ -272,7 +272,8 @@ class Conversation:
         if not text:
             await self._refuse(run, sink, EMPTY_QUESTION)
             return None
-        refusal = await asyncio.to_thread(self._over_limit, q)
+        limited = self.settings.rate_limit_per_minute > 0 or self.settings.daily_spend_cap_usd > 0
+        refusal = await asyncio.to_thread(self._over_limit, q) if limited else None
         if refusal:
             await self._refuse(run, sink, refusal, record_as="rate_limited")
             return None
@@ -356,7 +357,8 @@ class Conversation:
             return None
         await throttle.close()
 
-        await asyncio.to_thread(self._add_spend, answer.cost_usd)
+        if answer.cost_usd > 0:
+            await asyncio.to_thread(self._add_spend, answer.cost_usd)
         try:
             message_id = await sink.finished(answer)
         except Undelivered as exc:
