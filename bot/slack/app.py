@@ -224,6 +224,11 @@ def build_app(
     async def answer_direct_message(event: dict, context: AsyncBoltContext, client: AsyncWebClient) -> None:
         # Only plain messages in DMs and new top-level questions in answer channels are questions; edits,
         # joins, thread replies and channel chatter are not. A mention is answered by answer_mention.
+        if event.get("subtype") == "message_deleted":  # a question deleted while answered: stop answering it
+            deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
+            if deleted:
+                conversation.cancel_question(PLATFORM, event.get("channel", ""), str(deleted))
+            return
         if event.get("subtype"):
             return
         if event.get("channel_type") == "im":
@@ -254,6 +259,7 @@ def build_app(
             is_dm=is_dm,
             thread_id=thread_ts or ts,
             history=history,
+            message_id=ts,
         )
         sink: Any = ThreadSink(client, channel, thread_ts or ts, ts, user=question.user_id)
         if not is_dm and private_first(channel, settings):
