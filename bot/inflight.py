@@ -1,10 +1,10 @@
 """How many answers a process generates at once: one pool of slots shared by Slack, Discord and the API.
 
 Every `Conversation` over the same engine shares the pool (`slots_for`), so the chat adapters and the HTTP API
-take turns in one count. No platform may hold more than `PLATFORM_SHARE` of the slots, so one flooded platform
-leaves room for the others. A question finding no slot waits its turn (first come, first served among those whose
-platform may take one); past `answers_queued` waiting it is refused at once with a clear reply. `/sources` and
-votes take no slot.
+take turns in one count. A platform may use every free slot while no other platform waits; once another does,
+it gets slots back as they free up until the flooding platform is under `PLATFORM_SHARE` of them. A question
+finding no slot waits its turn (first come, first served among those whose platform may take one); past
+`answers_queued` waiting it is refused at once with a clear reply. `/sources` and votes take no slot.
 """
 
 from __future__ import annotations
@@ -42,7 +42,12 @@ class AnswerSlots:
         return max(1, int(self.limit * PLATFORM_SHARE)) if self.limit > 1 else 1
 
     def _may_take(self, platform: str) -> bool:
-        return self.in_flight < self.limit and self._held[platform] < self.per_platform_limit()
+        """A free slot, and `platform` under its share or no other platform waiting. Caller holds the lock."""
+        if self.in_flight >= self.limit:
+            return False
+        if self._held[platform] < self.per_platform_limit():
+            return True
+        return not any(waiting != platform for waiting, _ in self._waiting)
 
     def _take(self, platform: str) -> None:
         self._held[platform] += 1
@@ -52,7 +57,8 @@ class AnswerSlots:
         """Take a slot for an answer on `platform`, waiting for one when all are held; False (at once) when the
         waiting line is full too."""
         with self._lock:
-            if not self._waiting and self._may_take(platform):
+            queued_ahead = any(waiting == platform for waiting, _ in self._waiting)
+            if not queued_ahead and self._may_take(platform):
                 self._take(platform)
                 return True
             if len(self._waiting) >= self.queued:

@@ -4,6 +4,7 @@ cancelled mid-stream closes its stream and is logged as `cancelled` with the tok
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.conversation import Conversation, Question
+from bot.inflight import AnswerSlots
 from rag_core.engine import Engine
 from rag_core.feedback import FeedbackStore
 from rag_core.feedback.models import AnswerRecord
@@ -110,7 +112,7 @@ def test_past_the_in_flight_limit_and_a_full_queue_a_question_is_refused_clearly
 ) -> None:
     llm = openai_server.reset(hold_after_tokens=1)
     feedback = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
-    settings = bot_settings(tmp_path, clean_redis, answers_in_flight=2, answers_queued=0)
+    settings = bot_settings(tmp_path, clean_redis, answers_in_flight=1, answers_queued=0)
     engine = Engine(  # its own engine object: the in-flight pool is per engine
         llm_engine.settings,
         store=llm_engine.store,
@@ -125,7 +127,6 @@ def test_past_the_in_flight_limit_and_a_full_queue_a_question_is_refused_clearly
     async def main() -> tuple[Any, Any]:
         first = asyncio.create_task(conversation.ask(_question(1), held))
         await asyncio.to_thread(llm.wait_for, lambda b: b.open_streams >= 1, 60)
-        # one platform may hold three quarters of the slots: with two, Slack gets one, and the next is refused
         refused = await conversation.ask(_question(2), late)
         llm.release.set()
         return await first, refused
@@ -173,3 +174,30 @@ def test_an_answer_cancelled_mid_stream_closes_the_llm_stream_and_is_logged_canc
     assert [r.outcome for r in rows] == ["cancelled"]
     assert rows[0].tokens_out >= 1 and rows[0].tokens_in > 0
     assert not any(kind == "finished" for kind, _ in sink.events)
+
+
+async def test_a_flooding_platform_gives_slots_back_to_a_waiting_one_first() -> None:
+    slots = AnswerSlots(4, queued=10)
+    assert all([await slots.enter("slack") for _ in range(4)])  # nobody else waits: slack may use all four
+    slack_waits = asyncio.create_task(slots.enter("slack"))
+    discord_waits = asyncio.create_task(slots.enter("discord"))
+    while slots.waiting < 2:
+        await asyncio.sleep(0)  # let both reach the waiting line
+    slots.leave("slack")  # slack holds 3 = its share (3 of 4) while discord waits: the slot goes to discord
+    assert await asyncio.wait_for(discord_waits, 30) and not slack_waits.done()
+    slots.leave("slack")
+    assert await asyncio.wait_for(slack_waits, 30)
+    assert slots.in_flight == 4 and slots.waiting == 0
+
+
+async def test_past_the_waiting_line_a_question_is_refused_at_once() -> None:
+    slots = AnswerSlots(1, queued=1)
+    assert await slots.enter("api")
+    waiting = asyncio.create_task(slots.enter("api"))
+    while slots.waiting < 1:
+        await asyncio.sleep(0)
+    assert not await slots.enter("api")  # the line is full
+    waiting.cancel()  # a waiter that gives up (client gone) leaves the line
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    assert slots.waiting == 0 and slots.in_flight == 1
