@@ -282,12 +282,102 @@ def run_keep_alive(engine: Engine, settings: Settings, data_dir: Path) -> None:
         feedback.close()
 
 
+SLACK_SECRET = "bench-signing-secret"
+
+
+async def _slack_round(fake: Any, url: str, clients: int, tag: str) -> tuple[list[float], float]:
+    """`clients` mentions posted at once, each in its own channel; latency until its final rendered answer."""
+    from slack_sdk.signature import SignatureVerifier
+
+    from tests.bot.slack.fake_slack import event_callback, mention
+
+    verifier = SignatureVerifier(SLACK_SECRET)
+    posted: dict[str, float] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+
+        async def post(i: int) -> None:
+            channel = f"C{tag}{i}"
+            question = f"{QUESTIONS[i % len(QUESTIONS)]} ({tag} {i})"
+            body = json.dumps(
+                event_callback(mention(question, channel=channel, user=f"U{i}", ts=f"{900 + i}.0001"))
+            )
+            ts = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body),
+            }
+            posted[channel] = time.monotonic()
+            assert (await http.post("/slack/events", content=body, headers=headers)).status_code == 200
+
+        started = time.monotonic()
+        await asyncio.gather(*(post(i) for i in range(clients)))
+
+        def finals() -> dict[str, float]:
+            done: dict[str, float] = {}
+            for call in fake.calls_to("chat.update"):
+                channel = call.params.get("channel", "")
+                if channel in posted and call.params.get("blocks") and channel not in done:
+                    done[channel] = call.at
+            return done
+
+        done = await fake.wait_for(lambda: len(finals()) == clients and finals(), timeout=600)
+    return [(done[c] - posted[c]) * 1000 for c in posted], max(done.values()) - started
+
+
+def run_slack(engine: Engine, settings: Settings, llm: MockLLM, args: Any) -> None:
+    """The same askers through Slack HTTP mode: signed mentions to /slack/events, answers to a local Slack."""
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.conversation import Conversation
+    from bot.settings import BotSettings
+    from bot.slack.app import build_app
+    from bot.slack.http import http_app
+    from tests.bot.slack.fake_slack import FakeSlack
+
+    async def main() -> None:
+        fake = await FakeSlack().start()
+        bot_settings = BotSettings(
+            **{
+                **settings.model_dump(),
+                "slack_bot_token": "xoxb-bench",
+                "slack_signing_secret": SLACK_SECRET,
+                "slack_api_url": fake.api_url,
+            }
+        )
+        conversation = Conversation(engine, bot_settings, MemoryKV())
+        app = build_app(
+            bot_settings, conversation, client=AsyncWebClient(token="xoxb-bench", base_url=fake.api_url)
+        )
+        door = FrontDoor(bot_settings)
+        door.mount_slack(http_app(app, SLACK_SECRET, bot_settings.slack_max_body_bytes))
+        server = await asyncio.to_thread(ThreadedServer, door.app)
+        try:
+            print(f"\n== Slack HTTP mode, LLM streaming {args.llm_seconds:.1f} s per answer ==")
+            print("mentions  in-flight  answers/s    p50 ms    p95 ms  p50/1-mention")
+            single = None
+            for clients in [c for c in args.clients if c <= 50]:
+                llm.reset()
+                lat, wall = await _slack_round(fake, server.url, clients, f"s{clients}x")
+                p50 = percentile(lat, 0.5)
+                single = single or p50
+                print(
+                    f"{clients:8d}  {llm.max_open:9d}  {clients / wall:9.2f}  {p50:8.0f}  "
+                    f"{percentile(lat, 0.95):8.0f}  {p50 / single:13.2f}"
+                )
+        finally:
+            await asyncio.to_thread(server.stop)
+            await fake.stop()
+
+    asyncio.run(main())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm-seconds", type=float, default=2.0)
     parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 50, 100])
     parser.add_argument("--old-path", action="store_true", help="also measure the pre-#21 to_thread path")
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: llm,nollm,keepalive")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: llm,nollm,keepalive,slack")
     args = parser.parse_args()
     skip = set(args.skip.split(",")) - {""}
     data_dir = Path(tempfile.mkdtemp(prefix="concurrency-bench-"))
@@ -322,6 +412,8 @@ def main() -> int:
             run_no_llm(engine, settings, data_dir, args)
         if "keepalive" not in skip:
             run_keep_alive(engine, settings, data_dir)
+        if "slack" not in skip:
+            run_slack(engine, settings, llm, args)
     finally:
         llm.server.stop()
         engine.close()
