@@ -34,7 +34,13 @@ def front_door_port(settings: Settings) -> int:
     """`RAG_HTTP_PORT`; for this release an explicitly set RAG_API_PORT / RAG_SLACK_HTTP_PORT still chooses the
     port when RAG_HTTP_PORT is not set (one warning line says so)."""
     explicit = settings.model_fields_set
-    old = [(name, env) for name, env in OLD_PORTS.items() if name in explicit]
+    defaults = type(settings).model_fields
+    old = [
+        (name, env)
+        for name, env in OLD_PORTS.items()
+        if name in explicit
+        and getattr(settings, name) != defaults[name].default  # .env.example's values pass
+    ]
     if not old:
         return settings.http_port
     names = " and ".join(env for _, env in old)

@@ -114,9 +114,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 30.0  # per attempt
     llm_max_retries: int = 2  # retries after the first attempt, with backoff
     extractive_sentences: int = 3  # sentences quoted per answer when no LLM answers
-    answer_threads: int = (
-        0  # threads for answers' CPU stages (embedding, search, rerank, packing); 0 = cores + 2
-    )
+    answer_threads: int = 0  # threads for answers' CPU stages (embed, search, rerank, pack); 0 = cores + 2
 
     # --- query side, grounding, answerability (all switchable per A/B arm) ------------------------------------
     rewrite_follow_ups: bool = (
@@ -161,7 +159,7 @@ class Settings(BaseSettings):
 
     # --- feedback, metrics, experiments ------------------------------------------------------------------------
     database_url: str | None = None  # query log + votes; unset = SQLite file under data_dir
-    http_port: int = 8080  # /healthz, /readyz, /metrics; loopback callers also get /local/ask (terminal)
+    http_port: int = 8080  # the one HTTP port: probes, /metrics, Slack HTTP mode, the API, /local/*
     ab_experiment: dict[str, Any] | None = None  # {"name": ..., "arms": {"a": {...overrides}, "b": {...}}}
     user_hash_salt: SecretStr = SecretStr(
         "ragbot"
@@ -169,8 +167,8 @@ class Settings(BaseSettings):
 
     # --- HTTP API --------------------------------------------------------------------------------------------------
     api_tokens: SecretStr | None = None  # JSON {token: {name, sources, admin}}; unset = no API
-    api_host: str = "0.0.0.0"  # address `ragbot api` listens on
-    api_port: int = 8000  # port of the HTTP API (and of `ragbot report --serve`)
+    api_host: str = "0.0.0.0"  # address the HTTP front door (and `ragbot report --serve`) listens on
+    api_port: int = 8000  # port of `ragbot report --serve`; for bots a deprecated alias of RAG_HTTP_PORT
     api_max_body_bytes: int = 64 * 1024  # larger request bodies get 413
     api_cors_origins: list[str] = Field(default_factory=list)  # origins allowed by CORS; empty = off
     api_model_name: str = "ragbot"  # the "model" id /v1/models lists for OpenAI-compatible clients
