@@ -110,10 +110,12 @@ def test_the_old_port_settings_are_aliases_for_one_release_with_one_warning(
 ) -> None:
     caplog.set_level(logging.WARNING, "bot.front_door")
     assert front_door_port(_settings(tmp_path)) == 8080
+    # .env.example's values (the old defaults) are no choice: no warning
+    assert front_door_port(_settings(tmp_path, api_port=8000, slack_http_port=3000, http_port=8080)) == 8080
     assert not caplog.records
-    assert front_door_port(_settings(tmp_path, api_port=8000)) == 8000
-    assert front_door_port(_settings(tmp_path, slack_http_port=3000)) == 3000
-    assert front_door_port(_settings(tmp_path, api_port=8000, http_port=9090)) == 9090
+    assert front_door_port(_settings(tmp_path, api_port=8001)) == 8001
+    assert front_door_port(_settings(tmp_path, slack_http_port=3001)) == 3001
+    assert front_door_port(_settings(tmp_path, api_port=8001, http_port=9090)) == 9090
     assert len(caplog.records) == 3
     assert "RAG_API_PORT is deprecated" in caplog.records[0].getMessage()
     assert "ignored" in caplog.records[2].getMessage()
