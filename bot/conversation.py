@@ -308,9 +308,9 @@ class Conversation:
 
     async def _engine_answer(self, text: str, **kwargs: Any) -> Answer:
         """The engine's answer: awaited on the loop when the engine has `answer_async`, else in a thread."""
-        answer_async = getattr(self.engine, "answer_async", None)
-        if answer_async is not None:
-            answer: Answer = await answer_async(text, **kwargs)
+        # Looked up on the class: a double delegating attributes to a real engine answers with its own `answer`
+        if getattr(type(self.engine), "answer_async", None) is not None:
+            answer: Answer = await self.engine.answer_async(text, **kwargs)
             return answer
         return await asyncio.to_thread(self.engine.answer, text, **kwargs)
 
@@ -428,6 +428,11 @@ class Conversation:
 
     async def _record(self, run: _Run, answer: Answer, outcome: str, message_id: str | None) -> None:
         """Log, count and store one handled question; never raises (the person already has their reply)."""
+        self._record_now(run, answer, outcome, message_id)
+
+    def _record_now(self, run: _Run, answer: Answer, outcome: str, message_id: str | None = None) -> None:
+        """`_record` without awaiting (a cancelled task must not wait): the query-log row is queued for its
+        background writer, never waited for."""
         q = run.q
         log.info(
             "question handled",
@@ -440,6 +445,8 @@ class Conversation:
                 "arm": run.arm,
                 "citations": len(answer.citations),
                 "cost_usd": answer.cost_usd,
+                "tokens_in": answer.tokens_in,
+                "tokens_out": answer.tokens_out,
                 "ms": round((time.perf_counter() - run.started) * 1000, 1),
             },
         )
@@ -447,34 +454,8 @@ class Conversation:
             metrics.observe_answer(answer, q.platform, outcome)
         if self.feedback is None:
             return
-        try:  # queued for the query log's writer: never waits for the database
+        try:
             self._store_feedback(run, answer, outcome, message_id)
-        except Exception:
-            log.exception(
-                "storing the answer in the query log failed", extra={"event": "feedback_store_failed"}
-            )
-
-    def _record_now(self, run: _Run, answer: Answer, outcome: str) -> None:
-        """`_record` without awaiting (a cancelled task must not wait): logged, counted and queued now."""
-        log.info(
-            "question handled",
-            extra={
-                "event": "question",
-                "platform": run.q.platform,
-                "channel": run.q.channel_id,
-                "answer_id": answer.id,
-                "outcome": outcome,
-                "tokens_in": answer.tokens_in,
-                "tokens_out": answer.tokens_out,
-                "ms": round((time.perf_counter() - run.started) * 1000, 1),
-            },
-        )
-        with _metrics_guard():
-            metrics.observe_answer(answer, run.q.platform, outcome)
-        if self.feedback is None:
-            return
-        try:  # queued for the query log's writer
-            self._store_feedback(run, answer, outcome, None)
         except Exception:
             log.exception(
                 "storing the answer in the query log failed", extra={"event": "feedback_store_failed"}
