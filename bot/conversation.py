@@ -142,7 +142,7 @@ class _Throttle:
         self._task = loop.create_task(self._run())
 
     def on_token(self, token: str) -> None:
-        """Called from the engine's worker thread."""
+        """Called from any thread (the engine's pool) or from the loop itself (the LLM stream)."""
         with self._mutex:
             self._parts.append(token)
         self._loop.call_soon_threadsafe(self._changed.set)
