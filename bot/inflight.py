@@ -88,10 +88,13 @@ class AnswerSlots:
                 if self._may_take(waiter[0]):
                     self._waiting.remove(waiter)
                     self._take(waiter[0])
-                    granted.append(waiter[1])
+                    granted.append(waiter)
             metrics.set_answers_in_flight(self.in_flight)
-        for turn in granted:
-            turn.get_loop().call_soon_threadsafe(_grant, turn)
+        for waiting_platform, turn in granted:
+            try:
+                turn.get_loop().call_soon_threadsafe(_grant, turn)
+            except RuntimeError:  # its event loop is gone (a server stopped): nobody takes the slot
+                self.leave(waiting_platform)
 
 
 def _grant(turn: asyncio.Future[None]) -> None:
