@@ -31,8 +31,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 USER 10001
 VOLUME ["/app/data"]
-# 8080: /healthz, /readyz, /metrics (RAG_HTTP_PORT); 3000: Slack HTTP mode (RAG_SLACK_HTTP_PORT)
-EXPOSE 8080 3000
+# 8080 (RAG_HTTP_PORT): the one front door: /healthz, /readyz, /metrics, Slack HTTP mode, the API and report
+EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('RAG_HTTP_PORT', '8080') + '/healthz', timeout=4)"]
 ENTRYPOINT ["ragbot"]

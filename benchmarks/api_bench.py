@@ -5,6 +5,9 @@ max latency, errors and requests/s of N concurrent requests, and the p95 ratio t
 Questions are distinct (numbered) so the answer cache does not hide the work; the rate limit and spend cap are off.
 
     .venv/bin/python benchmarks/api_bench.py [--requests 50] [--concurrency 50] [--keep DIR]
+
+With an LLM that streams (a mock with a fixed latency), 1/10/50/100 clients, the pre-#21 path in the same run,
+keep-alive cache hits and Slack HTTP mode: `benchmarks/concurrency_bench.py` (or `api_bench.py --llm ARGS...`).
 """
 
 from __future__ import annotations
@@ -90,6 +93,17 @@ async def measure(url: str, requests: int, concurrency: int) -> None:
 
 
 def main() -> int:
+    if (
+        "--llm" in sys.argv
+    ):  # the concurrency suite with a streaming mock LLM: its own script, its own arguments
+        import runpy
+
+        sys.argv = [
+            str(ROOT / "benchmarks" / "concurrency_bench.py"),
+            *sys.argv[sys.argv.index("--llm") + 1 :],
+        ]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=50)

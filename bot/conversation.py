@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.identity import Identity, asker_audience, channel_audience
+from bot.inflight import busy_message, slots_for
 from bot.settings import BotSettings
+from rag_core.cancellation import AnswerCancelled
 from rag_core.errors import RagbotError, StoreUnavailable, UserError
 from rag_core.feedback import metrics
 from rag_core.feedback.experiments import assign_arm
@@ -83,6 +85,7 @@ class Question:
     roles: list[str] = field(default_factory=list)  # platform role names (Discord admin role check)
     role_ids: list[str] = field(default_factory=list)  # platform role ids (Discord principals by role)
     asker_only: bool = False  # the answer is shown to the asker alone (ephemeral, private first, API)
+    message_id: str | None = None  # the asker's message: deleting it cancels the answer (`cancel_question`)
 
     @property
     def private(self) -> bool:
@@ -148,7 +151,7 @@ class _Throttle:
         self._task = loop.create_task(self._run())
 
     def on_token(self, token: str) -> None:
-        """Called from the engine's worker thread."""
+        """Called from any thread (the engine's pool) or from the loop itself (the LLM stream)."""
         with self._mutex:
             self._parts.append(token)
         self._loop.call_soon_threadsafe(self._changed.set)
@@ -173,6 +176,11 @@ class _Throttle:
                     log.warning(
                         "streaming update failed", exc_info=True, extra={"event": "stream_update_failed"}
                     )
+
+    def cancel(self) -> None:
+        """Stop streaming at once, dropping a pending edit (the answer was cancelled)."""
+        self._closed.set()
+        self._task.cancel()
 
     async def close(self) -> None:
         """Stop streaming (the final rendering follows); waits for an edit already under way."""
@@ -216,6 +224,10 @@ class Conversation:
         self._resync = resync
         # platform -> how its askers are named, for private answers (each adapter registers its own)
         self.identities: dict[str, Identity] = {}
+        self._slots = slots_for(
+            engine, settings.answers_in_flight, settings.answers_queued
+        )  # shared by every platform of the process
+        self._asking: dict[tuple[str, str, str], asyncio.Task[Any]] = {}  # asker's message -> its answer task
 
     # --- access --------------------------------------------------------------------------------------------
     def allowed_sources(self, channel_id: str, is_dm: bool) -> list[str] | None:
@@ -278,11 +290,50 @@ class Conversation:
         if not text:
             await self._refuse(run, sink, EMPTY_QUESTION)
             return None
-        refusal = await asyncio.to_thread(self._over_limit, q)
+        limited = self.settings.rate_limit_per_minute > 0 or self.settings.daily_spend_cap_usd > 0
+        refusal = await asyncio.to_thread(self._over_limit, q) if limited else None
         if refusal:
             await self._refuse(run, sink, refusal, record_as="rate_limited")
             return None
+        if not await self._slots.enter(q.platform):
+            log.warning(
+                "answers in flight at the limit; question refused",
+                extra={"event": "answers_busy", "platform": q.platform, "in_flight": self._slots.in_flight},
+            )
+            await self._refuse(run, sink, busy_message(self._slots), record_as="busy")
+            return None
+        key = (q.platform, q.channel_id, q.message_id) if q.message_id else None
+        task = asyncio.current_task()
+        if key and task is not None:
+            self._asking[key] = task
+        try:
+            return await self._ask_in_slot(run, sink)
+        finally:
+            self._slots.leave(q.platform)
+            if key:
+                self._asking.pop(key, None)
 
+    def cancel_question(self, platform: str, channel: str, message_id: str) -> bool:
+        """Cancel the answer to this message (its asker deleted it); False when none is being answered."""
+        task = self._asking.get((platform, channel, message_id))
+        if task is None or task.done():
+            return False
+        log.info(
+            "answer cancelled: question deleted", extra={"event": "question_deleted", "platform": platform}
+        )
+        task.cancel()
+        return True
+
+    async def _engine_answer(self, text: str, **kwargs: Any) -> Answer:
+        """The engine's answer: awaited on the loop when the engine has `answer_async`, else in a thread."""
+        # Looked up on the class: a double delegating attributes to a real engine answers with its own `answer`
+        if getattr(type(self.engine), "answer_async", None) is not None:
+            answer: Answer = await self.engine.answer_async(text, **kwargs)
+            return answer
+        return await asyncio.to_thread(self.engine.answer, text, **kwargs)
+
+    async def _ask_in_slot(self, run: _Run, sink: AnswerSink) -> Answer | None:
+        q, text, overrides = run.q, run.text, run.overrides
         try:
             await sink.started()
         except Exception:  # 👀 / typing / "Searching…" are progress only; the reply has its own fallbacks
@@ -294,8 +345,7 @@ class Conversation:
         run.audience = await self.audience(q)  # after the 👀: naming the asker may take a Slack call
         throttle = _Throttle(sink, self.settings.stream_edit_interval_s, asyncio.get_running_loop())
         try:
-            answer = await asyncio.to_thread(
-                self.engine.answer,
+            answer = await self._engine_answer(
                 text,
                 allowed_sources=run.allowed,
                 history=list(q.history),
@@ -303,6 +353,13 @@ class Conversation:
                 overrides=overrides or None,
                 audience=run.audience,
             )
+        except asyncio.CancelledError as exc:
+            # asker gone, question deleted, shutdown: stop streaming and say so in the query log
+            throttle.cancel()
+            spent = exc.answer if isinstance(exc, AnswerCancelled) else None
+            cancelled = spent or Answer(question=text, text="", citations=[], error="cancelled")
+            self._record_now(run, cancelled, "cancelled")
+            raise
         except StoreUnavailable as exc:  # say so in one line: there are no sources to show either
             await throttle.close()
             log.warning("search index unreachable", extra={"event": "store_unavailable", "error": str(exc)})
@@ -320,7 +377,8 @@ class Conversation:
             return None
         await throttle.close()
 
-        await asyncio.to_thread(self._add_spend, answer.cost_usd)
+        if answer.cost_usd > 0:
+            await asyncio.to_thread(self._add_spend, answer.cost_usd)
         try:
             message_id = await sink.finished(answer)
         except Undelivered as exc:
@@ -390,6 +448,11 @@ class Conversation:
 
     async def _record(self, run: _Run, answer: Answer, outcome: str, message_id: str | None) -> None:
         """Log, count and store one handled question; never raises (the person already has their reply)."""
+        self._record_now(run, answer, outcome, message_id)
+
+    def _record_now(self, run: _Run, answer: Answer, outcome: str, message_id: str | None = None) -> None:
+        """`_record` without awaiting (a cancelled task must not wait): the query-log row is queued for its
+        background writer, never waited for."""
         q = run.q
         log.info(
             "question handled",
@@ -402,6 +465,8 @@ class Conversation:
                 "arm": run.arm,
                 "citations": len(answer.citations),
                 "cost_usd": answer.cost_usd,
+                "tokens_in": answer.tokens_in,
+                "tokens_out": answer.tokens_out,
                 "ms": round((time.perf_counter() - run.started) * 1000, 1),
             },
         )
@@ -410,7 +475,7 @@ class Conversation:
         if self.feedback is None:
             return
         try:
-            await asyncio.to_thread(self._store_feedback, run, answer, outcome, message_id)
+            self._store_feedback(run, answer, outcome, message_id)
         except Exception:
             log.exception(
                 "storing the answer in the query log failed", extra={"event": "feedback_store_failed"}

@@ -3,7 +3,9 @@
 `ragbot slack`, `ragbot discord` and `ragbot run` all come through here: `open_runtime` builds what every bot
 process shares (engine, key-value store, query log, conversation, health server, and the sync schedule where this
 process should run it), and `serve` runs the adapters as asyncio tasks until SIGTERM/SIGINT or a UserError; an
-adapter that fails otherwise is restarted with backoff (bot/supervise.py), never ending its siblings.
+adapter that fails otherwise is restarted with backoff (bot/supervise.py), never ending its siblings. The process's
+one HTTP port (`bot/front_door.py`: probes, Slack HTTP mode, the API) is bound in `open_runtime` and served on the
+same loop as the adapters.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from typing import TYPE_CHECKING, Any
 from bot.settings import BotSettings
 
 if TYPE_CHECKING:
+    import socket
+
     from bot.conversation import Conversation
+    from bot.front_door import FrontDoor
     from rag_core.engine import Engine
     from rag_core.feedback import FeedbackStore
     from rag_core.kv import KeyValue
@@ -40,11 +45,15 @@ class Runtime:
     feedback: FeedbackStore
     conversation: Conversation
     handles: list[Any] = field(default_factory=list)  # health server, scheduler: stopped in reverse order
-    health_port: int | None = None
+    health_port: int | None = None  # the front door's port
+    front_door: FrontDoor | None = None  # services mount their HTTP parts here (Slack HTTP mode, the API)
+    front_door_socket: socket.socket | None = None
 
     def close(self) -> None:
         for handle in reversed(self.handles):
             stop_service(handle)
+        if self.front_door_socket is not None:
+            self.front_door_socket.close()
         with contextlib.suppress(FileNotFoundError):
             run_file(self.settings).unlink()
         self.feedback.close()
@@ -70,11 +79,12 @@ def open_runtime(settings: BotSettings, *, schedule: bool | None = None) -> Runt
     """Load the engine and start the health server; the schedule runs here when `schedule` is true, or (None)
     when the store is embedded, since only one process may open it."""
     from bot.conversation import Conversation, make_resync
+    from bot.front_door import FrontDoor, front_door_port
     from connectors.schedule import start_in_process
     from rag_core.engine import Engine
     from rag_core.feedback import FeedbackStore
     from rag_core.feedback.doc_votes import StoredDocSignals
-    from rag_core.feedback.http import serve_health
+    from rag_core.feedback.serving import listen
     from rag_core.kv import make_kv
 
     engine = Engine.from_settings(settings)
@@ -88,10 +98,11 @@ def open_runtime(settings: BotSettings, *, schedule: bool | None = None) -> Runt
     try:
         from bot.local import local_routes
 
-        health = serve_health(settings.http_port, engine, kv, local=local_routes(engine))
-        runtime.handles.append(health)
-        runtime.health_port = health.port
-        _write_run_file(settings, health.port)
+        runtime.front_door = FrontDoor(settings, engine, kv, local=local_routes(engine))
+        sock = listen(settings.api_host, front_door_port(settings), "the HTTP front door")
+        runtime.front_door_socket = sock
+        runtime.health_port = sock.getsockname()[1]
+        _write_run_file(settings, runtime.health_port)
         if schedule is None:
             schedule = not settings.qdrant_url
         if schedule and settings.sources:
@@ -154,6 +165,8 @@ async def serve(runtime: Runtime, services: list[Service]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
+    if runtime.front_door is not None and runtime.front_door_socket is not None:
+        services = [*services, front_door_service(runtime.front_door, runtime.front_door_socket)]
     from bot.supervise import supervised  # a failing service is restarted with backoff, never ending the rest
 
     tasks: dict[asyncio.Task[None], Service] = {
@@ -173,3 +186,18 @@ async def serve(runtime: Runtime, services: list[Service]) -> None:
         log.warning(
             "service stopped by itself", extra={"event": "service_stopped", "service": task.get_name()}
         )
+
+
+def front_door_service(door: FrontDoor, sock: socket.socket) -> Service:
+    """The front door served on the process's loop, on the socket `open_runtime` bound."""
+
+    async def run(runtime: Runtime) -> None:
+        from rag_core.feedback.serving import serve as serve_asgi
+
+        log.info(
+            "http front door listening",
+            extra={"event": "front_door_listening", "port": sock.getsockname()[1], "parts": door.parts},
+        )
+        await serve_asgi(door.app, sock)
+
+    return Service("front-door", run)

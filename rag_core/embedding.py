@@ -21,6 +21,7 @@ import numpy as np
 
 from rag_core.embedding_backends import Backend
 from rag_core.errors import UserError
+from rag_core.query_batcher import QueryBatcher
 from rag_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -95,6 +96,10 @@ class Embedder:
             backend.no_padding()
         self.embedded_count = 0
         self._lock = threading.Lock()
+        # concurrent questions are embedded together (see query_batcher.py)
+        self.queries = QueryBatcher(
+            self._encode_queries, settings.query_batch_window_ms / 1000, settings.query_batch_max
+        )
         self.backend: Backend
         if settings.embedding_url:
             self.backend, self.model_id, self.dim = _remote_backend(settings)
@@ -134,9 +139,11 @@ class Embedder:
         return vectors
 
     def encode_query(self, text: str) -> np.ndarray:
+        return self.queries.encode(text)
+
+    def _encode_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:
-            vector: np.ndarray = self.backend.encode([text], 1)[0]
-        return vector
+            return self.backend.encode(texts, len(texts))
 
 
 def _local_backend(settings: Settings, model: SentenceTransformer, path: str) -> Backend:

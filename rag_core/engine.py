@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from rag_core.answerability import answerability, quoted_sentences
 from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
+from rag_core.cancellation import AnswerCancelled
 from rag_core.chunking import Chunker
 from rag_core.embedding import Embedder
 from rag_core.errors import UserError
-from rag_core.generation import LLMGenerator, cited_numbers, extractive_answer, strip_unknown_citations
+from rag_core.generation import (
+    Generated,
+    GenerationCancelled,
+    LLMGenerator,
+    cited_numbers,
+    extractive_answer,
+    strip_unknown_citations,
+)
 from rag_core.grounding import HoldSentinel, check_citations, is_no_answer, without_sentinel
 from rag_core.indexing import IndexWriter
 from rag_core.kv import KeyValue, make_kv
@@ -36,6 +49,22 @@ from rag_core.types import Answer, Candidate, Citation, Turn
 log = logging.getLogger(__name__)
 
 ABSTAIN_TEXT = "I don't have enough information in the indexed sources to answer that."
+T = TypeVar("T")
+
+
+@dataclass
+class _Prepared:
+    """An answer up to generation: the cache missed, candidates are ranked and thresholded."""
+
+    question: str
+    settings: Settings
+    history: Sequence[Turn]
+    key: str
+    spend: Spend
+    started: float
+    candidates: list[Candidate]
+    kept: list[Candidate]
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Engine:
@@ -75,6 +104,9 @@ class Engine:
         self._writer = IndexWriter(
             store, embedder, self.chunker, self.sparse, optimize_after_points=settings.optimize_after_points
         )
+        self._cpu_pool: ThreadPoolExecutor | None = (
+            None  # answers' CPU stages (answer_async), made on first use
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Engine:
@@ -113,6 +145,8 @@ class Engine:
         return status
 
     def close(self) -> None:
+        if self._cpu_pool is not None:
+            self._cpu_pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
     def sources(
@@ -191,6 +225,55 @@ class Engine:
         the text as it streams; `overrides` (see `AnswerOverrides`) change settings for this answer only.
         Raises `UserError` for an empty question and `ValueError` for an unknown override.
         """
+        prepared = self._prepare(question, allowed_sources, history, overrides, audience, on_token)
+        if isinstance(prepared, Answer):
+            return prepared  # a cache hit
+        p = prepared
+        if not p.kept:
+            answer = self._abstain_streamed(p.question, p.candidates, on_token)
+        else:
+            answer = self._generate(p.question, p.kept, p.history, p.settings, on_token, p.timings, p.spend)
+        return self._finish(p, answer)
+
+    async def answer_async(
+        self,
+        question: str,
+        *,
+        allowed_sources: Sequence[str] | None = None,
+        history: Sequence[Turn] = (),
+        on_token: Callable[[str], None] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        audience: Audience | None = None,
+    ) -> Answer:
+        """`answer()` for an event loop, with the same arguments and result: the CPU stages (cache, embedding,
+        search, rerank, packing, quoting) run in the engine's bounded thread pool (`answer_threads`) and the
+        LLM stream is awaited on the loop, so waiting for the model holds no thread.
+
+        Cancelling it closes the LLM stream; when that happens during generation, `AnswerCancelled` (an
+        `asyncio.CancelledError`) carries the partial answer with the tokens spent so far. `on_token` is
+        called on the loop while the model streams, from a pool thread otherwise."""
+        prepared = await self._in_cpu(
+            self._prepare, question, allowed_sources, history, overrides, audience, on_token
+        )
+        if isinstance(prepared, Answer):
+            return prepared
+        p = prepared
+        if not p.kept:
+            answer = self._abstain_streamed(p.question, p.candidates, on_token)
+        else:
+            answer = await self._generate_async(p, on_token)
+        return await self._in_cpu(self._finish, p, answer)
+
+    def _prepare(
+        self,
+        question: str,
+        allowed_sources: Sequence[str] | None,
+        history: Sequence[Turn],
+        overrides: Mapping[str, Any] | None,
+        audience: Audience | None,
+        on_token: Callable[[str], None] | None,
+    ) -> _Prepared | Answer:
+        """Everything before generation: the cached answer when there is one, else ranked, kept candidates."""
         question = _require(question)
         settings = self._effective(overrides or {})
         history = bound_history(history, settings.history_max_tokens, settings.tokenizer_encoding)
@@ -229,17 +312,14 @@ class Engine:
         with _timed(timings, "threshold"):
             threshold = min_relevance(self._active_reranker(settings), overrides or {})
             kept = above_threshold(candidates, threshold)[: settings.top_k]
+        return _Prepared(question, settings, history, key, spend, started, candidates, kept, timings)
 
-        if not kept:
-            answer = self._abstain(question, candidates)
-            if on_token:
-                on_token(answer.text)
-        else:
-            answer = self._generate(question, kept, history, settings, on_token, timings, spend)
-        _charge(answer, spend)
-        answer.timings_ms = {**timings, "total": _ms(started)}
+    def _finish(self, p: _Prepared, answer: Answer) -> Answer:
+        """Charge the question's LLM calls, time it, cache it (unless the LLM failed) and log one line."""
+        _charge(answer, p.spend)
+        answer.timings_ms = {**p.timings, "total": _ms(p.started)}
         if answer.error is None:
-            self.cache.put(key, answer)
+            self.cache.put(p.key, answer)
         log.info(
             "answered",
             extra={
@@ -254,6 +334,16 @@ class Engine:
             },
         )
         return answer
+
+    async def _in_cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a CPU stage in the engine's bounded pool, keeping the caller's context (log fields)."""
+        if self._cpu_pool is None:
+            threads = self.settings.answer_threads or (os.cpu_count() or 2) + 2
+            self._cpu_pool = ThreadPoolExecutor(threads, thread_name_prefix="answer-cpu")
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._cpu_pool, functools.partial(ctx.run, fn, *args)
+        )
 
     # -- stages -----------------------------------------------------------------------------------------------
 
@@ -270,6 +360,14 @@ class Engine:
             text += " The closest sources I found are listed below."
         return Answer(question=question, text=text, citations=closest, abstained=True)
 
+    def _abstain_streamed(
+        self, question: str, candidates: list[Candidate], on_token: Callable[[str], None] | None
+    ) -> Answer:
+        answer = self._abstain(question, candidates)
+        if on_token:
+            on_token(answer.text)
+        return answer
+
     def _generate(
         self,
         question: str,
@@ -281,16 +379,8 @@ class Engine:
         spend: Spend | None = None,
     ) -> Answer:
         spend = spend or Spend(settings.max_cost_per_question_usd)
-        with _timed(timings, "pack"):
-            overhead = (
-                count_tokens(question, settings.tokenizer_encoding)
-                + sum(count_tokens(t.text, settings.tokenizer_encoding) for t in history)
-                + 250
-            )  # system prompt and message framing
-            packed = pack_context(
-                kept, token_budget(settings, overhead, spend.cost_usd), settings.tokenizer_encoding
-            )
-        all_citations = [b.citation for b in packed.blocks]
+        packed = self._pack(question, kept, history, settings, spend, timings)
+        generated: Generated | None = None
         error = None
         with _timed(timings, "generate"):
             if self.generator is not None and packed.blocks:
@@ -303,41 +393,110 @@ class Engine:
                         settings.llm_model,
                     )
                 except Exception as exc:  # noqa: BLE001 - any LLM failure falls back to quoting, never silence
-                    error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                    log.warning(
-                        "llm failed; answering with quoted passages",
-                        extra={"event": "llm_error", "error": error},
+                    error = _llm_failed(exc)
+            return self._from_generated(question, kept, packed, settings, on_token, spend, generated, error)
+
+    async def _generate_async(self, p: _Prepared, on_token: Callable[[str], None] | None) -> Answer:
+        """`_generate` with the LLM stream awaited on the loop and the CPU stages in the pool."""
+        settings, timings = p.settings, p.timings
+        packed = await self._in_cpu(self._pack, p.question, p.kept, p.history, settings, p.spend, timings)
+        generated: Generated | None = None
+        error = None
+        with _timed(timings, "generate"):
+            if self.generator is not None and packed.blocks:
+                try:
+                    generated = await self.generator.agenerate(
+                        p.question,
+                        packed.blocks,
+                        p.history,
+                        HoldSentinel(on_token) if on_token else None,
+                        settings.llm_model,
                     )
-                else:
-                    cost = price_usd(settings, generated.model, generated.tokens_in, generated.tokens_out)
-                    spend.add(generated.tokens_in, generated.tokens_out, cost)
-                    answer = self._grounded(question, generated.text, packed.blocks, kept, settings)
-                    if answer is not None:
-                        answer.model = generated.model
-                        if answer.abstained and on_token:
-                            on_token(answer.text)  # the sentinel itself was held back, not streamed
-                        return answer
-                    error = None
-            if error:
-                reason = "; the language model failed"
-            elif self.generator:
-                reason = "; the AI answer's citations did not match its sources"
-            else:
-                reason = "; no language model set up"
-            text = extractive_answer(
-                question, packed.blocks, self.sparse, settings.extractive_sentences, reason
+                except GenerationCancelled as cancelled:
+                    cost = price_usd(settings, cancelled.model, cancelled.tokens_in, cancelled.tokens_out)
+                    p.spend.add(cancelled.tokens_in, cancelled.tokens_out, cost)
+                    partial = Answer(p.question, cancelled.text, [], model=cancelled.model, error="cancelled")
+                    _charge(partial, p.spend)
+                    partial.timings_ms = {**timings, "total": _ms(p.started)}
+                    log.info(
+                        "answer cancelled during generation",
+                        extra={
+                            "event": "answer_cancelled",
+                            "answer_id": partial.id,
+                            "tokens_out": cancelled.tokens_out,
+                        },
+                    )
+                    raise AnswerCancelled(partial) from None
+                except Exception as exc:  # noqa: BLE001 - any LLM failure falls back to quoting, never silence
+                    error = _llm_failed(exc)
+            return await self._in_cpu(
+                self._from_generated,
+                p.question,
+                p.kept,
+                packed,
+                settings,
+                on_token,
+                p.spend,
+                generated,
+                error,
             )
-            if settings.answerability_min > 0:
-                score = answerability(
-                    question, quoted_sentences(text), [b.text for b in packed.blocks[:3]], kept, self.sparse
-                )
-                if score < settings.answerability_min:
-                    answer = self._abstain(question, kept)
-                    if on_token:
-                        on_token(answer.text)
-                    return answer
-            if on_token:
-                on_token(text)
+
+    def _pack(
+        self,
+        question: str,
+        kept: list[Candidate],
+        history: Sequence[Turn],
+        settings: Settings,
+        spend: Spend,
+        timings: dict[str, float],
+    ) -> PackedContext:
+        with _timed(timings, "pack"):
+            overhead = (
+                count_tokens(question, settings.tokenizer_encoding)
+                + sum(count_tokens(t.text, settings.tokenizer_encoding) for t in history)
+                + 250
+            )  # system prompt and message framing
+            return pack_context(
+                kept, token_budget(settings, overhead, spend.cost_usd), settings.tokenizer_encoding
+            )
+
+    def _from_generated(
+        self,
+        question: str,
+        kept: list[Candidate],
+        packed: PackedContext,
+        settings: Settings,
+        on_token: Callable[[str], None] | None,
+        spend: Spend,
+        generated: Generated | None,
+        error: str | None,
+    ) -> Answer:
+        """The LLM's answer once grounded, else (no LLM, it failed, no citation held) quoted passages."""
+        all_citations = [b.citation for b in packed.blocks]
+        if generated is not None:
+            cost = price_usd(settings, generated.model, generated.tokens_in, generated.tokens_out)
+            spend.add(generated.tokens_in, generated.tokens_out, cost)
+            answer = self._grounded(question, generated.text, packed.blocks, kept, settings)
+            if answer is not None:
+                answer.model = generated.model
+                if answer.abstained and on_token:
+                    on_token(answer.text)  # the sentinel itself was held back, not streamed
+                return answer
+        if error:
+            reason = "; the language model failed"
+        elif self.generator:
+            reason = "; the AI answer's citations did not match its sources"
+        else:
+            reason = "; no language model set up"
+        text = extractive_answer(question, packed.blocks, self.sparse, settings.extractive_sentences, reason)
+        if settings.answerability_min > 0:
+            score = answerability(
+                question, quoted_sentences(text), [b.text for b in packed.blocks[:3]], kept, self.sparse
+            )
+            if score < settings.answerability_min:
+                return self._abstain_streamed(question, kept, on_token)
+        if on_token:
+            on_token(text)
         cited = set(cited_numbers(text))
         return Answer(
             question=question,
@@ -417,6 +576,13 @@ def _require(question: str) -> str:
     return question
 
 
+def _llm_failed(exc: Exception) -> str:
+    """The error an LLM failure leaves on the answer, logged once."""
+    error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    log.warning("llm failed; answering with quoted passages", extra={"event": "llm_error", "error": error})
+    return error
+
+
 def _charge(answer: Answer, spend: Spend) -> None:
     """Every LLM call of the question (rewrite, phrasings, HyDE, the answer itself) on the answer's bill."""
     answer.tokens_in, answer.tokens_out, answer.cost_usd = spend.tokens_in, spend.tokens_out, spend.cost_usd
@@ -452,4 +618,4 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         timings[stage] = timings.get(stage, 0.0) + _ms(start)
 
 
-__all__ = ["ABSTAIN_TEXT", "Engine", "PackedContext"]
+__all__ = ["ABSTAIN_TEXT", "AnswerCancelled", "Engine", "PackedContext"]

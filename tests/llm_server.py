@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,7 +21,29 @@ class LLMBehaviour:
     status: int = 200  # non-200: every request fails with it
     break_after_tokens: int | None = None  # drop the connection mid-stream after this many tokens
     delay_s: float = 0.0  # before the first byte
+    hold_after_tokens: int | None = (
+        None  # stream this many tokens, then hold until `release` or the client leaves
+    )
+    release: threading.Event = field(default_factory=threading.Event)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    open_streams: int = 0  # streamed responses being sent right now
+    max_open_streams: int = 0
+    closed_by_client: int = 0  # streams the client closed before their end
+    changed: threading.Condition = field(
+        default_factory=threading.Condition
+    )  # notified on every count change
+
+    def wait_for(self, predicate: Callable[[LLMBehaviour], bool], timeout: float = 60) -> bool:
+        """Wait until `predicate(self)` holds (checked on every stream opened or closed); False on timeout."""
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate(self), timeout)
+
+    def _count(self, opened: int = 0, closed_by_client: int = 0) -> None:
+        with self.changed:
+            self.open_streams += opened
+            self.max_open_streams = max(self.max_open_streams, self.open_streams)
+            self.closed_by_client += closed_by_client
+            self.changed.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,6 +75,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("stream"):
             self._complete(reply)
             return
+        b._count(opened=1)
+        try:
+            self._stream(b, reply)
+        except (BrokenPipeError, ConnectionResetError):
+            b._count(closed_by_client=1)
+        finally:
+            b._count(opened=-1)
+
+    def _stream(self, b: LLMBehaviour, reply: str) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -59,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
             if b.break_after_tokens is not None and i >= b.break_after_tokens:
                 self.wfile.flush()
                 self.connection.close()
+                return
+            if b.hold_after_tokens is not None and i == b.hold_after_tokens and not self._hold(b):
+                b._count(closed_by_client=1)
                 return
             self._event({"choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]})
         self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
@@ -74,6 +111,18 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+    def _hold(self, b: LLMBehaviour) -> bool:
+        """Wait for `release`; False as soon as the client closes the connection (it reads as end of file)."""
+        while not b.release.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable:
+                try:
+                    if not self.connection.recv(1, socket.MSG_PEEK):
+                        return False
+                except OSError:
+                    return False
+        return True
 
     def _complete(self, reply: str) -> None:
         """A non-streamed chat completion, as the API answers `stream: false`."""

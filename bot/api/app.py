@@ -60,8 +60,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": problems}, status_code=422)
 
 
-def create_app(ctx: ApiContext) -> ASGIApp:
-    """The ASGI app `uvicorn` serves: FastAPI wrapped in the request body cap."""
+def create_app(ctx: ApiContext, *, limit_body: bool = True) -> ASGIApp:
+    """The ASGI app `uvicorn` serves: FastAPI wrapped in the request body cap (unless the front door, which
+    caps every part's bodies, serves it: `limit_body=False`)."""
     app = FastAPI(
         title="ragbot API",
         version="1",
@@ -89,4 +90,4 @@ def create_app(ctx: ApiContext) -> ASGIApp:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Accept"],
         )
-    return BodyLimit(app, ctx.settings.api_max_body_bytes)
+    return BodyLimit(app, ctx.settings.api_max_body_bytes) if limit_body else app

@@ -11,13 +11,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from bot.api.context import Caller, Ctx, question
 from bot.api.routes import AUTH_ERRORS, conversation_of
 from bot.api.schemas import ChatCompletionRequest, ModelList, ModelOut
-from bot.api.sinks import AnswerStream, Outcome
+from bot.api.sinks import AnswerStream, Outcome, cancelled_on_disconnect
 from rag_core.types import Answer, Citation, Turn
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -88,7 +88,7 @@ async def models(ctx: Ctx, token: Caller) -> ModelList:
         429: {"description": "Rate limit or daily spend cap reached"},
     },
 )
-async def chat_completions(body: ChatCompletionRequest, ctx: Ctx, token: Caller) -> Any:
+async def chat_completions(body: ChatCompletionRequest, request: Request, ctx: Ctx, token: Caller) -> Any:
     """OpenAI's chat completions: the last user message is answered from the token's sources."""
     model = ctx.settings.api_model_name
     if body.model != model:
@@ -105,7 +105,8 @@ async def chat_completions(body: ChatCompletionRequest, ctx: Ctx, token: Caller)
     stream = AnswerStream(conversation_of(ctx), question(token, text, history))
     created = int(time.time())
     if not body.stream:
-        outcome = await stream.outcome()
+        async with cancelled_on_disconnect(request.receive, stream):
+            outcome = await stream.outcome()
         if outcome.status == 429:
             return openai_error(429, outcome.message, "rate_limit_exceeded", "rate_limit_exceeded")
         answer = outcome.answer
@@ -127,7 +128,8 @@ async def chat_completions(body: ChatCompletionRequest, ctx: Ctx, token: Caller)
                 "total_tokens": (answer.tokens_in + answer.tokens_out) if answer else 0,
             },
         }
-    refusal = await stream.first()
+    async with cancelled_on_disconnect(request.receive, stream):
+        refusal = await stream.first()
     if refusal is not None and refusal.status == 429:
         return openai_error(429, refusal.message, "rate_limit_exceeded", "rate_limit_exceeded")
     chunk_id = f"chatcmpl-{created}-{id(stream):x}"
@@ -144,8 +146,9 @@ async def chat_completions(body: ChatCompletionRequest, ctx: Ctx, token: Caller)
 
     async def events() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""})
-        async for delta in stream.deltas():
-            yield chunk({"content": delta})
+        async with cancelled_on_disconnect(request.receive, stream):
+            async for delta in stream.deltas():
+                yield chunk({"content": delta})
         outcome = stream.result
         assert outcome is not None
         if outcome.answer is not None:

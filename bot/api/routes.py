@@ -24,7 +24,7 @@ from bot.api.schemas import (
     ResyncRequest,
     SourcesOut,
 )
-from bot.api.sinks import AnswerStream, Outcome
+from bot.api.sinks import AnswerStream, Outcome, cancelled_on_disconnect
 from bot.conversation import Conversation
 from rag_core.errors import UserError
 from rag_core.types import Turn
@@ -75,17 +75,20 @@ async def ask(body: AskRequest, request: Request, ctx: Ctx, token: Caller) -> An
     history = [Turn(role=t.role, text=t.text) for t in body.history]
     stream = AnswerStream(conversation_of(ctx), question(token, body.question, history))
     if "text/event-stream" not in request.headers.get("accept", ""):
-        outcome = await stream.outcome()
+        async with cancelled_on_disconnect(request.receive, stream):
+            outcome = await stream.outcome()
         if outcome.answer is None:
             return error_response(outcome)
         return AnswerOut.of(outcome.answer)
-    refusal = await stream.first()
+    async with cancelled_on_disconnect(request.receive, stream):
+        refusal = await stream.first()
     if refusal is not None:
         return error_response(refusal)
 
     async def events() -> AsyncIterator[bytes]:
-        async for delta in stream.deltas():
-            yield sse("token", {"text": delta})
+        async with cancelled_on_disconnect(request.receive, stream):
+            async for delta in stream.deltas():
+                yield sse("token", {"text": delta})
         outcome = stream.result
         assert outcome is not None
         if outcome.answer is not None:

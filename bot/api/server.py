@@ -17,32 +17,19 @@ from starlette.types import ASGIApp
 from bot.api.settings import load_tokens
 from bot.runtime import Runtime, Service
 from rag_core.errors import UserError
+from rag_core.feedback.serving import listen, server
 from rag_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound here so a taken port is one clear line, not uvicorn's exit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(2048)  # listening now: a second bind of the port fails here, even with SO_REUSEADDR
-    except OSError as exc:
-        sock.close()
-        raise UserError(f"cannot serve the HTTP API on {host}:{port}: {exc.strerror or exc}") from None
-    sock.set_inheritable(True)
-    return sock
+    """The listening socket (TCP_NODELAY), bound here so a taken port is one clear line, not uvicorn's exit."""
+    return listen(host, port, "the HTTP API")
 
 
 def _server(app: ASGIApp) -> uvicorn.Server:
-    # No access log: it would print query strings (login secrets); routes log their own events.
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
-    )
-    return uvicorn.Server(config)
+    return server(app)
 
 
 async def serve(
@@ -102,26 +89,43 @@ class ApiServer:
 
 def api_service(settings: Settings, *, host: str | None = None, port: int | None = None) -> Service:
     """The HTTP API as one of the process's services (`ragbot api`, and `ragbot run` when RAG_API_TOKENS is
-    set); a missing or bad token list fails here, before the models load."""
+    set), mounted on the process's front door; a missing or bad token list fails here, before the models
+    load. `host`/`port` serve it on a port of its own instead (no front door)."""
+    from bot.api.app import build_context, create_app
     from bot.conversation import make_resync
 
-    if not load_tokens(settings):
+    tokens = load_tokens(settings)
+    if not tokens:
         raise UserError("RAG_API_TOKENS is not set: give at least one token (docs/api.md)")
 
     async def run(runtime: Runtime) -> None:
         resync = make_resync(runtime.engine, settings, runtime.kv)
-        await serve(settings, runtime.engine, runtime.kv, runtime.feedback, resync, host=host, port=port)
+        if runtime.front_door is None or host is not None or port is not None:
+            await serve(settings, runtime.engine, runtime.kv, runtime.feedback, resync, host=host, port=port)
+            return
+        ctx = build_context(settings, tokens, runtime.kv, runtime.engine, runtime.feedback, resync)
+        runtime.front_door.mount_api(create_app(ctx, limit_body=False))
+        log.info("http api mounted", extra={"event": "api_listening", "port": runtime.health_port})
+        await asyncio.Event().wait()  # served by the front door until the process stops
 
     return Service("api", run)
 
 
 def main(host: str | None = None, port: int | None = None) -> int:
-    """`ragbot api`: the HTTP API with the health server and, on an embedded store, the sync schedule."""
+    """`ragbot api`: the HTTP API on the front door (with the probes) and, on an embedded store, the sync
+    schedule. `--host`/`--port` choose the front door's address."""
     from bot.runtime import run
     from bot.settings import get_bot_settings
 
     settings = get_bot_settings()
-    return run(settings, [api_service(settings, host=host, port=port)])
+    changes: dict[str, Any] = {}
+    if host is not None:
+        changes["api_host"] = host
+    if port is not None:
+        changes["http_port"] = port
+    if changes:
+        settings = settings.model_copy(update=changes)
+    return run(settings, [api_service(settings)])
 
 
 def login_url(base_url: str, secret: str) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.conversation import Conversation, Question
 from rag_core.types import Answer, Citation
@@ -99,8 +101,40 @@ class AnswerStream:
         if answer is not None and answer.text.startswith(sent) and len(answer.text) > len(sent):
             yield answer.text[len(sent) :]  # the tail after the last throttled update
 
+    def cancel(self) -> None:
+        """Stop answering (the caller left): the LLM stream closes and the query log says `cancelled`."""
+        if not self._task.done():
+            self._task.cancel()
+
     async def outcome(self) -> Outcome:
         async for _ in self.deltas():
             pass
         assert self.result is not None
         return self.result
+
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+
+@contextlib.asynccontextmanager
+async def cancelled_on_disconnect(receive: Receive, stream: AnswerStream) -> AsyncIterator[None]:
+    """While inside, a client that disconnects cancels `stream`, and so does cancelling the request (shutdown).
+    Read only after the request body was read."""
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not stream._task.done():
+                    log.info("api client disconnected; answer cancelled", extra={"event": "api_disconnect"})
+                    stream.cancel()
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    except asyncio.CancelledError:  # the request itself was cancelled (shutdown): so is its answer
+        stream.cancel()
+        raise
+    finally:
+        watcher.cancel()

@@ -160,6 +160,7 @@ class RagbotClient(discord.Client):
                 role_ids=role_ids(message.author),
                 # private first: the answer opens for the asker alone until shared (which re-checks)
                 asker_only=isinstance(sink, components.PrivatePromptSink),
+                message_id=str(message.id),
             )
             answer = await self.conversation.ask(question, QuietSink(sink, channel_id) if auto else sink)
         except Exception:
@@ -259,6 +260,12 @@ class RagbotClient(discord.Client):
                 )
 
     # --- feedback ---------------------------------------------------------------------------------------------
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        """A question deleted while it is answered: stop answering it (the LLM call is closed)."""
+        channel = self.get_channel(payload.channel_id)
+        channel_id = access_channel_id(channel) if channel is not None else str(payload.channel_id)
+        self.conversation.cancel_question(PLATFORM, channel_id, str(payload.message_id))
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         if payload.member is not None and payload.member.bot:

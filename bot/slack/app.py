@@ -8,13 +8,11 @@ and do their work afterwards, so the 3-second ack never waits on the engine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -54,6 +52,8 @@ from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from bot.slack.subtypes import FILE_ONLY, AttachmentNoteSink, has_files, is_person_message
 from rag_core.errors import RagbotError, UserError
+from rag_core.feedback.serving import listen
+from rag_core.feedback.serving import serve as serve_asgi
 from rag_core.types import Answer, Citation, Turn
 
 log = logging.getLogger(__name__)
@@ -227,6 +227,11 @@ def build_app(
     async def answer_direct_message(event: dict, context: AsyncBoltContext, client: AsyncWebClient) -> None:
         # Only a person's messages in DMs and new top-level questions in answer channels are questions; edits,
         # joins, thread replies and channel chatter are not. A mention is answered by answer_mention.
+        if event.get("subtype") == "message_deleted":  # a question deleted while answered: stop answering it
+            deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
+            if deleted:
+                conversation.cancel_question(PLATFORM, event.get("channel", ""), str(deleted))
+            return
         if not is_person_message(event):
             return
         if event.get("channel_type") == "im":
@@ -260,6 +265,7 @@ def build_app(
             is_dm=is_dm,
             thread_id=thread_ts or ts,
             history=history,
+            message_id=ts,
         )
         sink: Any = ThreadSink(client, channel, thread_ts or ts, ts, user=question.user_id)
         if not is_dm and private_first(channel, settings):
@@ -481,37 +487,24 @@ def socket_handler(app: AsyncApp, app_token: str) -> Any:
 
 
 def http_service(settings: BotSettings) -> Service:
-    """Slack over HTTP (Events API): Slack posts events, commands and interactivity to :port/slack/events."""
+    """Slack over HTTP (Events API): Slack posts events, commands and interactivity to /slack/events on the
+    process's front door (RAG_HTTP_PORT)."""
     _required_tokens(settings, http=True)
 
     async def run(runtime: Runtime) -> None:
-        port = settings.slack_http_port
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-        config = uvicorn.Config(
-            http_app(build_app(settings, runtime.conversation), secret, settings.slack_max_body_bytes),
-            host="0.0.0.0",
-            port=port,
-            log_config=None,
+        app = http_app(build_app(settings, runtime.conversation), secret, settings.slack_max_body_bytes)
+        if runtime.front_door is None:  # a runtime without a front door: Slack's own port, as before
+            await serve_asgi(app, listen("0.0.0.0", settings.slack_http_port, "Slack HTTP mode"))
+            return
+        runtime.front_door.mount_slack(app)
+        log.info(
+            "slack bot starting in HTTP mode",
+            extra={"event": "slack_start", "port": runtime.health_port, "path": "/slack/events"},
         )
-        log.info("slack bot starting in HTTP mode", extra={"event": "slack_start", "port": port})
-        server = _QuietServer(config)
-        serving = asyncio.ensure_future(server.serve())
-        try:
-            await asyncio.shield(serving)
-        except asyncio.CancelledError:
-            server.should_exit = True  # finish in-flight requests, then close the port
-            await serving
-            raise
+        await asyncio.Event().wait()  # served by the front door until the process stops
 
     return Service("slack-http", run)
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the runtime stops every service on SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def main(http: bool = False) -> int:

@@ -19,6 +19,8 @@ OUTCOME_COLOURS = {
     "error": "#c62828",
     "rate_limited": "#9e9e9e",
     "undelivered": "#6a1b9a",
+    "busy": "#616161",
+    "cancelled": "#795548",
 }
 UP, DOWN, BLUE = "#2e7d32", "#c62828", "#1565c0"
 

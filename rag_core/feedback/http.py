@@ -1,22 +1,26 @@
-"""Kubernetes probes and Prometheus scraping for a bot process: /healthz, /readyz, /metrics on one port.
+"""Kubernetes probes and Prometheus scraping: /healthz, /readyz, /metrics (and the terminal's loopback routes).
 
-A stdlib threaded HTTP server in a daemon thread, so it runs next to any event loop (Bolt, discord.py).
+`health_routes` are what the bot's front door (bot/front_door.py) serves beside Slack and the API on one port;
+`serve_health` serves them alone in a thread, for a process with no front door (`ragbot schedule`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
-from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client.exposition import choose_encoder
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
-from rag_core.errors import RagbotError, UserError
+from rag_core.errors import RagbotError
 from rag_core.feedback.metrics import REGISTRY
+from rag_core.feedback.serving import ThreadedServer
 
 log = logging.getLogger(__name__)
 
@@ -67,73 +71,73 @@ def _safe(check: Check) -> bool:
 class HealthServer:
     """A running probe server; `.port` is the bound port (useful with port 0), `.stop()` shuts it down."""
 
-    def __init__(self, server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    def __init__(self, server: ThreadedServer) -> None:
         self._server = server
-        self._thread = thread
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        return self._server.port
 
     @property
     def url(self) -> str:
-        host = str(self._server.server_address[0])
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+        return self._server.url
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._server.stop()
 
 
-def _handler(
-    ready: Callable[[], dict[str, bool]], local: Mapping[str, LocalRoute]
-) -> type[BaseHTTPRequestHandler]:
-    class ProbeHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = urlsplit(self.path).path
-            if path == "/healthz":
-                self._send(200, "application/json", b'{"status": "ok"}')
-            elif path == "/readyz":
-                results = ready()
-                failed = sorted(name for name, ok in results.items() if not ok)
-                body = {"status": "ready" if not failed else "not ready", "checks": results, "failed": failed}
-                self._send(503 if failed else 200, "application/json", json.dumps(body).encode())
-            elif path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self._send(200, content_type, encoder(REGISTRY))
-            else:
-                self._send(
-                    404, "application/json", b'{"error": "not found; try /healthz, /readyz, /metrics"}'
-                )
+def _json(status: int, body: object) -> Response:
+    return Response(json.dumps(body), status, media_type="application/json")
 
-        def do_POST(self) -> None:
-            route = local.get(urlsplit(self.path).path)
-            if route is None:
-                self._send(404, "application/json", b'{"error": "not found"}')
-                return
-            if (
-                self.client_address[0] not in _LOOPBACK
-            ):  # terminal use on this machine only, never the network
-                self._send(403, "application/json", b'{"error": "local callers only"}')
-                return
-            try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                if not isinstance(body, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                self._send(400, "application/json", b'{"error": "the body must be a JSON object"}')
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-ndjson")
-            self.send_header("Connection", "close")  # the body ends when the connection does
-            self.end_headers()
-            self.close_connection = True
 
-            def emit(event: dict[str, Any]) -> None:
-                self.wfile.write(json.dumps(event).encode() + b"\n")
-                self.wfile.flush()
+def health_routes(
+    ready: Callable[[], dict[str, bool]], local: Mapping[str, LocalRoute] | None = None
+) -> list[Route]:
+    """/healthz, /readyz, /metrics and the loopback-only `local` POST routes, as Starlette routes (the front
+    door mounts them beside everything else)."""
 
+    async def healthz(request: Request) -> Response:
+        return _json(200, {"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        results = await asyncio.to_thread(ready)  # pings the store and Redis: never on the loop
+        failed = sorted(name for name, ok in results.items() if not ok)
+        body = {"status": "ready" if not failed else "not ready", "checks": results, "failed": failed}
+        return _json(503 if failed else 200, body)
+
+    async def metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(REGISTRY), 200, headers={"Content-Type": content_type})
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    for path, route in (local or {}).items():
+        routes.append(Route(path, _local_endpoint(route), methods=["POST"]))
+    return routes
+
+
+def _local_endpoint(route: LocalRoute) -> Callable[[Request], Awaitable[Response]]:
+    """A loopback-only POST route: the sync `route` runs in a thread, its events stream back as NDJSON."""
+
+    async def endpoint(request: Request) -> Response:
+        if request.client is None or request.client.host not in _LOOPBACK:
+            return _json(403, {"error": "local callers only"})  # terminal use on this machine only
+        try:
+            body = json.loads(await request.body() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return _json(400, {"error": "the body must be a JSON object"})
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        def emit(event: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(lines.put_nowait, json.dumps(event).encode() + b"\n")
+
+        def work() -> None:
             try:
                 route(body, emit)
             except RagbotError as exc:  # a one-line message meant for the person asking
@@ -141,18 +145,32 @@ def _handler(
             except Exception:
                 log.exception("local request failed", extra={"event": "local_request_failed"})
                 emit({"error": "the running bot failed to answer; its log has the details"})
+            finally:
+                loop.call_soon_threadsafe(lines.put_nowait, None)
 
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        loop.run_in_executor(None, work)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # probes every few seconds would drown the logs
+        async def stream() -> AsyncIterator[bytes]:
+            while (line := await lines.get()) is not None:
+                yield line
 
-    return ProbeHandler
+        # the body ends when the connection does
+        return StreamingResponse(stream(), media_type="application/x-ndjson", headers={"Connection": "close"})
+
+    return endpoint
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _json(404, {"error": "not found; try /healthz, /readyz, /metrics"})
+
+
+def health_app(
+    ready: Callable[[], dict[str, bool]], local: Mapping[str, LocalRoute] | None = None
+) -> Starlette:
+    """The probe routes alone as an ASGI app (`ragbot schedule`, tests)."""
+    return Starlette(
+        routes=health_routes(ready, local), exception_handlers={404: _not_found, 405: _not_found}
+    )
 
 
 def serve_health(
@@ -163,22 +181,13 @@ def serve_health(
     host: str = "0.0.0.0",
     local: Mapping[str, LocalRoute] | None = None,
 ) -> HealthServer:
-    """Serve /healthz (alive), /readyz (engine.ready() all true, Redis pings when configured) and /metrics.
+    """Serve /healthz (alive), /readyz (engine.ready() all true, Redis pings when configured) and /metrics in a
+    thread of its own, for processes without a front door (`ragbot schedule`).
 
-    `local` adds POST routes answered to loopback callers only (`ragbot ask` in a terminal while this process
-    holds the embedded index). Port 0 binds a free port (see `.port`). Returns at once; the server runs in a
-    daemon thread.
+    `local` adds POST routes answered to loopback callers only. Port 0 binds a free port (see `.port`). Returns
+    at once; the server runs in a daemon thread.
     """
-    try:
-        server = ThreadingHTTPServer(
-            (host, port), _handler(lambda: readiness(engine, kv, checks), local or {})
-        )
-    except OSError as exc:
-        raise UserError(
-            f"cannot serve /healthz, /readyz, /metrics on {host}:{port}: {exc.strerror or exc}"
-        ) from None
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name=f"health-http-{port}", daemon=True)
-    thread.start()
-    log.info("health server listening", extra={"event": "health_listening", "port": server.server_address[1]})
-    return HealthServer(server, thread)
+    app = health_app(lambda: readiness(engine, kv, checks), local)
+    server = ThreadedServer(app, host, port, what="/healthz, /readyz, /metrics")
+    log.info("health server listening", extra={"event": "health_listening", "port": server.port})
+    return HealthServer(server)

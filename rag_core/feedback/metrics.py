@@ -17,7 +17,7 @@ _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0
 
 QUESTIONS = Counter(
     "ragbot_questions",
-    "Questions received, by platform and outcome (answered, abstained, error, rate_limited, undelivered).",
+    "Questions received, by platform and outcome (answered, abstained, error, rate_limited, busy, cancelled, undelivered).",
     ["platform", "outcome"],
     registry=REGISTRY,
 )
@@ -92,6 +92,12 @@ QUERY_LOG_DROPPED = Counter(
     registry=REGISTRY,
 )
 
+ANSWERS_IN_FLIGHT = Gauge(
+    "ragbot_answers_in_flight",
+    "Answers being generated right now (Slack, Discord and the API together).",
+    registry=REGISTRY,
+)
+
 _SYNC_ACTIONS = ("added", "updated", "deleted", "unchanged", "skipped", "permissions_changed")
 
 
@@ -99,7 +105,7 @@ def observe_answer(answer: Answer, platform: str, outcome: str | None = None) ->
     """Count one question; the outcome defaults to what the answer implies (abstained or answered)."""
     outcome = outcome_of(answer, outcome)
     QUESTIONS.labels(platform=platform, outcome=outcome).inc()
-    if outcome == "rate_limited":
+    if outcome in ("rate_limited", "busy"):
         return  # never reached the engine: no latency, tokens or cost to count
     ANSWER_LATENCY.labels(platform=platform).observe(total_latency_ms(answer) / 1000)
     for stage, ms in answer.timings_ms.items():
@@ -114,6 +120,10 @@ def observe_answer(answer: Answer, platform: str, outcome: str | None = None) ->
         LLM_TOKENS.labels(model=model, direction="out").inc(answer.tokens_out)
     if answer.cost_usd:
         LLM_COST.labels(model=model).inc(answer.cost_usd)
+
+
+def set_answers_in_flight(count: int) -> None:
+    ANSWERS_IN_FLIGHT.set(count)
 
 
 def _vote_label(value: int) -> str:

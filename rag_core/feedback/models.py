@@ -27,7 +27,7 @@ class AnswerRecord(Base):
     answer_text: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(
         String(16), index=True
-    )  # answered|abstained|error|rate_limited|undelivered
+    )  # answered|abstained|error|rate_limited|undelivered|busy|cancelled
     abstained: Mapped[bool] = mapped_column(Boolean)
     extractive: Mapped[bool] = mapped_column(Boolean)
     cache_hit: Mapped[bool] = mapped_column(Boolean)

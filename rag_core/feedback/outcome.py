@@ -1,4 +1,4 @@
-"""What happened to a question, as logged and counted: one of five outcomes."""
+"""What happened to a question, as logged and counted: one of seven outcomes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Literal, get_args
 from rag_core.types import Answer
 
 # undelivered: an answer (or apology) was made but no route (post, plain text, ephemeral, DM) reached the asker.
-Outcome = Literal["answered", "abstained", "error", "rate_limited", "undelivered"]
+# busy: refused because the process was answering as many questions as it may at once (answers_in_flight).
+# cancelled: the asker left (client disconnect, message deleted) or the process stopped while it was answered.
+Outcome = Literal["answered", "abstained", "error", "rate_limited", "undelivered", "busy", "cancelled"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
 

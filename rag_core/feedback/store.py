@@ -3,9 +3,11 @@
 SQLite file under `settings.data_dir` by default (WAL, no server); `RAG_DATABASE_URL` points it at PostgreSQL.
 The schema comes from the alembic migrations next to this file, upgraded to head whenever a store opens.
 Methods are synchronous (SQLAlchemy); async callers run them with `asyncio.to_thread`. Database failures raise
-`sqlalchemy.exc.SQLAlchemyError`, except for the query log's writes (`log_answer`, `link_message`): while the
-database is unreachable those wait in a bounded in-memory buffer, written in order once it answers again; rows
-that do not fit are counted in `ragbot_query_log_dropped`.
+`sqlalchemy.exc.SQLAlchemyError`, except for the query log's writes (`log_answer`, `link_message`), which never
+wait for the database: they go into a bounded in-memory buffer that one background writer empties in order, in
+batches of at most `_BATCH_ROWS` with one commit each. While the database is unreachable rows wait there, written
+once it answers again; rows that do not fit are counted in `ragbot_query_log_dropped`. Reads wait (briefly) for
+the rows already given, so a vote right after an answer finds it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ from rag_core.settings import Settings, get_settings
 from rag_core.types import Answer, Vote
 
 log = logging.getLogger(__name__)
+Write = Callable[
+    [Session], None
+]  # one query-log write inside the writer's transaction (no commit of its own)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _CONNECT_TIMEOUT_S = 5  # a database that accepts no connection fails a write after this, not the OS's minutes
@@ -51,6 +56,9 @@ _RETRY_S = (0.25, 0.5, 1.0, 2.0, 5.0)  # waits between attempts to write buffere
 _UNSTORABLE = re.compile(
     "[\ud800-\udfff\x00]"
 )  # lone surrogates (no UTF-8 form) and NUL (PostgreSQL refuses it)
+_BATCH_ROWS = 200  # query-log writes per transaction (one commit)
+_REMEMBERED_IDS = 10_000  # answer ids remembered so that linking a message to one needs no read
+_READ_WAIT_S = 5.0  # a read waits this long for pending writes (the database may be down)
 _PG_MIGRATION_LOCK = 0x7261_6762  # pg_advisory_xact_lock key: one process migrates at a time
 
 
@@ -162,12 +170,15 @@ class FeedbackStore:
     """Query log and votes. Open once per process; thread-safe."""
 
     def __init__(self, url: str, *, user_hash_salt: str = "ragbot", buffer_rows: int = 1000) -> None:
-        self._buffer: deque[Callable[[], None]] = deque()  # writes waiting for the database, oldest first
+        self._buffer: deque[Write] = deque()  # writes waiting for the writer (or the database), oldest first
         self._buffer_rows = buffer_rows
-        self._buffer_lock = threading.Lock()
+        self._buffer_lock = threading.Condition()  # notified when rows arrive and when a batch is written
         self._wake = threading.Event()
         self._closed = False
-        self._retry_thread: threading.Thread | None = None
+        self._writing = False  # a batch is being written
+        self._down = False  # the last attempt found the database unreachable
+        self._writer: threading.Thread | None = None
+        self._logged: dict[str, None] = {}  # answer ids this store queued lately, oldest first (for links)
         self._engine = _make_engine(url)
         self.url = self._engine.url.render_as_string(hide_password=True)
         self._salt = user_hash_salt.encode()
@@ -186,14 +197,22 @@ class FeedbackStore:
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine, for read-only queries such as the admin report's."""
+        """The SQLAlchemy engine, for read-only queries such as the admin report's (pending writes first)."""
+        self.flush(_READ_WAIT_S)
         return self._engine
 
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until the rows given so far are written; False when they still wait after `timeout` s."""
+        with self._buffer_lock:
+            return self._buffer_lock.wait_for(lambda: not self._buffer and not self._writing, timeout)
+
     def close(self) -> None:
-        self._closed = True
+        with self._buffer_lock:
+            self._closed = True
+            self._buffer_lock.notify_all()
         self._wake.set()
-        if self._retry_thread is not None:
-            self._retry_thread.join(timeout=10)
+        if self._writer is not None:
+            self._writer.join(timeout=10)
         with self._buffer_lock:
             if self._buffer:
                 log.warning(
@@ -210,72 +229,96 @@ class FeedbackStore:
         """Query-log writes waiting for the database."""
         return len(self._buffer)
 
-    # --- writes that wait for the database -----------------------------------------------------------------------
+    # --- writes: buffered, written by one background writer in batches --------------------------------------------
 
-    def _write_or_buffer(self, write: Callable[[], None]) -> None:
-        """Write now; when the database is unreachable (or rows already wait for it), buffer the write instead."""
+    def _write_or_buffer(self, write: Write) -> None:
+        """Queue a write for the writer thread (started on first use); never waits for the database."""
         with self._buffer_lock:
-            if self._buffer:  # keep the order: a link must follow its answer
-                self._enqueue(write)
-                return
-        try:
-            write()
-        except SQLAlchemyError as exc:
-            if not _unreachable(exc):
-                raise
+            if len(self._buffer) >= self._buffer_rows:
+                self._buffer.popleft()
+                _count_dropped(1)
+            self._buffer.append(write)
+            _gauge_buffered(len(self._buffer))
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(
+                    target=self._write_batches, name="query-log-writer", daemon=True
+                )
+                self._writer.start()
+            self._buffer_lock.notify_all()
+
+    def _write_batches(self) -> None:
+        """The writer: the oldest rows in batches, one transaction each; waits longer after each failed try
+        while the database is unreachable; leaves when closed and done (or closed and the database is down)."""
+        attempt = 0
+        while True:
             with self._buffer_lock:
-                first = not self._buffer
-                self._enqueue(write)
-            if first:
-                log.warning(
-                    "query log database unreachable; buffering rows until it answers",
-                    extra={
-                        "event": "query_log_down",
-                        "error": type(getattr(exc, "orig", None) or exc).__name__,
-                    },
+                self._buffer_lock.wait_for(lambda: bool(self._buffer) or self._closed)
+                if not self._buffer or (self._closed and self._down):
+                    return
+                batch = list(self._buffer)[:_BATCH_ROWS]
+                self._writing = True
+            try:
+                written = self._write_batch(batch)
+            except SQLAlchemyError as exc:  # unreachable: keep the rows, try again later
+                with self._buffer_lock:
+                    self._writing = False
+                    self._buffer_lock.notify_all()
+                if not self._down:
+                    self._down = True
+                    log.warning(
+                        "query log database unreachable; buffering rows until it answers",
+                        extra={
+                            "event": "query_log_down",
+                            "error": type(getattr(exc, "orig", None) or exc).__name__,
+                        },
+                    )
+                if self._closed:
+                    return
+                self._wake.wait(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+                self._wake.clear()
+                attempt += 1
+                continue
+            with self._buffer_lock:
+                for write in batch:  # rows dropped from a full buffer meanwhile are gone already
+                    if self._buffer and self._buffer[0] is write:
+                        self._buffer.popleft()
+                self._writing = False
+                _gauge_buffered(len(self._buffer))
+                self._buffer_lock.notify_all()
+            if self._down:
+                self._down, attempt = False, 0
+                log.info(
+                    "query log database reachable again; buffered rows written",
+                    extra={"event": "query_log_up", "rows": written},
                 )
 
-    def _enqueue(self, write: Callable[[], None]) -> None:
-        """Caller holds `_buffer_lock`."""
-        if len(self._buffer) >= self._buffer_rows:
-            self._buffer.popleft()
-            _count_dropped(1)
-        self._buffer.append(write)
-        _gauge_buffered(len(self._buffer))
-        if self._retry_thread is None or not self._retry_thread.is_alive():
-            self._retry_thread = threading.Thread(target=self._drain, name="query-log-retry", daemon=True)
-            self._retry_thread.start()
-
-    def _drain(self) -> None:
-        """Write buffered rows in order, waiting longer between failed attempts, until none are left."""
-        attempt, written = 0, 0
-        while not self._closed:
-            with self._buffer_lock:
-                if not self._buffer:
-                    self._retry_thread = None
-                    break
-                write = self._buffer[0]
+    def _write_batch(self, batch: list[Write]) -> int:
+        """Write rows in one transaction; if the batch is refused as a whole, each row alone (a refused row is
+        dropped and counted). Raises SQLAlchemyError only when the database is unreachable."""
+        try:
+            with self._sessions() as session, session.begin():
+                for write in batch:
+                    write(session)
+            return len(batch)
+        except SQLAlchemyError as exc:
+            if _unreachable(exc):
+                raise
+        except UnknownAnswer:
+            pass
+        written = 0
+        for write in batch:
             try:
-                write()
+                with self._sessions() as session, session.begin():
+                    write(session)
+                written += 1
             except SQLAlchemyError as exc:
                 if _unreachable(exc):
-                    self._wake.wait(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
-                    attempt += 1
-                    continue
-                log.warning("a buffered query log row was refused; dropped", exc_info=True)
+                    raise
+                log.warning("a query log row was refused; dropped", exc_info=True)
                 _count_dropped(1)
             except UnknownAnswer:  # its answer row was dropped from a full buffer
                 _count_dropped(1)
-            else:
-                written += 1
-            with self._buffer_lock:
-                self._buffer.popleft()
-                _gauge_buffered(len(self._buffer))
-        if written:
-            log.info(
-                "query log database reachable again; buffered rows written",
-                extra={"event": "query_log_up", "rows": written},
-            )
+        return written
 
     def __enter__(self) -> FeedbackStore:
         return self
@@ -303,12 +346,14 @@ class FeedbackStore:
     ) -> None:
         """Log one question and what was answered. `at` defaults to now; an id logged before is kept as it was.
         While the database is unreachable the row waits in the buffer (see the module docstring)."""
-        created_at = utc_naive(at)
-        self._write_or_buffer(
-            lambda: self._insert_answer(answer, platform, channel, user, arm, outcome, overrides, created_at)
-        )
+        record = self._answer_record(answer, platform, channel, user, arm, outcome, overrides, utc_naive(at))
+        with self._buffer_lock:
+            self._logged[answer.id] = None
+            while len(self._logged) > _REMEMBERED_IDS:
+                self._logged.pop(next(iter(self._logged)))
+        self._write_or_buffer(lambda session: self._insert_answer(session, record))
 
-    def _insert_answer(
+    def _answer_record(
         self,
         answer: Answer,
         platform: str,
@@ -318,8 +363,9 @@ class FeedbackStore:
         outcome: str | None,
         overrides: Mapping[str, Any] | None,
         created_at: datetime,
-    ) -> None:
-        record = AnswerRecord(
+    ) -> AnswerRecord:
+        """The row as the answer is now (the caller may change the answer object afterwards)."""
+        return AnswerRecord(
             id=answer.id,
             created_at=created_at,
             platform=_storable(platform),
@@ -355,19 +401,17 @@ class FeedbackStore:
                 for c in answer.citations
             ],
         )
-        with self._sessions() as session:
-            if session.get(AnswerRecord, answer.id) is not None:
-                log.warning("answer id logged before; keeping the first", extra={"answer_id": answer.id})
-                return
-            session.add(record)
-            try:
-                session.commit()
-            except IntegrityError:  # the same id logged concurrently by another process
-                session.rollback()
-                log.warning("answer id logged before; keeping the first", extra={"answer_id": answer.id})
+
+    @staticmethod
+    def _insert_answer(session: Session, record: AnswerRecord) -> None:
+        if session.get(AnswerRecord, record.id) is not None:  # autoflush: this batch's rows are seen too
+            log.warning("answer id logged before; keeping the first", extra={"answer_id": record.id})
+            return
+        session.add(record)
 
     def get_answer(self, answer_id: str) -> AnswerRecord | None:
         """The logged answer with its citations, or None."""
+        self.flush(_READ_WAIT_S)
         with self._sessions() as session:
             stmt = (
                 select(AnswerRecord)
@@ -381,22 +425,26 @@ class FeedbackStore:
     def link_message(self, answer_id: str, *, platform: str, channel: str, message_id: str) -> None:
         """Remember that this platform message shows this answer (a repeated link moves it); buffered like
         `log_answer` while the database is unreachable."""
-        self._write_or_buffer(lambda: self._link(answer_id, platform, channel, message_id))
+        with self._buffer_lock:
+            known = answer_id in self._logged
+        if not known:  # not logged by this process lately: refuse an unknown id now, as a read would
+            self.flush(_READ_WAIT_S)
+            with self._sessions() as session:
+                self._require_answer(session, answer_id)
+        self._write_or_buffer(lambda session: self._link(session, answer_id, platform, channel, message_id))
 
-    def _link(self, answer_id: str, platform: str, channel: str, message_id: str) -> None:
-        with self._sessions() as session, session.begin():
-            self._require_answer(session, answer_id)
-            link = session.get(MessageLink, (platform, channel, message_id))
-            if link is None:
-                session.add(
-                    MessageLink(
-                        platform=platform, channel=channel, message_id=message_id, answer_id=answer_id
-                    )
-                )
-            else:
-                link.answer_id = answer_id
+    def _link(self, session: Session, answer_id: str, platform: str, channel: str, message_id: str) -> None:
+        self._require_answer(session, answer_id)
+        link = session.get(MessageLink, (platform, channel, message_id))
+        if link is None:
+            session.add(
+                MessageLink(platform=platform, channel=channel, message_id=message_id, answer_id=answer_id)
+            )
+        else:
+            link.answer_id = answer_id
 
     def answer_for_message(self, *, platform: str, channel: str, message_id: str) -> str | None:
+        self.flush(_READ_WAIT_S)
         with self._sessions() as session:
             link = session.get(MessageLink, (platform, channel, message_id))
             return link.answer_id if link else None
@@ -408,6 +456,7 @@ class FeedbackStore:
         if vote.value not in (1, -1):
             raise ValueError(f"a vote is +1 or -1, not {vote.value!r}")
         user_hash = self.hash_user(vote.user)
+        self.flush(_READ_WAIT_S)
         for attempt in range(2):
             with self._sessions() as session:
                 try:
@@ -439,6 +488,7 @@ class FeedbackStore:
 
     def votes(self, answer_id: str) -> list[Vote]:
         """The votes on an answer; `Vote.user` holds the hashed voter id."""
+        self.flush(_READ_WAIT_S)
         with self._sessions() as session:
             rows = session.scalars(
                 select(VoteRecord).where(VoteRecord.answer_id == answer_id).order_by(VoteRecord.created_at)

@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PLATFORM_NAMES = {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN"}
 NOT_OURS = {"PATH", "PYTHONUNBUFFERED", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}  # read by Python, HF
 DEFAULT_HTTP_PORT = BotSettings.model_fields["http_port"].default
-SLACK_HTTP_PORT = BotSettings.model_fields["slack_http_port"].default
 
 
 def _is_setting(name: str) -> bool:
@@ -44,7 +43,7 @@ def _assert_command(args: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def served_paths() -> Iterator[dict[str, int]]:
-    """The status each probe path gets from the real health server (404 = not served)."""
+    """The status each probe path gets from the real probe routes of the front door (404 = not served)."""
     server = serve_health(0, host="127.0.0.1")
     statuses: dict[str, int] = {}
     try:
@@ -86,7 +85,7 @@ def test_compose_settings_commands_probes_and_dependencies(served_paths: dict[st
         url = re.search(r"http://127\.0\.0\.1:(\d+)(/\w+)", probe)
         assert url and int(url.group(1)) == port, probe
         _probe_ok(url.group(2), served_paths)
-    assert services["ragbot"]["ports"] == [f"{DEFAULT_HTTP_PORT}:8080", f"{SLACK_HTTP_PORT}:3000"]
+    assert services["ragbot"]["ports"] == [f"{DEFAULT_HTTP_PORT}:8080"]  # one front door for everything
     for infra in ("qdrant", "redis", "postgres"):
         assert services[infra]["healthcheck"]["test"], infra
         assert ":" in services[infra]["image"] and not services[infra]["image"].endswith(":latest")
@@ -138,19 +137,21 @@ def test_kubernetes_roles_probes_commands_and_settings(
             secret["metadata"]["name"],
         }
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports["health"] == http_port, name
+        assert ports == {"http": http_port}, name  # the front door is the only port
         for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             get = container[probe]["httpGet"]
-            assert (get["path"], get["port"]) == (path, "health"), (name, probe)
+            assert (get["path"], get["port"]) == (path, "http"), (name, probe)
             _probe_ok(get["path"], served_paths)
         limits = container["resources"]["limits"]
         assert container["resources"]["requests"]["memory"] and limits["memory"]
         assert container["securityContext"]["runAsNonRoot"] is True
     http = deployments["ragbot-slack-http"]["spec"]["template"]["spec"]["containers"][0]
     assert http["args"] == ["slack", "--http"]
-    assert {p["name"]: p["containerPort"] for p in http["ports"]}["slack"] == int(
-        config["data"]["RAG_SLACK_HTTP_PORT"]
-    )
+    assert "RAG_SLACK_HTTP_PORT" not in config["data"]  # the old port setting is an alias only
+    [service] = [
+        s for s in _by_kind(manifests, "Service").values() if s["metadata"]["name"] == "ragbot-slack-http"
+    ]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
     [hpa] = _by_kind(manifests, "HorizontalPodAutoscaler").values()
     assert hpa["spec"]["scaleTargetRef"]["name"] == "ragbot-slack-http"
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"

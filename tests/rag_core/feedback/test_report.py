@@ -111,7 +111,15 @@ def test_headline_figures(seeded: FeedbackStore) -> None:
         ["2025-05-08", "2025-05-09", "2025-05-10"],
     )
     assert t.questions == 8  # the May 7 question is outside the window
-    assert t.by_outcome == {"answered": 3, "abstained": 3, "error": 1, "rate_limited": 1, "undelivered": 0}
+    assert t.by_outcome == {
+        "answered": 3,
+        "abstained": 3,
+        "error": 1,
+        "rate_limited": 1,
+        "undelivered": 0,
+        "busy": 0,
+        "cancelled": 0,
+    }
     assert (t.up, t.down, t.thumbs_up_rate) == (3, 2, 0.6)
     assert t.abstention_rate == 0.5  # 3 of the 6 answered-or-abstained
     # latencies 200 300 400 1000 2000 3000: p50 between 400 and 1000, p95 three quarters from 2000 to 3000

@@ -1,0 +1,85 @@
+"""Question embeddings batched across concurrent requests.
+
+Each question is one short text; embedding them one at a time under the model's lock made concurrent answers
+queue on it. Here the first caller of a batch gathers the questions arriving within a short window (or while the
+model is busy with the previous batch), up to a bounded size, and embeds them in one call; every caller gets its
+own row. No thread waits longer than the window plus one batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.closed = False
+        self.done = threading.Event()
+        self.vectors: np.ndarray | None = None
+        self.error: BaseException | None = None
+
+
+class QueryBatcher:
+    """`encode(text)` from any thread; concurrent calls share one `encode_many(texts)` call."""
+
+    def __init__(
+        self, encode_many: Callable[[list[str]], np.ndarray], window_s: float, max_batch: int
+    ) -> None:
+        self._encode_many = encode_many
+        self.window_s = max(0.0, window_s)
+        self.max_batch = max(1, max_batch)
+        self._cond = threading.Condition()
+        self._open: _Batch | None = None  # the batch new questions join
+        self._encoding = threading.Lock()  # one batch through the model at a time; the next gathers meanwhile
+        self.batches = 0  # batches embedded (for tests and benchmarks)
+        self.largest = 0  # largest batch so far
+
+    @property
+    def gathering(self) -> int:
+        """Questions in the open batch, waiting to be embedded."""
+        with self._cond:
+            return len(self._open.texts) if self._open else 0
+
+    def encode(self, text: str) -> np.ndarray:
+        with self._cond:
+            batch = self._open
+            lead = batch is None
+            if batch is None:
+                batch = self._open = _Batch()
+            row = len(batch.texts)
+            batch.texts.append(text)
+            if len(batch.texts) >= self.max_batch:
+                batch.closed = True
+                self._open = None
+                self._cond.notify_all()  # a full batch goes at once
+        if lead:
+            self._run(batch)
+        else:
+            batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        assert batch.vectors is not None
+        vector: np.ndarray = batch.vectors[row]
+        return vector
+
+    def _run(self, batch: _Batch) -> None:
+        """The first caller of a batch: wait for the model and the window, close the batch, embed it."""
+        with self._encoding:
+            with self._cond:
+                self._cond.wait_for(lambda: batch.closed, timeout=self.window_s)
+                if not batch.closed:
+                    batch.closed = True
+                    if self._open is batch:
+                        self._open = None
+            try:
+                batch.vectors = self._encode_many(list(batch.texts))
+                self.batches += 1
+                self.largest = max(self.largest, len(batch.texts))
+            except BaseException as exc:  # noqa: BLE001 - every caller of the batch sees it, raised there
+                batch.error = exc
+            finally:
+                batch.done.set()

@@ -1,0 +1,100 @@
+"""Concurrent questions are embedded together: one model call for many, each caller with its own vector, the
+same vector it would get alone; a failure reaches every caller of the batch."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from rag_core.engine import Engine
+from rag_core.query_batcher import QueryBatcher
+
+
+class GatedModel:
+    """`encode_many` that holds its first call until released, so the next questions gather meanwhile."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.fail = fail
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(texts)
+        self.entered.set()
+        assert self.release.wait(30)
+        if self.fail and len(self.calls) > 1:
+            raise RuntimeError("model exploded")
+        return np.array([[float(len(t)), float(i)] for i, t in enumerate(texts)])
+
+
+def _until(check, timeout_s: float = 30) -> bool:
+    """Polls a condition the batcher offers no wake-up for (how many questions gather)."""
+    pause = threading.Event()
+    for _ in range(int(timeout_s / 0.01)):
+        if check():
+            return True
+        pause.wait(0.01)
+    return check()
+
+
+def test_questions_arriving_while_the_model_is_busy_are_embedded_in_one_batch() -> None:
+    model = GatedModel()
+    batcher = QueryBatcher(model, window_s=0.0, max_batch=32)
+    texts = ["first", *[f"question {i:02d}" + "?" * i for i in range(10)]]
+    with ThreadPoolExecutor(len(texts)) as pool:
+        first = pool.submit(batcher.encode, texts[0])
+        assert model.entered.wait(30)  # the first question is in the model; the others gather
+        rest = [pool.submit(batcher.encode, t) for t in texts[1:]]
+        assert _until(lambda: batcher.gathering == len(texts) - 1)
+        model.release.set()
+        vectors = [first.result(30), *(f.result(30) for f in rest)]
+    assert [len(c) for c in model.calls] == [1, 10]
+    for text, vector in zip(texts, vectors, strict=True):
+        assert vector[0] == len(text)  # each caller got its own row
+    assert batcher.largest == 10
+
+
+def test_batches_are_bounded() -> None:
+    model = GatedModel()
+    model.release.set()
+    batcher = QueryBatcher(model, window_s=5.0, max_batch=4)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(batcher.encode, [f"q{i}" for i in range(8)]))
+    assert len(results) == 8 and max(len(c) for c in model.calls) <= 4
+
+
+def test_a_model_failure_reaches_every_caller_of_the_batch() -> None:
+    model = GatedModel(fail=True)
+    batcher = QueryBatcher(model, window_s=0.0, max_batch=32)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(batcher.encode, "first")
+        assert model.entered.wait(30)
+        rest = [pool.submit(batcher.encode, f"q{i}") for i in range(3)]
+        assert _until(lambda: batcher.gathering == 3)
+        model.release.set()
+        assert first.result(30)[0] == 5
+        for future in rest:
+            with pytest.raises(RuntimeError, match="model exploded"):
+                future.result(30)
+
+
+def test_the_real_model_gives_each_question_the_vector_it_gets_alone(small_engine: Engine) -> None:
+    embedder = small_engine.embedder
+    questions = [
+        "How do I reset my VPN?",
+        "Who gets paged when the primary on-call does not acknowledge?",
+        "Are team dinners covered for contractors?",
+        "deploy friday",
+    ]
+    alone = [embedder.backend.encode([q], 1)[0] for q in questions]
+    together = embedder._encode_queries(questions)
+    for a, b in zip(alone, together, strict=True):
+        assert np.allclose(a, b, atol=1e-5)
+    with ThreadPoolExecutor(len(questions)) as pool:
+        concurrent = list(pool.map(embedder.encode_query, questions))
+    for a, b in zip(alone, concurrent, strict=True):
+        assert np.allclose(a, b, atol=1e-5)
