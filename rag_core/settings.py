@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +22,23 @@ class SourceConfig(BaseModel):
     allowed_channels: list[str] = Field(default_factory=list)  # channel ids that may search it (ACL)
     base_url: str | None = (
         None  # Confluence base URL for page links (https://x.atlassian.net/wiki); unset = file URIs
+    )
+
+
+CURATED_KIND = "curated"  # the built-in source kind of answers people saved (connectors/curated.py)
+
+
+def curated_source(settings: Settings) -> SourceConfig:
+    """The curated-answers source: the one configured with kind `curated`, else the built-in public one."""
+    for config in settings.sources:
+        if config.kind == CURATED_KIND:
+            return config
+    expire = settings.knowledge_expire and settings.knowledge_max_age_days > 0
+    return SourceConfig(
+        name=settings.knowledge_source,
+        kind=CURATED_KIND,
+        path=Path("query-log"),  # read from the query-log database, not from a folder
+        interval_minutes=24 * 60 if expire else None,  # expiry needs a daily re-read
     )
 
 
@@ -194,9 +211,29 @@ class Settings(BaseSettings):
     feedback_prior_votes: float = 3.0  # damping: this many net votes give half of the largest boost
     feedback_refresh_s: float = 60.0  # how often the ranking re-reads document votes and hidden documents
 
+    # --- knowledge loop: curated answers (docs/knowledge.md) -------------------------------------------------------
+    knowledge_enabled: bool = (
+        True  # answers people save are a source, added to RAG_SOURCES unless configured there
+    )
+    knowledge_source: str = "answers"  # name of that source (what channel_sources and API tokens name)
+    knowledge_max_age_days: int = (
+        0  # curated answers last saved more than this many days ago are stale; 0 = never
+    )
+    knowledge_expire: bool = (
+        False  # stale answers: true = no longer cited (dropped at the next sync); false = flagged
+    )
+
     # --- logging -------------------------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True  # structured JSON logs; false = human-readable lines
+
+    @model_validator(mode="after")
+    def _add_curated_source(self) -> Settings:
+        """The curated-answers source joins the configured ones (none configured: every chunk is searchable
+        already, curated ones included). A source of kind `curated` in RAG_SOURCES is used as it is instead."""
+        if self.knowledge_enabled and self.sources and not any(s.kind == CURATED_KIND for s in self.sources):
+            self.sources = [*self.sources, curated_source(self)]
+        return self
 
     @property
     def llm_configured(self) -> bool:
