@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
-from bot.api import admin, openai_compat, routes
+from bot.api import admin, knowledge, openai_compat, routes
 from bot.api.auth import Sessions, TokenCheck
 from bot.api.context import ApiContext
 from bot.api.limits import BodyLimit
@@ -69,13 +69,14 @@ def create_app(ctx: ApiContext) -> ASGIApp:
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
+    app.include_router(knowledge.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     origins = ctx.settings.api_cors_origins
     if origins:  # off unless configured: browsers on other origins get no CORS headers
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Accept"],
         )
     return BodyLimit(app, ctx.settings.api_max_body_bytes)
