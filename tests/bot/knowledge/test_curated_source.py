@@ -94,7 +94,9 @@ def test_a_restricted_answer_reaches_only_its_readers(engine: Engine, store: Fee
     assert not member.abstained and member.citations[0].readers == ["group:slack:cpriv"]
 
 
-def test_curated_answers_get_no_boost_over_a_better_matching_page(engine: Engine, store: FeedbackStore) -> None:
+def test_curated_answers_get_no_boost_over_a_better_matching_page(
+    engine: Engine, store: FeedbackStore
+) -> None:
     cur.add_answer(store, "VPN is slow in the afternoon", "Use the EU gateway after 2 pm.", author="Dana")
     sync_curated(store, engine.settings, engine.index_writer())
     answer = engine.answer("How do I reset my VPN?")
