@@ -66,6 +66,21 @@ class Knowledge:
     def can_change(self, saved: cur.CuratedAnswer, user: str, roles: Sequence[str] = ()) -> bool:
         return self.conversation.is_admin(user, roles) or cur.is_author(self.store, saved, user)
 
+    async def may_save_handoff(self, logged_answer_id: str, user: str, roles: Sequence[str] = ()) -> bool:
+        """The person who resolved this hand-off (or an admin) may save its answer."""
+        if self.conversation.is_admin(user, roles):
+            return True
+        return await asyncio.to_thread(self._resolved_by, logged_answer_id, user)
+
+    def _resolved_by(self, logged_answer_id: str, user: str) -> bool:
+        from sqlalchemy.orm import Session
+
+        from rag_core.feedback.models import EscalationRecord
+
+        with Session(self.store.engine) as session:
+            record = session.get(EscalationRecord, logged_answer_id)
+            return record is not None and record.resolved_by == self.store.hash_user(user)
+
     # --- reads ---------------------------------------------------------------------------------------------------
 
     async def get(self, answer_id: str) -> cur.CuratedAnswer | None:

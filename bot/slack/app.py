@@ -50,6 +50,7 @@ from bot.slack.delivery import (
 )
 from bot.slack.http import http_app, keep_bodies_out_of_bolt_logs
 from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_interactions
+from bot.slack.knowledge import register_knowledge
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from rag_core.errors import RagbotError, UserError
 from rag_core.types import Answer, Citation, Turn
@@ -365,6 +366,7 @@ def build_app(
             await conversation.retract(**args)
 
     register_interactions(app, conversation)
+    register_knowledge(app, conversation)
     return app
 
 
