@@ -18,6 +18,7 @@ import discord
 
 from bot.answer_actions import NO_ESCALATION, NOT_TAGGED, UNKNOWN_ANSWER, AnswerActions, Resolve
 from bot.discord.ids import access_channel_id, role_names
+from bot.discord.knowledge import offer_save
 from bot.discord.render import clip, split_message
 from bot.discord.sinks import ChannelReplySink, answer_parts
 from rag_core.types import Answer, Citation
@@ -301,6 +302,7 @@ async def _resolve(actions: AnswerActions, interaction: discord.Interaction, key
         await interaction.response.edit_message(
             content=clip(content, 2000), view=None, allowed_mentions=discord.AllowedMentions.none()
         )
+        await offer_save(interaction, key)
 
 
 async def _visibility(
