@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # loaded when the command runs, so `ragbot --help` stays fast
     from rag_core.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """The `knowledge` subcommand and its own subcommands."""
     kn = sub.add_parser(
         "knowledge", help="curated answers: add, list, remove, export, import (docs/knowledge.md)"

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rag_core.feedback import curated as cur
 from rag_core.permissions import group
@@ -20,6 +20,7 @@ from rag_core.permissions import group
 if TYPE_CHECKING:
     from bot.conversation import Conversation
     from rag_core.feedback import FeedbackStore
+    from rag_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -208,3 +209,39 @@ def _said(what: str, indexed: bool) -> str:
     if indexed:
         return f"{what}: from now on it is cited when someone asks this."
     return f"{what}. It will be cited after the next sync of the answers source (syncing now did not work)."
+
+
+def report_args(settings: Settings, engine: Any | None = None) -> dict[str, Any]:
+    """What the report's knowledge section needs (`collect(..., knowledge=)`): the curated source's name, the age
+    setting, and, from an engine when there is one (else loaded on first use), question embeddings for grouping and
+    the index's document versions for "cited pages changed"."""
+    from rag_core.settings import curated_source
+
+    args: dict[str, Any] = {
+        "source": curated_source(settings).name,
+        "max_age_days": settings.knowledge_max_age_days,
+    }
+    if engine is not None:
+        embedder = getattr(engine, "embedder", None)
+        if embedder is not None:
+            args["embed"] = embedder.encode_passages
+        writer = getattr(engine, "index_writer", None)
+        if callable(writer):
+            try:
+                index = writer()
+                sources = [s.name for s in settings.sources] or [args["source"]]
+                args["versions"] = {name: index.document_versions(name) for name in sources}
+            except Exception:  # the index is unreachable: the report says pages were not compared
+                log.warning("reading document versions for the report failed", exc_info=True)
+        return args
+    holder: list[Any] = []
+
+    def embed(texts: Sequence[str]) -> Any:
+        if not holder:
+            from rag_core.embedding import Embedder
+
+            holder.append(Embedder(settings))
+        return holder[0].encode_passages(texts)
+
+    args["embed"] = embed
+    return args

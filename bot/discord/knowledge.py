@@ -99,10 +99,10 @@ class SaveModal(discord.ui.Modal):
         super().__init__(title="Save answer", timeout=30 * 60)
         self.knowledge = knowledge
         self.meta = meta
-        self.question = discord.ui.TextInput(
+        self.question: discord.ui.TextInput[SaveModal] = discord.ui.TextInput(
             label="Question", default=clip(question, 1000) or None, max_length=1000, custom_id="ragbot:kq"
         )
-        self.answer = discord.ui.TextInput(
+        self.answer: discord.ui.TextInput[SaveModal] = discord.ui.TextInput(
             label="Answer",
             style=discord.TextStyle.paragraph,
             default=clip(answer, TEXT_LIMIT) or None,
@@ -145,7 +145,7 @@ class SaveModal(discord.ui.Modal):
         view = saved_view(outcome.answer.id) if outcome.answer is not None else discord.utils.MISSING
         await interaction.followup.send(clip(outcome.message, 2000), view=view, ephemeral=True)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]
         log.error("saving an answer failed", exc_info=error, extra={"event": "curated_save_failed"})
         with suppress(discord.HTTPException):
             await interaction.followup.send("Sorry, saving failed. It has been logged.", ephemeral=True)
@@ -261,9 +261,10 @@ def add_knowledge_commands(tree: app_commands.CommandTree, conversation: Convers
             return
         channel = interaction.channel
         question = ""
-        if isinstance(channel, discord.Thread) and channel.parent is not None and message.id != channel.id:
+        thread = channel if isinstance(channel, discord.Thread) else None
+        if thread is not None and isinstance(thread.parent, discord.TextChannel) and message.id != thread.id:
             with suppress(discord.HTTPException):  # a thread started from a message shares its id
-                question = (await channel.parent.fetch_message(channel.id)).content
+                question = (await thread.parent.fetch_message(thread.id)).content
         meta = _where(channel, message.jump_url)
         modal = SaveModal(Knowledge(conversation), question=question, answer=message.content, meta=meta)
         await interaction.response.send_modal(modal)

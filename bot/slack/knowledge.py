@@ -119,9 +119,10 @@ class _Thread:
         except SlackApiError as exc:
             log.info("thread not read", extra={"event": "curated_thread_failed", "error": describe(exc)})
             return ""
+        messages: list[dict[str, Any]] = resp.get("messages", [])
         texts = [
             mrkdwn_to_plain(m.get("text", ""))
-            for m in resp.get("messages", [])
+            for m in messages
             if m.get("ts") != self.thread_ts
             and not m.get("bot_id")
             and m.get("subtype") is None

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from rag_core.feedback.models import CuratedAnswerRecord
@@ -155,7 +155,12 @@ def get_answer(store: FeedbackStore, answer_id: str) -> CuratedAnswer | None:
 
 def list_answers(store: FeedbackStore) -> list[CuratedAnswer]:
     """Every curated answer, oldest first."""
-    with Session(store.engine) as session:
+    return answers_in(store.engine)
+
+
+def answers_in(engine: Engine) -> list[CuratedAnswer]:
+    """Every curated answer in the query log behind `engine`, oldest first."""
+    with Session(engine) as session:
         rows = session.scalars(select(CuratedAnswerRecord).order_by(CuratedAnswerRecord.created_at))
         return [_of(r) for r in rows]
 
@@ -166,9 +171,8 @@ def update_answer(
     *,
     question: str | None = None,
     answer: str | None = None,
-    readers: Iterable[str] | None | type[...] = ...,  # ... = keep as it is
 ) -> CuratedAnswer | None:
-    """Change an answer's text (and, when given, who may read it); None when there is no such answer."""
+    """Change an answer's question or text; None when there is no such answer."""
     with Session(store.engine, expire_on_commit=False) as session, session.begin():
         record = session.get(CuratedAnswerRecord, answer_id)
         if record is None:
@@ -179,8 +183,6 @@ def update_answer(
             record.author,
         )
         record.question, record.answer = q, a
-        if readers is not ...:
-            record.readers = normalise_readers(readers)  # type: ignore[arg-type]
         record.updated_at = utc_naive()
         return _of(record)
 
