@@ -30,6 +30,8 @@ SAVE_VIEW = "ragbot_save_answer"  # the modal's callback id
 SAVE_SHORTCUT = "ragbot_save_as_answer"  # the message shortcut's callback id (manifest.yaml)
 QUESTION_BLOCK, ANSWER_BLOCK, FIELD = "ragbot_q", "ragbot_a", "v"
 METADATA_LIMIT = 3000  # Slack's limit on a view's private_metadata
+FORM_FAILED = "Sorry, Slack did not open the form. Please click again."
+SAVE_FAILED = "Sorry, saving the answer failed (it has been logged). Please try again in a few minutes."
 
 
 def offer_blocks(answer_id: str, thread_ts: str | None) -> list[dict[str, Any]]:
@@ -181,14 +183,28 @@ def register_knowledge(app: AsyncApp, conversation: Conversation) -> None:
         await respond(text=text, response_type="ephemeral", replace_original=False)
 
     async def open_modal(
-        client: AsyncWebClient, trigger_id: str, question: str, answer: str, meta: dict[str, Any]
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+        trigger_id: str,
+        question: str,
+        answer: str,
+        meta: dict[str, Any],
     ) -> None:
         thread = _Thread(client, meta["c"], meta.get("t"))
         name, private = await thread.where()
         meta |= {"n": name, "p": private, "u": await thread.link()}
-        await client.views_open(
-            trigger_id=trigger_id, view=modal(question, answer, meta, _note(private, name))
-        )
+        await show_modal(client, respond, trigger_id, modal(question, answer, meta, _note(private, name)))
+
+    async def show_modal(
+        client: AsyncWebClient, respond: AsyncRespond, trigger_id: str, view: dict[str, Any]
+    ) -> None:
+        try:
+            await client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:  # e.g. expired_trigger_id: the click took too long to reach us
+            log.warning(
+                "save form not opened", extra={"event": "curated_modal_failed", "error": describe(exc)}
+            )
+            await whisper(respond, FORM_FAILED)
 
     @app.action(SAVE_OFFER)
     async def save_offer(
@@ -208,7 +224,7 @@ def register_knowledge(app: AsyncApp, conversation: Conversation) -> None:
         thread_ts = val.get("t")
         replies = await _Thread(client, channel, thread_ts).human_replies(context.bot_user_id)
         meta = {"a": answer_id, "c": channel, "t": thread_ts}
-        await open_modal(client, body.get("trigger_id", ""), question, replies, meta)
+        await open_modal(client, respond, body.get("trigger_id", ""), question, replies, meta)
 
     @app.shortcut(SAVE_SHORTCUT)
     async def save_message(ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient) -> None:
@@ -224,9 +240,8 @@ def register_knowledge(app: AsyncApp, conversation: Conversation) -> None:
         if message.get("thread_ts") and message.get("thread_ts") != message.get("ts"):
             question = await _root_text(client, channel, message["thread_ts"])
         meta = {"c": channel, "t": thread_ts}
-        await open_modal(
-            client, body.get("trigger_id", ""), question, mrkdwn_to_plain(message.get("text", "")), meta
-        )
+        text = mrkdwn_to_plain(message.get("text", ""))
+        await open_modal(client, respond, body.get("trigger_id", ""), question, text, meta)
 
     @app.view(SAVE_VIEW)
     async def submitted(ack: AsyncAck, body: dict, client: AsyncWebClient) -> None:
@@ -269,6 +284,10 @@ def register_knowledge(app: AsyncApp, conversation: Conversation) -> None:
         except CuratedError as exc:
             await _tell(client, channel, user.get("id", ""), meta.get("t"), str(exc), None)
             return
+        except Exception:  # the query log is down: the person must know it was not saved
+            log.exception("saving an answer failed", extra={"event": "curated_save_failed"})
+            await _tell(client, channel, user.get("id", ""), meta.get("t"), SAVE_FAILED, None)
+            return
         curated_id = outcome.answer.id if outcome.answer is not None else None
         await _tell(client, channel, user.get("id", ""), meta.get("t"), outcome.message, curated_id)
 
@@ -288,9 +307,8 @@ def register_knowledge(app: AsyncApp, conversation: Conversation) -> None:
         thread_ts = (body.get("container") or {}).get("thread_ts")
         meta = {"k": saved.id, "c": channel, "t": thread_ts}
         note = "Saving updates the answer everywhere it is cited."
-        await client.views_open(
-            trigger_id=body.get("trigger_id", ""), view=modal(saved.question, saved.answer, meta, note)
-        )
+        view = modal(saved.question, saved.answer, meta, note)
+        await show_modal(client, respond, body.get("trigger_id", ""), view)
 
     @app.action(REMOVE)
     async def remove(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
