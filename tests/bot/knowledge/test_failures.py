@@ -98,3 +98,33 @@ async def test_a_save_the_query_log_refuses_is_said_to_the_saver(bot: SlackBot) 
     await post(bot, view_submission(sk.SAVE_VIEW, meta, values, user="UHELP"))
     [told] = await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postEphemeral", user="UHELP"))
     assert told.params["text"] == sk.SAVE_FAILED and told.params["thread_ts"] == "1500.1"
+
+
+async def test_slack_refusing_the_thread_or_its_link_leaves_the_form_to_fill_in(bot: SlackBot) -> None:  # noqa: F811
+    offer = await resolve_with_a_human_answer(bot, "1600.1")
+    bot.fake.inject("conversations.replies", error="ratelimited")
+    bot.fake.inject("chat.getPermalink", error="message_not_found")
+    save = next(
+        e for b in offer["blocks"] for e in b.get("elements", []) if e.get("action_id") == sk.SAVE_OFFER
+    )
+    await click(bot, sk.SAVE_OFFER, save["value"], user="UHELP", ephemeral=True)
+    [opened] = await bot.fake.wait_for(lambda: bot.fake.calls_to("views.open"))
+    fields = {
+        b["block_id"]: b["element"].get("initial_value")
+        for b in opened.params["view"]["blocks"]
+        if b["type"] == "input"
+    }
+    assert fields == {sk.QUESTION_BLOCK: BADGE_Q, sk.ANSWER_BLOCK: None}  # the person writes the answer
+    values = {sk.QUESTION_BLOCK: BADGE_Q, sk.ANSWER_BLOCK: BADGE_A}
+    await post(
+        bot, view_submission(sk.SAVE_VIEW, opened.params["view"]["private_metadata"], values, user="UHELP")
+    )
+    await bot.fake.wait_for(lambda: cur.list_answers(bot.feedback))
+    assert cur.list_answers(bot.feedback)[0].thread_url == ""
+
+
+async def test_a_resolve_whose_offer_slack_refuses_is_still_resolved(bot: SlackBot) -> None:  # noqa: F811
+    bot.fake.inject("chat.postEphemeral", error="user_not_in_channel", user="UHELP")
+    await resolve_with_a_human_answer(bot, "1700.1", offered=False)  # the offer was refused...
+    resolved = [c for c in bot.fake.calls_to("chat.update") if "Resolved by <@UHELP>" in json.dumps(c.params)]
+    assert resolved  # ...but the hand-off was closed and shown as resolved

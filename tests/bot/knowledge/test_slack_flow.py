@@ -66,7 +66,9 @@ async def ask(bot: SlackBot, ts: str, channel: str = "C1") -> tuple[str, list[di
     return reply_ts, final[-1].params["blocks"], answer_id
 
 
-async def resolve_with_a_human_answer(bot: SlackBot, thread: str, channel: str = "C1") -> dict[str, Any]:
+async def resolve_with_a_human_answer(
+    bot: SlackBot, thread: str, channel: str = "C1", *, offered: bool = True
+) -> dict[str, Any]:
     """Ask, get "I don't know", call a person, who answers in the thread and resolves: the offer they see."""
     reply_ts, blocks, answer_id = await ask(bot, thread, channel)
     assert bot.feedback.get_answer(answer_id).abstained
@@ -95,7 +97,7 @@ async def resolve_with_a_human_answer(bot: SlackBot, thread: str, channel: str =
         lambda: [
             c
             for c in bot.fake.calls_to("chat.postEphemeral", user=HELPER)
-            if sk.SAVE_OFFER in json.dumps(c.params)
+            if sk.SAVE_OFFER in json.dumps(c.params) and (c.fault is None) == offered
         ]
     )
     assert offer.params["thread_ts"] == thread and offer.params["channel"] == channel
