@@ -248,8 +248,11 @@ async def test_save_as_answer_shortcut_is_for_admins_and_edits_by_admin_update_t
     assert json.loads(meta)["k"] == saved.id
     changed = {sk.QUESTION_BLOCK: BADGE_Q, sk.ANSWER_BLOCK: "Parking badges: ask Maria, second floor."}
     await post(bot, view_submission(sk.SAVE_VIEW, meta, changed, user=ADMIN))
-    await bot.fake.wait_for(
-        lambda: cur.get_answer(bot.feedback, saved.id).answer.startswith("Parking badges")
+    await bot.fake.wait_for(  # told once it is stored and synced
+        lambda: [
+            c for c in bot.fake.calls_to("chat.postEphemeral", user=ADMIN) if "Updated" in c.params["text"]
+        ]
     )
+    assert cur.get_answer(bot.feedback, saved.id).answer.startswith("Parking badges")
     _, _, answer_id = await ask(bot, "1301.1")
     assert "Parking badges: ask Maria" in bot.feedback.get_answer(answer_id).answer_text
