@@ -109,13 +109,16 @@ class AnswerActions:
             id=record.id,
         )
 
-    async def shareable(self, answer_id: str, channel: str) -> tuple[Answer | None, str | None]:
+    async def shareable(
+        self, answer_id: str, channel: str, platform: str | None = None
+    ) -> tuple[Answer | None, str | None]:
         """A private answer about to be posted in `channel`: (the logged answer, None) when everyone there may
         read every document it cites, else (answer, the refusal saying why); (None, None) when it is unknown."""
         answer = await self.logged_answer(answer_id)
         if answer is None:
             return None, None
-        hidden = unreadable(answer.citations, channel_audience(self.conversation.settings, channel))
+        audience = channel_audience(self.conversation.settings, channel, platform)
+        hidden = unreadable(answer.citations, audience)
         if not hidden:
             return answer, None
         log.info(

@@ -192,6 +192,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     discord = add("discord", help="run the Discord bot")
     discord.set_defaults(func=_discord)
+
+    from bot.cli_knowledge import add_parser as add_knowledge
+
+    add_knowledge(sub)
     return parser
 
 

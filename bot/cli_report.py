@@ -23,8 +23,10 @@ def report_command(args: argparse.Namespace, settings: Settings | None = None) -
     out = Path(getattr(args, "out", None) or settings.data_dir / "report.html")
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
+    from bot.knowledge import report_args
+
     with FeedbackStore.from_settings(settings) as store:
-        data = build_report(store, days, out)
+        data = build_report(store, days, out, knowledge=report_args(settings))
     print(render_text(data, out))
     log.info(
         "report written",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.identity import Identity, asker_audience, channel_audience
+from bot.identity import Identity, asker_audience, channel_audience, channel_members
 from bot.inflight import busy_message, slots_for
 from bot.settings import BotSettings
 from rag_core.cancellation import AnswerCancelled
@@ -245,9 +245,10 @@ class Conversation:
 
     async def audience(self, q: Question) -> Audience:
         """Who will read the answer to `q`: the asker alone (their principals), or everyone in the channel."""
-        if q.private:
-            return await asker_audience(self.identities.get(q.platform), q, self.settings)
-        return channel_audience(self.settings, q.channel_id)
+        if q.private:  # the asker is in the conversation they asked in, whoever else they turn out to be
+            asker = await asker_audience(self.identities.get(q.platform), q, self.settings)
+            return Audience.of(asker.principals | {channel_members(q.platform, q.channel_id)})
+        return channel_audience(self.settings, q.channel_id, q.platform)
 
     def is_admin(self, user_id: str, roles: Sequence[str] = ()) -> bool:
         if user_id in self.settings.admin_user_ids:

@@ -44,9 +44,19 @@ def with_groups(principals: Iterable[str], user_id: str, settings: Settings) -> 
     return frozenset(found)
 
 
-def channel_audience(settings: Settings, channel_id: str) -> Audience:
-    """Everyone in a channel: documents visible to everyone, plus those of the principals mapped to it."""
-    return Audience.of(settings.channel_principals.get(channel_id, ()))
+def channel_members(platform: str, channel_id: str) -> str:
+    """`group:<platform>:<channel id>`: everyone in that conversation. What was said there (an answer saved from
+    a private channel or a DM, bot/knowledge.py) may be shown there again."""
+    return group(f"{platform}:{channel_id}")
+
+
+def channel_audience(settings: Settings, channel_id: str, platform: str | None = None) -> Audience:
+    """Everyone in a channel: documents visible to everyone, plus those of the principals mapped to it and, with
+    the platform known, those of the channel's own members' group."""
+    principals = set(settings.channel_principals.get(channel_id, ()))
+    if platform:
+        principals.add(channel_members(platform, channel_id))
+    return Audience.of(principals)
 
 
 async def asker_audience(identity: Identity | None, q: Question, settings: Settings) -> Audience:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 class Reader(ABC):
     """Lists the documents of one configured export."""
 
+    may_be_empty = False  # True: no documents means they were all removed (not an export that went missing)
+
     def __init__(self, config: SourceConfig, settings: Settings) -> None:
         self.config = config
         self.settings = settings

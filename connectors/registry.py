@@ -16,6 +16,7 @@ from rag_core.settings import Settings, SourceConfig
 READERS: dict[str, str] = {
     "confluence": "connectors.confluence:ConfluenceReader",
     "drive": "connectors.drive:DriveReader",
+    "curated": "connectors.curated:CuratedReader",
 }
 
 

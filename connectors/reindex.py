@@ -82,7 +82,7 @@ def reindex(
     from rag_core.engine import Engine
     from rag_core.rerank import FusionReranker
 
-    configs = select_sources(settings, None)
+    configs = select_sources(settings, None, curated=True)
     kv = default_kv(settings.redis_url)
     with ExitStack() as held:
         for config in configs:  # no sync may write the live collection while it is being replaced

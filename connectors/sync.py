@@ -25,10 +25,11 @@ from connectors.parse_pool import resolve, workers_for
 from connectors.registry import check_kinds, make_reader
 from rag_core.errors import ConfigError, RagbotError, UserError
 from rag_core.kv import KeyValue, make_kv
-from rag_core.settings import Settings, SourceConfig
+from rag_core.settings import CURATED_KIND, Settings, SourceConfig, curated_source
 from rag_core.types import Document
 
 if TYPE_CHECKING:
+    from connectors.base import Reader
     from rag_core.indexing import IndexWriter, SyncTransaction
 
 log = logging.getLogger(__name__)
@@ -110,17 +111,20 @@ def content_version(doc: Document, settings: Settings) -> str:
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
-def select_sources(settings: Settings, source: str | None) -> list[SourceConfig]:
+def select_sources(settings: Settings, source: str | None, *, curated: bool = False) -> list[SourceConfig]:
     """All configured sources, or the one named; an unknown name is a `UserError` listing the known ones.
 
     Every source's kind is checked against the reader registry here, before anything is read: the settings
-    (in rag_core) hold the kind as a plain string, since the engine must not know the connectors.
+    (in rag_core) hold the kind as a plain string, since the engine must not know the connectors. The curated
+    answers are synced whenever one changes (connectors/curated.py): "all" leaves them out unless `curated`.
     """
+    if source is not None and settings.knowledge_enabled and source == curated_source(settings).name:
+        return [curated_source(settings)]
     if not settings.sources:
         raise ConfigError("no sources are configured: set RAG_SOURCES (see docs/connectors.md)")
     check_kinds(settings.sources)
     if source is None:
-        return list(settings.sources)
+        return [c for c in settings.sources if curated or c.kind != CURATED_KIND]
     for config in settings.sources:
         if config.name == source:
             return [config]
@@ -167,9 +171,10 @@ def sync_source(
     on_document: DocumentTick | None = None,
     kv: KeyValue | None = None,
     lock_held: bool = False,
+    reader: Reader | None = None,
 ) -> SyncReport:
     """One source, under a lock so that no two processes or replicas sync it at once (`lock_held`: the caller,
-    `ragbot reindex`, already holds it)."""
+    `ragbot reindex`, already holds it). `reader`: read with this one instead of the kind's default."""
     report = SyncReport(source=config.name, full=full)
     start = time.monotonic()
     kv = kv or default_kv(settings.redis_url)
@@ -184,7 +189,7 @@ def sync_source(
                 report.error = "another sync of this source is running"
             else:
                 _say(progress, f"{config.name}: syncing{' (full re-embed)' if full else ''}…")
-                _sync(config, settings, writer, full, report, progress, on_document)
+                _sync(config, settings, writer, full, report, progress, on_document, reader)
     except RagbotError as exc:  # export unreadable, store down, bad kind: nothing was deleted
         report.error = str(exc)
     except Exception as exc:
@@ -208,8 +213,9 @@ def _sync(
     report: SyncReport,
     progress: ProgressLine | None,
     on_document: DocumentTick | None,
+    reader: Reader | None = None,
 ) -> None:
-    reader = make_reader(config, settings)
+    reader = reader or make_reader(config, settings)
     committed = writer.document_versions(config.name)
     committed_readers = writer.document_readers(config.name)
     seen: set[str] = set()
@@ -251,7 +257,7 @@ def _sync(
             if progress and reader.total and reader.total >= 100 and done / reader.total >= next_milestone:
                 _say(progress, f"{config.name}: {done}/{reader.total} files read")
                 next_milestone += 0.25
-        if not seen and committed:
+        if not seen and committed and not reader.may_be_empty:
             raise ExportUnavailable(
                 f"export {config.path} has no readable documents; kept the {len(committed)} indexed documents"
             )

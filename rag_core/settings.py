@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag_core.permissions import EVERYONE, Access, parse_principal
@@ -45,6 +45,23 @@ class SourceConfig(BaseModel):
         if self.visible_to is None:
             return None
         return Access.everyone() if self.visible_to == [EVERYONE] else Access.only(self.visible_to)
+
+
+CURATED_KIND = "curated"  # the built-in source kind of answers people saved (connectors/curated.py)
+
+
+def curated_source(settings: Settings) -> SourceConfig:
+    """The curated-answers source: the one configured with kind `curated`, else the built-in public one."""
+    for config in settings.sources:
+        if config.kind == CURATED_KIND:
+            return config
+    expire = settings.knowledge_expire and settings.knowledge_max_age_days > 0
+    return SourceConfig(
+        name=settings.knowledge_source,
+        kind=CURATED_KIND,
+        path=Path("query-log"),  # read from the query-log database, not from a folder
+        interval_minutes=24 * 60 if expire else None,  # expiry needs a daily re-read
+    )
 
 
 class ModelPrice(BaseModel):
@@ -229,6 +246,18 @@ class Settings(BaseSettings):
     feedback_prior_votes: float = 3.0  # damping: this many net votes give half of the largest boost
     feedback_refresh_s: float = 60.0  # how often the ranking re-reads document votes and hidden documents
 
+    # --- knowledge loop: curated answers (docs/knowledge.md) -------------------------------------------------------
+    knowledge_enabled: bool = (
+        True  # answers people save are a source, added to RAG_SOURCES unless configured there
+    )
+    knowledge_source: str = "answers"  # name of that source (what channel_sources and API tokens name)
+    knowledge_max_age_days: int = (
+        0  # curated answers last saved more than this many days ago are stale; 0 = never
+    )
+    knowledge_expire: bool = (
+        False  # stale answers: true = no longer cited (dropped at the next sync); false = flagged
+    )
+
     # --- logging -------------------------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True  # structured JSON logs; false = human-readable lines
@@ -238,6 +267,14 @@ class Settings(BaseSettings):
     def _channel_principals_parse(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         """Each entry is a principal (`user:<email>`, `group:<name>` or a bare email), normalised here."""
         return {channel: [parse_principal(p) for p in principals] for channel, principals in value.items()}
+
+    @model_validator(mode="after")
+    def _add_curated_source(self) -> Settings:
+        """The curated-answers source joins the configured ones (none configured: every chunk is searchable
+        already, curated ones included). A source of kind `curated` in RAG_SOURCES is used as it is instead."""
+        if self.knowledge_enabled and self.sources and not any(s.kind == CURATED_KIND for s in self.sources):
+            self.sources = [*self.sources, curated_source(self)]
+        return self
 
     @property
     def llm_configured(self) -> bool:

@@ -47,6 +47,7 @@ async def report(
 ) -> HTMLResponse:
     """The admin report page (questions, feedback, coverage gaps, A/B arms) for the last `days` days."""
     who = admin_or_session(request, ctx.tokens, ctx.sessions)
+    from bot.knowledge import report_args
     from rag_core.feedback.report import render_html  # matplotlib: loaded on the first report, not at start
     from rag_core.feedback.report_data import collect
 
@@ -54,7 +55,11 @@ async def report(
         raise HTTPException(503, detail="no query log configured")
     span = days or ctx.settings.api_report_days
     try:
-        page = await asyncio.to_thread(lambda: render_html(collect(ctx.feedback.engine, span)))  # type: ignore[union-attr]
+        engine = ctx.conversation.engine if ctx.conversation is not None else None
+        args = report_args(ctx.settings, engine)
+        page = await asyncio.to_thread(
+            lambda: render_html(collect(ctx.feedback.engine, span, knowledge=args))  # type: ignore[union-attr]
+        )
     except Exception:  # the database: one log line, a clear status
         log.error("rendering the report failed", exc_info=True, extra={"event": "api_report_failed"})
         raise HTTPException(503, detail="the query log is unavailable; try again later") from None

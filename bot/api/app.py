@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
-from bot.api import admin, openai_compat, routes
+from bot.api import admin, knowledge, openai_compat, routes
 from bot.api.auth import RequireToken, Sessions, TokenCheck
 from bot.api.context import ApiContext, TokenIdentity
 from bot.api.docs_page import add_docs
@@ -80,6 +80,7 @@ def create_app(ctx: ApiContext, *, limit_body: bool = True) -> ASGIApp:
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
+    app.include_router(knowledge.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(RequireToken, checker=ctx.tokens)  # added before CORS: a 401 still gets CORS headers
     origins = ctx.settings.api_cors_origins
@@ -87,7 +88,7 @@ def create_app(ctx: ApiContext, *, limit_body: bool = True) -> ASGIApp:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Accept"],
         )
     return BodyLimit(app, ctx.settings.api_max_body_bytes) if limit_body else app

@@ -17,7 +17,7 @@ from discord import app_commands
 
 from bot.answer_channels import QuietSink, is_answer_channel, looks_like_question, private_first
 from bot.conversation import Conversation, Question
-from bot.discord import components
+from bot.discord import components, knowledge
 from bot.discord.identity import DiscordIdentity
 from bot.discord.ids import access_channel_id, role_ids, role_names
 from bot.discord.render import clip, sources_embed, split_message
@@ -77,6 +77,7 @@ class RagbotClient(discord.Client):
         conversation.identities[PLATFORM] = DiscordIdentity(settings)  # who asks, for private answers
         self.tree.error(self.on_app_command_error)
         _add_commands(self.tree, conversation)
+        knowledge.add_knowledge_commands(self.tree, conversation)
 
     async def setup_hook(self) -> None:
         guild_id = self.settings.discord_guild_id
@@ -182,6 +183,7 @@ class RagbotClient(discord.Client):
             self.conversation, interaction
         ):
             await components.on_component(self.conversation, interaction)
+        await knowledge.on_interaction(self.conversation, interaction)
 
     async def _offer_votes(self, message: discord.Message) -> None:
         """Put 👍 and 👎 under an answer so a vote is one click (the bot's own reactions are not votes)."""

@@ -26,6 +26,7 @@ from bot.answer_actions import (
     Resolve,
 )
 from bot.discord.ids import access_channel_id, role_names
+from bot.discord.knowledge import offer_save
 from bot.discord.render import clip, split_message
 from bot.discord.sinks import ChannelReplySink, answer_parts
 from rag_core.types import Answer, Citation
@@ -254,7 +255,7 @@ async def _show(actions: AnswerActions, interaction: discord.Interaction, key: s
 async def _share(actions: AnswerActions, interaction: discord.Interaction, key: str) -> None:
     """Post the same answer (same id) publicly where it was asked, when everyone there may read what it cites;
     votes on it count for that answer."""
-    answer, refusal = await actions.shareable(key, _channel(interaction))
+    answer, refusal = await actions.shareable(key, _channel(interaction), PLATFORM)
     channel = interaction.channel
     if answer is None or not isinstance(channel, discord.abc.Messageable):
         await _whisper(interaction, UNKNOWN_ANSWER)
@@ -342,6 +343,7 @@ async def _resolve(actions: AnswerActions, interaction: discord.Interaction, key
         await interaction.response.edit_message(
             content=clip(content, 2000), view=None, allowed_mentions=discord.AllowedMentions.none()
         )
+        await offer_save(interaction, key)
 
 
 async def _visibility(

@@ -49,6 +49,7 @@ from bot.slack.delivery import (
 from bot.slack.http import actions_ok, http_app, keep_bodies_out_of_bolt_logs
 from bot.slack.identity import SlackIdentity
 from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_interactions
+from bot.slack.knowledge import register_knowledge
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from bot.slack.subtypes import FILE_ONLY, AttachmentNoteSink, has_files, is_person_message
 from rag_core.errors import RagbotError, UserError
@@ -392,6 +393,7 @@ def build_app(
             await conversation.retract(**args)
 
     register_interactions(app, conversation)
+    register_knowledge(app, conversation)
     return app
 
 

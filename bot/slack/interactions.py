@@ -28,6 +28,7 @@ from bot.conversation import Conversation
 from bot.slack import buttons
 from bot.slack.blocks import Block, answer_blocks, answer_text, failure_blocks
 from bot.slack.delivery import CALL_ERRORS, describe
+from bot.slack.knowledge import offer_save
 from bot.slack.mrkdwn import escape
 from rag_core.types import Answer, Citation
 
@@ -126,7 +127,7 @@ def register_interactions(app: AsyncApp, conversation: Conversation) -> None:
         if _stale(val, "a"):
             await whisper(respond, STALE_BUTTON)
             return
-        answer, refusal = await actions.shareable(val["a"], channel)
+        answer, refusal = await actions.shareable(val["a"], channel, PLATFORM)
         if answer is None:
             await whisper(respond, UNKNOWN_ANSWER)
             return
@@ -241,6 +242,8 @@ def register_interactions(app: AsyncApp, conversation: Conversation) -> None:
                 text=f"{message.get('text', '')}\n:white_check_mark: Resolved by <@{user}>",
                 blocks=[b for b in (original, done) if b],
             )
+        if outcome is Resolve.RESOLVED:
+            await offer_save(client, channel, user, _thread_of(body, val), val.get("a", ""))
         elif outcome is Resolve.NOT_OPEN:
             await whisper(respond, "This was resolved already.")
 

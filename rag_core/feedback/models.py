@@ -117,3 +117,26 @@ class HiddenDocument(Base):
     title: Mapped[str] = mapped_column(Text)
     hidden_by: Mapped[str] = mapped_column(String(64))  # hashed id
     hidden_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class CuratedAnswerRecord(Base):
+    """An answer a person gave, saved to be cited from then on (the `curated` source; see docs/knowledge.md)."""
+
+    __tablename__ = "curated_answers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(200))  # the name shown: "Answered by Dana"
+    author_hash: Mapped[str | None] = mapped_column(
+        String(64)
+    )  # hashed platform id of who saved it (edit right)
+    platform: Mapped[str] = mapped_column(String(32))  # slack | discord | cli | api
+    channel: Mapped[str] = mapped_column(String(128))  # channel id ("" from the terminal)
+    channel_name: Mapped[str] = mapped_column(String(200))  # "ops" for "in #ops"
+    thread_url: Mapped[str] = mapped_column(Text)  # link to the thread it came from ("" when none)
+    readers: Mapped[list[str] | None] = mapped_column(JSON)  # None: everyone who may search the source
+    source_answer_id: Mapped[str | None] = mapped_column(String(64), index=True)  # the bot answer it resolves
+    cited: Mapped[list[dict[str, str]]] = mapped_column(JSON)  # [{source, doc_id, version}] when saved
+    created_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime())

@@ -9,8 +9,9 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from rag_core.feedback import charts, report_escalations
+from rag_core.feedback import charts, report_escalations, report_knowledge
 from rag_core.feedback.report_data import ArmComparison, ReportData, collect
 from rag_core.feedback.stats import TestResult
 from rag_core.feedback.store import FeedbackStore
@@ -164,6 +165,7 @@ def render_text(data: ReportData, out: Path | None = None) -> str:
         lines += _table(report_escalations.CHANNEL_HEADERS, per_channel)
         lines += ["", "Escalated questions (newest first)"]
         lines += _table(report_escalations.QUESTION_HEADERS, questions)
+    lines += _knowledge_text(data)
     if data.arms:
         lines += ["", "A/B experiment"]
         lines += _table(ARM_HEADERS, _arm_rows(data))
@@ -309,6 +311,7 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
             _html_table(report_escalations.CHANNEL_HEADERS, [[_e(v) for v in r] for r in per_channel]),
             _html_table(report_escalations.QUESTION_HEADERS, [[_e(v) for v in r] for r in questions]),
         ]
+    parts += _knowledge_html(data)
     if data.arms:
         votes = {a.arm: a.votes for a in data.arms}
         parts += [
@@ -334,9 +337,61 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
     return "\n".join(parts)
 
 
-def build_report(store: FeedbackStore, days: int, out: Path, now: datetime | None = None) -> ReportData:
+def _knowledge_text(data: ReportData) -> list[str]:
+    k = data.knowledge
+    lines: list[str] = []
+    if k.review:
+        lines += [
+            "",
+            "Review queue: questions abstained on or 👎'd, similar ones together (answer and save these)",
+        ]
+        lines += _table(
+            report_knowledge.REVIEW_HEADERS[:-1], [r[:-1] for r in report_knowledge.review_rows(k)]
+        )
+    if k.curated:
+        lines += ["", "Curated answers: times cited in this period, votes on those answers, age and flags"]
+        lines += _table(report_knowledge.CURATED_HEADERS, report_knowledge.curated_rows(k))
+    return lines
+
+
+def _knowledge_html(data: ReportData) -> list[str]:
+    k = data.knowledge
+    parts: list[str] = []
+    if k.review:
+        rows = [
+            [*(_e(v) for v in r[:-2]), _e(r[-2]), _link("open", r[-1]) if r[-1] else ""]
+            for r in report_knowledge.review_rows(k)
+        ]
+        parts += [
+            "<h2>Review queue</h2>",
+            "<p class='note'>Questions the bot said “I don't know” to, or whose answer got a 👎, grouped with "
+            "similar questions: answer the biggest groups and save the answers (docs/knowledge.md).</p>",
+            _html_table(report_knowledge.REVIEW_HEADERS, rows),
+        ]
+    if k.curated:
+        note = "" if k.versions_known else " Cited pages were not compared with the index (it was not open)."
+        parts += [
+            "<h2>Curated answers</h2>",
+            f"<p class='note'>How often each saved answer was cited in this period, the votes on those answers, "
+            f"its age, and whether it is old or the pages its thread cited have changed since.{note}</p>",
+            _html_table(
+                report_knowledge.CURATED_HEADERS,
+                [[_e(v) for v in r] for r in report_knowledge.curated_rows(k)],
+            ),
+        ]
+    return parts
+
+
+def build_report(
+    store: FeedbackStore,
+    days: int,
+    out: Path,
+    now: datetime | None = None,
+    *,
+    knowledge: dict[str, Any] | None = None,
+) -> ReportData:
     """Collect the figures and write the HTML page; returns the figures."""
-    data = collect(store.engine, days, now)
+    data = collect(store.engine, days, now, knowledge=knowledge)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(render_html(data), encoding="utf-8")

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from rag_core.feedback.models import AnswerRecord, CitationRecord, VoteRecord
 from rag_core.feedback.outcome import OUTCOMES
 from rag_core.feedback.report_escalations import EscalationFigures, collect_escalations
+from rag_core.feedback.report_knowledge import KnowledgeFigures, collect_knowledge
 from rag_core.feedback.stats import TestResult, mann_whitney_u, percentile, rate, two_proportion_z_test
 from rag_core.questions import normalise_question
 
@@ -120,6 +121,7 @@ class ReportData:
     arms: list[ArmFigures]
     comparisons: list[ArmComparison]
     escalations: EscalationFigures = field(default_factory=EscalationFigures)  # hand-offs to a person
+    knowledge: KnowledgeFigures = field(default_factory=KnowledgeFigures)  # review queue, curated answers
 
 
 def report_window(days: int, now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -142,8 +144,11 @@ def _add(figures: Figures, row: Any, up: int, down: int) -> None:
         figures.latencies_ms.append(row.latency_ms)
 
 
-def collect(engine: Engine, days: int, now: datetime | None = None) -> ReportData:
-    """All figures of the report for the last `days` days of the query log."""
+def collect(
+    engine: Engine, days: int, now: datetime | None = None, *, knowledge: dict[str, Any] | None = None
+) -> ReportData:
+    """All figures of the report for the last `days` days of the query log. `knowledge`: keyword arguments of
+    `collect_knowledge` (curated source name, max age, an embed function, the index's document versions)."""
     start, end = report_window(days, now)
     in_window = (AnswerRecord.created_at >= start, AnswerRecord.created_at < end)
     with engine.connect() as conn:
@@ -251,6 +256,7 @@ def collect(engine: Engine, days: int, now: datetime | None = None) -> ReportDat
         arms=arm_list,
         comparisons=[compare(arm_list[0], other) for other in arm_list[1:]],
         escalations=collect_escalations(engine, start, end),
+        knowledge=collect_knowledge(engine, start, end, **{"source": "answers", **(knowledge or {})}),
     )
 
 

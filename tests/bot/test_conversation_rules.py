@@ -28,9 +28,12 @@ def _conversation(tmp_path: Path, **settings) -> Conversation:
 
 def test_channels_see_public_sources_plus_private_ones_allowed_to_them(tmp_path: Path) -> None:
     conv = _conversation(tmp_path)
-    assert conv.allowed_sources("CGEN", is_dm=False) == ["wiki"]
-    assert conv.allowed_sources("CHR", is_dm=False) == ["wiki", "hr"]
-    assert conv.allowed_sources("DX", is_dm=True) == ["wiki"]
+    # "answers" is the built-in curated-answers source (docs/knowledge.md), public like "wiki".
+    assert conv.allowed_sources("CGEN", is_dm=False) == ["wiki", "answers"]
+    assert conv.allowed_sources("CHR", is_dm=False) == ["wiki", "hr", "answers"]
+    assert conv.allowed_sources("DX", is_dm=True) == ["wiki", "answers"]
+    off = _conversation(tmp_path, knowledge_enabled=False)
+    assert off.allowed_sources("CGEN", is_dm=False) == ["wiki"]
 
 
 def test_explicit_channel_and_dm_mappings_win(tmp_path: Path) -> None:

@@ -77,6 +77,9 @@ class FakeSlack:
         self.usergroup_handles: dict[str, str] = {}  # user group id (S…) -> its handle (@legal -> "legal")
         self.users: dict[str, dict[str, Any]] = {}  # user id -> profile fields users.info returns (email…)
         self._stopping = asyncio.Event()
+        self.channels: dict[
+            str, dict[str, Any]
+        ] = {}  # channel id -> conversations.info fields (name, is_private)
         self.faults: dict[str, list[Fault]] = {}  # method -> injected faults, first applicable wins
         self._ts = itertools.count(1)
         self._ws: list[web.WebSocketResponse] = []
@@ -178,7 +181,7 @@ class FakeSlack:
             params |= await request.json()
         else:
             params |= dict(await request.post())
-        for key in ("blocks", "attachments"):
+        for key in ("blocks", "attachments", "view"):
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
         fault = next((f for f in self.faults.get(method, []) if f.applies(params)), None)
@@ -222,6 +225,16 @@ class FakeSlack:
         if method == "conversations.replies":
             messages = self.threads.get((p["channel"], p["ts"]), [])
             return {"ok": True, "messages": sorted(messages, key=lambda m: float(m["ts"])), "has_more": False}
+        if method == "conversations.info":
+            info = {"id": p["channel"], "name": p["channel"].lower(), "is_private": False}
+            return {"ok": True, "channel": info | self.channels.get(p["channel"], {})}
+        if method == "chat.getPermalink":
+            return {
+                "ok": True,
+                "permalink": f"https://test.slack.com/archives/{p['channel']}/p{p['message_ts']}",
+            }
+        if method == "views.open":
+            return {"ok": True, "view": {"id": f"V{next(self._ts)}", **(p.get("view") or {})}}
         if method == "usergroups.users.list":
             if p.get("usergroup") not in self.usergroups:
                 return {"ok": False, "error": "no_such_subteam"}
@@ -230,7 +243,15 @@ class FakeSlack:
             if p.get("user") not in self.users:
                 return {"ok": False, "error": "user_not_found"}
             profile = self.users[p["user"]]
-            return {"ok": True, "user": {"id": p["user"], "name": p["user"].lower(), "profile": profile}}
+            return {
+                "ok": True,
+                "user": {
+                    "id": p["user"],
+                    "name": p["user"].lower(),
+                    "real_name": profile.get("real_name", ""),
+                    "profile": profile,
+                },
+            }
         if method == "usergroups.list":
             include = str(p.get("include_users", "")).lower() in ("1", "true")
             return {
@@ -444,3 +465,57 @@ def button_in(blocks: list[dict[str, Any]], action_id: str) -> dict[str, Any]:
     ]
     assert len(found) == 1, f"{len(found)} buttons {action_id!r} in {blocks}"
     return found[0]
+
+
+def view_submission(
+    callback_id: str,
+    private_metadata: str,
+    values: dict[str, str],
+    *,
+    user: str = "U1",
+    name: str | None = None,
+) -> dict[str, Any]:
+    """A `view_submission` payload: the modal's inputs by block id (each with one `v` plain-text field)."""
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "test"},
+        "user": {
+            "id": user,
+            "username": name or user.lower(),
+            "name": name or user.lower(),
+            "team_id": TEAM_ID,
+        },
+        "api_app_id": "A0001",
+        "token": "legacy",
+        "trigger_id": "1.2.4",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "state": {
+                "values": {
+                    block: {"v": {"type": "plain_text_input", "value": text}}
+                    for block, text in values.items()
+                }
+            },
+        },
+    }
+
+
+def message_action(
+    callback_id: str, message: dict[str, Any], *, user: str = "U1", channel: str = "C1", response_url: str
+) -> dict[str, Any]:
+    """A message shortcut payload (`message_action`), as Slack posts it when someone picks it on a message."""
+    return {
+        "type": "message_action",
+        "callback_id": callback_id,
+        "team": {"id": TEAM_ID, "domain": "test"},
+        "user": {"id": user, "name": user.lower()},
+        "channel": {"id": channel, "name": "general"},
+        "message": message,
+        "message_ts": message.get("ts"),
+        "trigger_id": "1.2.5",
+        "response_url": response_url,
+        "token": "legacy",
+    }

@@ -166,7 +166,7 @@ def test_a_restart_loses_nothing(db_url: str) -> None:
         assert reopened.answer_for_message(platform="discord", channel="99", message_id="1234") == answer.id
         assert [v.value for v in reopened.votes(answer.id)] == [-1]
         with reopened.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM ragbot_alembic_version")).scalar() == "0003"
+            assert conn.execute(text("SELECT version_num FROM ragbot_alembic_version")).scalar() == "0004"
     finally:
         reopened.close()
 
