@@ -1,7 +1,7 @@
 """Curated answers: what a person answered, saved to be cited like any source.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-04
 """
 
