@@ -123,14 +123,7 @@ class _DeletesTheQuestion:
         return getattr(self.real, name)
 
 
-@pytest.mark.discord_settings(stream_edit_interval_s=0.0)
-async def test_a_question_deleted_while_its_answer_streams_is_not_replied_to_again_and_again(
-    simcord_env: Env, conversation: Conversation, engine: RecordingEngine
-) -> None:
-    env = simcord_env
-    _, general, alice = _world(env)
-    loop = asyncio.get_running_loop()
-    backend = env.backend
+def _refuse_gone_references(backend: Any) -> None:
     real_normalize = backend.normalize_message_reference
 
     def discord_refuses_gone_references(channel_id: int, reference: Any) -> Any:
@@ -146,30 +139,77 @@ async def test_a_question_deleted_while_its_answer_streams_is_not_replied_to_aga
 
     backend.normalize_message_reference = discord_refuses_gone_references
 
+
+def _deleter(env: Env, general: Any, alice: Any, then: threading.Event | None = None) -> Any:
+    """Deletes alice's question on the loop; with `then`, also waits until the bot has heard of it."""
+    loop = asyncio.get_running_loop()
+
     def delete_question() -> None:
         done = threading.Event()
 
         def on_loop() -> None:
             [question] = [m for m in general.history() if m.author.id == alice.id]
-            backend.delete_message(general.id, question.id)
+            env.backend.delete_message(general.id, question.id)
             done.set()
 
         loop.call_soon_threadsafe(on_loop)
         assert done.wait(30)
+        if then is not None:
+            assert then.wait(30)
 
-    conversation.engine = _DeletesTheQuestion(engine, delete_question)
-    await alice.send(general, f"{env.bot.user.mention} {QUESTION}")
+    return delete_question
 
-    replies = [
+
+def _replies(env: Env, general: Any) -> list[Any]:
+    return [
         r
         for r in env.http_requests
         if r.method == "POST"
         and r.path == f"/channels/{general.id}/messages"
         and (r.json or {}).get("message_reference")
     ]
-    assert len(replies) <= 1  # one try at the gone question, then never again
+
+
+@pytest.mark.discord_settings(stream_edit_interval_s=0.0)
+async def test_a_question_deleted_while_its_answer_streams_is_not_replied_to_again_and_again(
+    simcord_env: Env, conversation: Conversation, engine: RecordingEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the deletion is not heard as a cancellation (a missed gateway event), the answer still goes out,
+    with one try at the gone question and then never again."""
+    env = simcord_env
+    _, general, alice = _world(env)
+    _refuse_gone_references(env.backend)
+    monkeypatch.setattr(conversation, "cancel_question", lambda *args: False)
+    conversation.engine = _DeletesTheQuestion(engine, _deleter(env, general, alice))
+    await alice.send(general, f"{env.bot.user.mention} {QUESTION}")
+
+    assert len(_replies(env, general)) <= 1  # one try at the gone question, then never again
     [answer] = _bot_messages(env, general)
     assert "60" in answer.content or "dinner" in answer.content.lower()
+
+
+@pytest.mark.discord_settings(stream_edit_interval_s=0.0)
+async def test_a_question_deleted_while_its_answer_streams_cancels_the_answer(
+    simcord_env: Env, conversation: Conversation, engine: RecordingEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting the question cancels its answer (issue 21): nothing of it is posted after the deletion."""
+    env = simcord_env
+    _, general, alice = _world(env)
+    _refuse_gone_references(env.backend)
+    heard = threading.Event()
+    real_cancel = conversation.cancel_question
+
+    def cancel_question(*args: Any) -> bool:
+        cancelled = real_cancel(*args)
+        heard.set()
+        return cancelled
+
+    monkeypatch.setattr(conversation, "cancel_question", cancel_question)
+    conversation.engine = _DeletesTheQuestion(engine, _deleter(env, general, alice, then=heard))
+    await alice.send(general, f"{env.bot.user.mention} {QUESTION}")
+    assert heard.is_set()
+    assert len(_replies(env, general)) <= 1
+    assert not any("60" in m.content or "dinner" in m.content.lower() for m in _bot_messages(env, general))
 
 
 async def test_a_replayed_interaction_is_handled_once(
