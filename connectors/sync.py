@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.errors import ExportUnavailable, Skipped
 from connectors.parse_pool import resolve, workers_for
-from connectors.registry import check_kinds, make_reader
+from connectors.registry import check_kinds, is_live, make_reader
 from rag_core.errors import ConfigError, RagbotError, UserError
 from rag_core.kv import KeyValue, make_kv
 from rag_core.settings import Settings, SourceConfig
@@ -54,6 +54,7 @@ class SyncReport:
     error: str | None = None
     full: bool = False
     chunks_written: int = 0
+    api_calls: int | None = None  # live sources: requests made to the source's API
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -179,7 +180,12 @@ def sync_source(
                 report.error = "another sync of this source is running"
             else:
                 _say(progress, f"{config.name}: syncing{' (full re-embed)' if full else ''}…")
-                _sync(config, settings, writer, full, report, progress, on_document)
+                if is_live(config.kind):
+                    from connectors.live_sync import sync_live
+
+                    sync_live(config, settings, writer, full, report, progress, on_document)
+                else:
+                    _sync(config, settings, writer, full, report, progress, on_document)
     except RagbotError as exc:  # export unreadable, store down, bad kind: nothing was deleted
         report.error = str(exc)
     except Exception as exc:
