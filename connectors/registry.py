@@ -56,7 +56,7 @@ def check_kinds(configs: Iterable[SourceConfig]) -> None:
             )
         elif config.kind in READERS and config.path is None:
             lines.append(
-                f"{where}.path: source {config.name!r} of kind {config.kind!r} needs the export's path"
+                f"{where}.path: is required; {good.replace('RAG_SOURCES=', 'e.g. RAG_SOURCES=', 1)}"
             )
         elif config.kind in CONNECTORS:
             for name in _LIVE_REQUIRED[config.kind]:
