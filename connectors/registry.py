@@ -55,9 +55,7 @@ def check_kinds(configs: Iterable[SourceConfig]) -> None:
                 f"(expected {', '.join(kinds[:-1])} or {kinds[-1]}); {good.replace('RAG_SOURCES=', 'e.g. RAG_SOURCES=', 1)}"
             )
         elif config.kind in READERS and config.path is None:
-            lines.append(
-                f"{where}.path: is required; {good.replace('RAG_SOURCES=', 'e.g. RAG_SOURCES=', 1)}"
-            )
+            lines.append(f"{where}.path: is required; {good.replace('RAG_SOURCES=', 'e.g. RAG_SOURCES=', 1)}")
         elif config.kind in CONNECTORS:
             for name in _LIVE_REQUIRED[config.kind]:
                 if not getattr(config, name):
