@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Writes one document in the open transaction: its chunk count, or the reason it cannot be indexed.
+Upsert = Callable[["SyncTransaction", "IndexWriter", Document, str], "int | str"]
+
 _META_PREFIX = "live_checkpoint:"  # one top-level metadata key per source, so commits never clobber another's
 
 
@@ -64,11 +67,19 @@ def sync_live(
     report: SyncReport,
     progress: ProgressLine | None,
     on_document: DocumentTick | None,
+    *,
+    version: Callable[[Document], str],
+    upsert: Upsert,
 ) -> None:
-    """Poll one live source into the index (see the module docstring); failures raise, as for exports."""
+    """Poll one live source into the index (see the module docstring); failures raise, as for exports.
+
+    `version` and `upsert` are the export sync's own (content hash; write one document or say why not), passed in
+    so that both paths index a document the same way."""
     connector = make_connector(config, settings)
     try:
-        _Run(config, settings, writer, full, report, progress, on_document, connector).run()
+        run = _Run(config, settings, writer, full, report, progress, on_document, connector)
+        run.version_of, run.upsert = version, upsert
+        run.run()
     finally:
         connector.close()
         report.api_calls = connector.calls
@@ -95,11 +106,10 @@ class _Run:
         )
         self.indexed = _indexed(writer, config.name)
         self.done = 0
+        self.version_of: Callable[[Document], str] = lambda doc: ""
+        self.upsert: Upsert | None = None
 
     def run(self) -> None:
-        from connectors.sync import content_version
-
-        self.version_of: Callable[[Document], str] = lambda doc: content_version(doc, self.settings)
         state = stored_state(self.writer, self.config.name)
         cursor: Checkpoint | None = None if self.full else state.get("cursor")
         syncs = 0 if cursor is None else int(state.get("syncs", 0)) + 1
@@ -147,8 +157,7 @@ class _Run:
             self._finish(tx, changed, state)
 
     def _document(self, tx: SyncTransaction, item: Document | Skipped, force: bool = False) -> int:
-        from connectors.sync import _upsert
-
+        assert self.upsert is not None
         self.done += 1
         if self.on_document:
             self.on_document(self.config.name, self.done, None)
@@ -161,7 +170,7 @@ class _Run:
         if old is not None and old.version == version and old.readers == readers and not (self.full or force):
             self.report.unchanged += 1
             return 0
-        written = _upsert(tx, self.writer, item, version)
+        written = self.upsert(tx, self.writer, item, version)
         if isinstance(written, str):
             self.report.skipped.append((item.id, written))
             return 0
@@ -215,6 +224,9 @@ class _Run:
 
 
 def _say(progress: ProgressLine | None, line: str) -> None:
-    from connectors.sync import _say as say
-
-    say(progress, line)
+    if progress is None:
+        return
+    try:
+        progress(line)
+    except Exception:
+        log.warning("sync progress callback failed", exc_info=True)

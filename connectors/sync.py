@@ -183,7 +183,17 @@ def sync_source(
                 if is_live(config.kind):
                     from connectors.live_sync import sync_live
 
-                    sync_live(config, settings, writer, full, report, progress, on_document)
+                    sync_live(
+                        config,
+                        settings,
+                        writer,
+                        full,
+                        report,
+                        progress,
+                        on_document,
+                        version=lambda doc: content_version(doc, settings),
+                        upsert=_upsert,
+                    )
                 else:
                     _sync(config, settings, writer, full, report, progress, on_document)
     except RagbotError as exc:  # export unreadable, store down, bad kind: nothing was deleted

@@ -150,7 +150,9 @@ class Settings(BaseSettings):
     cache_max_entries: int = 2048  # in-process LRU size
 
     # --- connectors ----------------------------------------------------------------------------------------------
-    sources: list[SourceConfig] = Field(default_factory=list)  # JSON list of SourceConfig
+    sources: list[SourceConfig] = Field(
+        default_factory=list
+    )  # JSON list of SourceConfig: exports [{"name": "wiki", "kind": "confluence", "path": "/exports/wiki.zip"}]; live kinds confluence_api, drive_api, slack_threads take token_env instead of path, e.g. {"name": "wiki", "kind": "confluence_api", "url": "https://acme.atlassian.net/wiki", "email": "bot@acme.com", "token_env": "CONFLUENCE_API_TOKEN", "spaces": ["ENG"]} (docs/connectors.md)
     max_file_bytes: int = 50 * 1024 * 1024  # larger files in an export are skipped
     max_export_bytes: int = 2 * 1024 * 1024 * 1024  # cap on a zip's total uncompressed size
     max_zip_ratio: float = 100.0  # cap on uncompressed/compressed size per zip member (zip bombs)
