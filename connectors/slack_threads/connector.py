@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 LOOKBACK_S = 7 * 24 * 3600  # a poll re-lists a week of each channel's history (new replies to recent threads)
 PAGE_SIZE = 200  # messages per history request (Slack's recommended maximum)
 SCOPES = "channels:history, groups:history, channels:read, groups:read, users:read, users:read.email"
+# (users.conversations lists the channels the bot is in, with their privacy, in one request)
 _AUTH_ERRORS = {
     "invalid_auth",
     "not_authed",
@@ -54,6 +55,7 @@ class SlackThreadsConnector(LiveConnector):
         self._self_ids: set[str] = set()
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, tuple[str, Access]] = {}
+        self._names: dict[str, tuple[str, bool]] = {}  # channel id -> (name, private)
 
     @property
     def calls(self) -> int:
@@ -129,7 +131,10 @@ class SlackThreadsConnector(LiveConnector):
 
     def _history(self, channel: str, oldest: float | None) -> Iterator[list[dict[str, Any]]]:
         self._identity()
-        self._channel(channel)
+        if not self._names:
+            self._list_channels()
+        if channel not in self._names:
+            self._channel(channel)  # fails the sync with the line saying how to fix it
         cursor: str | None = None
         while True:
             params: dict[str, Any] = {"channel": channel, "limit": PAGE_SIZE}
@@ -177,15 +182,39 @@ class SlackThreadsConnector(LiveConnector):
         return True
 
     def _channel(self, channel: str) -> tuple[str, Access]:
-        """The channel's name and who may read its threads (members of a private one)."""
+        """The channel's name and who may read its threads (members of a private one), looked up when needed."""
+        if not self._names:
+            self._list_channels()
+        if channel not in self._names:
+            raise SourceUnavailable(
+                f"{self.config.name}: channel {channel} is not visible to the token in "
+                f"{credential_name(self.config)}; invite the bot to it (it needs {self.http.needs})"
+            )
         if channel not in self._channels:
-            info = self._call("conversations.info", channel=channel).get("channel") or {}
+            name, private = self._names[channel]
             access = PUBLIC
-            if info.get("is_private"):
+            if private:
                 emails = {self._user(member).get("email") for member in self._members(channel)}
                 access = Access.only(user(e) for e in emails if e)
-            self._channels[channel] = (str(info.get("name") or channel), access)
+            self._channels[channel] = (name, access)
         return self._channels[channel]
+
+    def _list_channels(self) -> None:
+        """Names and privacy of every channel the bot is in: `users.conversations`, 1,000 a request."""
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"types": "public_channel,private_channel", "limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            data = self._call("users.conversations", **params)
+            for info in data.get("channels") or []:
+                self._names[str(info["id"])] = (
+                    str(info.get("name") or info["id"]),
+                    bool(info.get("is_private")),
+                )
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return
 
     def _members(self, channel: str) -> Iterator[str]:
         cursor: str | None = None

@@ -102,6 +102,12 @@ class FakeSlackApi(FakeApi):
             body={"ok": True, "channel": {"id": chan.id, "name": chan.name, "is_private": chan.private}}
         )
 
+    def _users_conversations(self, req: Request) -> Reply:
+        mine = [c for c in self.channels.values() if BOT_USER in c.members or not c.private]
+        return self._paged(
+            req, "channels", [{"id": c.id, "name": c.name, "is_private": c.private} for c in mine]
+        )
+
     def _conversations_members(self, req: Request) -> Reply:
         chan = self._channel(req)
         return self._paged(req, "members", list(chan.members) if chan else [])

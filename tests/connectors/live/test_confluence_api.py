@@ -273,3 +273,27 @@ def test_a_sync_killed_mid_load_resumes_with_nothing_lost_and_nothing_twice(
     assert "lastmodified >=" in next(r for r in api.requests[before:] if r.path.endswith("/search")).arg(
         "cql"
     )
+
+
+def test_ragbot_sync_runs_a_live_source_by_name_and_full_relists(
+    make_engine, serve, monkeypatch, capsys
+) -> None:
+    import argparse
+    import io
+
+    from connectors.cli import sync_command
+    from rag_core.engine import Engine
+
+    api = serve(wiki("datacenter"))
+    engine, settings = make_engine([source(api)])
+    monkeypatch.setattr(Engine, "from_settings", classmethod(lambda cls, s=None: engine))
+    out = io.StringIO()
+    assert sync_command(argparse.Namespace(source="wiki", full=False, verbose=False), settings, out) == 0
+    assert out.getvalue().splitlines()[1].split()[:5] == ["wiki", "4", "0", "0", "0"]
+    assert "wiki" in capsys.readouterr().err  # the progress bar, counting documents
+    del api.pages["103"]
+    engine, settings = make_engine([source(api)])  # the command closed the first one
+    monkeypatch.setattr(Engine, "from_settings", classmethod(lambda cls, s=None: engine))
+    out = io.StringIO()
+    assert sync_command(argparse.Namespace(source="wiki", full=True, verbose=False), settings, out) == 0
+    assert out.getvalue().splitlines()[1].split()[:5] == ["wiki", "0", "3", "1", "0"]

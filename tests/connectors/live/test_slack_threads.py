@@ -130,3 +130,15 @@ def test_rate_limits_are_waited_out(make_engine, serve) -> None:
     engine, settings = make_engine([source(api)])
     (report,) = run_sync(settings, engine.index_writer())
     assert report.ok and report.added == 3
+
+
+def test_a_channel_the_bot_is_not_in_fails_with_how_to_fix_it(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    api.channels["C2"].members.remove(BOT_USER)
+    engine, settings = make_engine([source(api)])
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.error.startswith(
+        "slack: channel C2 is not visible to the token in environment variable TEST_SLACK_TOKEN; invite the bot"
+    )
+    assert indexed(engine, "slack") == {}  # C1's threads were still in the open batch: nothing was published
