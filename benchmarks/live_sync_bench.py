@@ -25,6 +25,7 @@ import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from rag_core.settings import Settings, SourceConfig  # noqa: E402
 from tests.connectors.live.fake_confluence import T0, FakeConfluence, Page  # noqa: E402
 from tests.connectors.live.fake_drive import DOC, SHEET, SLIDES, FakeDrive, File, service_account_json  # noqa: E402
 from tests.connectors.live.fake_slack_api import BOT_USER, Channel, FakeSlackApi  # noqa: E402
+
+if TYPE_CHECKING:
+    from rag_core.engine import Engine
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "sourcegraph-handbook" / "content"
 EDITS, DELETIONS, PERMISSIONS = 20, 5, 5
@@ -134,7 +138,7 @@ def build_slack(n: int, texts: list[str]) -> FakeSlackApi:
     return api
 
 
-def stub_embeddings(engine) -> None:
+def stub_embeddings(engine: Engine) -> None:
     """Hashed random unit vectors: the same text always gets the same vector, at no model cost."""
     dim = engine.embedder.dim
 
@@ -147,7 +151,7 @@ def stub_embeddings(engine) -> None:
         engine.embedder.embedded_count += len(texts)
         return out
 
-    engine.embedder.encode_passages = encode
+    engine.embedder.encode_passages = encode  # type: ignore[method-assign]
 
 
 def change_confluence(api: FakeConfluence) -> None:
