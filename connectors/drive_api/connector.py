@@ -25,6 +25,7 @@ from connectors.drive_api.files import FILE_FIELDS, FOLDER, to_document
 from connectors.errors import Skipped, SourceUnavailable
 from connectors.live import Batch, Checkpoint, Listed, LiveConnector
 from connectors.live_http import ApiError, credential_name, read_secret
+from rag_core.logs import register_secret
 from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
 
@@ -54,6 +55,7 @@ class DriveApiConnector(LiveConnector):
         super().__init__(config, settings)
         try:
             info = json.loads(read_secret(config))
+            register_secret(str(info.get("private_key") or ""))  # redacted even when quoted alone
             creds = service_account.Credentials.from_service_account_info(
                 info, scopes=[SCOPE], subject=config.subject
             )

@@ -297,3 +297,18 @@ def test_ragbot_sync_runs_a_live_source_by_name_and_full_relists(
     out = io.StringIO()
     assert sync_command(argparse.Namespace(source="wiki", full=True, verbose=False), settings, out) == 0
     assert out.getvalue().splitlines()[1].split()[:5] == ["wiki", "0", "3", "1", "0"]
+
+
+def test_an_unreachable_site_is_one_line_and_deletes_nothing(make_engine, serve) -> None:
+    import socket
+
+    api = serve(wiki())
+    engine, settings = make_engine([source(api)], live_max_retries=0)
+    run_sync(settings, engine.index_writer())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    gone = settings.model_copy(update={"sources": [source(api, url=f"http://127.0.0.1:{port}/wiki")]})
+    (report,) = run_sync(gone, engine.index_writer())
+    assert report.error == f"wiki: http://127.0.0.1:{port}/wiki is unreachable (ConnectError)"
+    assert len(indexed(engine)) == 4
