@@ -99,7 +99,7 @@ class DriveApiConnector(LiveConnector):
                     pageToken=token,
                     pageSize=PAGE_SIZE,
                     supportsAllDrives=True,
-                    includeItemsFromAllDrives=True,
+                    includeItemsFromAllDrives=bool(self.config.drive_id),  # as the load's corpora
                     includeRemoved=True,
                     fields=f"nextPageToken,newStartPageToken,changes(fileId,removed,file({FILE_FIELDS}))",
                     **({"driveId": self.config.drive_id} if self.config.drive_id else {}),
@@ -139,7 +139,10 @@ class DriveApiConnector(LiveConnector):
             )
         ).get("startPageToken")
         folders: set[str] = set(state.get("folders") or self.config.folders)
-        pending = list(state.get("pending") or self.config.folders or [None])
+        # A resumed load goes on with the folders it had left ([] once every folder was listed).
+        pending: list[str | None] = (
+            list(state["pending"]) if "pending" in state else [*self.config.folders] or [None]
+        )
         page_token = state.get("list_page")
         while pending:
             parent = pending[0]

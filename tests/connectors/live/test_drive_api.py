@@ -20,6 +20,7 @@ from tests.connectors.live.fake_drive import (
     rate_limited,
     service_account_json,
 )
+from tests.connectors.live.fake_http import Reply
 from tests.connectors.live.test_confluence_api import indexed
 
 
@@ -192,3 +193,32 @@ def test_a_bad_key_is_one_line(make_engine, serve, monkeypatch) -> None:
     assert (
         report.error == "drive: environment variable TEST_DRIVE_KEY does not hold a service-account JSON key"
     )
+
+
+def test_a_load_cut_short_resumes_from_its_files_list_page(make_engine, serve, key, monkeypatch) -> None:
+    import connectors.drive_api.connector as drive_connector
+
+    monkeypatch.setattr(drive_connector, "PAGE_SIZE", 2)
+    api = serve(drive())
+    key(api)
+    engine, settings = make_engine([source(api)], live_batch_documents=1, live_max_retries=0)
+    failed: list[str] = []
+    original = api.route
+
+    def route(req):  # the second page of files.list fails once
+        if req.path == "/drive/v3/files" and req.arg("pageToken") == "2" and not failed:
+            failed.append(req.path)
+            return Reply(500, {"error": {"code": 500, "message": "backend error"}})
+        return original(req)
+
+    api.route = route
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.error and "HTTP 500" in report.error
+    assert set(indexed(engine, "drive")) == {"d1"}  # the first page (d1, and logo.png skipped) was committed
+    before = len(api.requests)
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok, report.error
+    lists = [r for r in api.requests[before:] if r.path == "/drive/v3/files"]
+    assert lists[0].arg("pageToken") == "2"  # resumed where the committed batch ended
+    assert api.calls("/changes/startPageToken") == 1  # the load's start token was kept
+    assert set(indexed(engine, "drive")) == {"d1", "m1", "p1", "s1"}
