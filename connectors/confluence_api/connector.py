@@ -15,11 +15,14 @@ import base64
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any
 
+from connectors.archive import Limits
 from connectors.confluence_api.access import page_access, space_access
 from connectors.confluence_xml import storage_to_markdown
 from connectors.errors import ExtractError, Skipped, SourceUnavailable
+from connectors.formats import extract, supported
 from connectors.live import Batch, Checkpoint, Listed, LiveConnector
 from connectors.live_http import ApiClient, ApiError, read_secret
 from rag_core.permissions import Access
@@ -40,9 +43,10 @@ _EXPAND = ",".join(
         "history",
         "restrictions.read.restrictions.user",
         "restrictions.read.restrictions.group",
+        "children.attachment",
     ]
 )
-_EXPAND_SLIM = "restrictions.read.restrictions.user,restrictions.read.restrictions.group"
+_EXPAND_SLIM = "restrictions.read.restrictions.user,restrictions.read.restrictions.group,children.attachment"
 
 
 class ConfluenceApiConnector(LiveConnector):
@@ -79,7 +83,10 @@ class ConfluenceApiConnector(LiveConnector):
         for results in self._search(cql, _EXPAND, PAGE_SIZE):
             batch = Batch()
             for content in results:
-                batch.documents.append(self._document(content))
+                page = self._document(content)
+                batch.documents.append(page)
+                if isinstance(page, Document):
+                    batch.documents.extend(self._attachments(content, page))
                 when = _parse_when((content.get("version") or {}).get("when"))
                 if when is not None and (newest is None or when > newest):
                     newest = when
@@ -93,14 +100,22 @@ class ConfluenceApiConnector(LiveConnector):
             for content in results:
                 key = (content.get("space") or {}).get("key") or _space_key(content)
                 space = spaces.get(key, ("", Access.everyone()))[1]
-                yield Listed(str(content["id"]), page_access(content, space))
+                access = page_access(content, space)
+                yield Listed(str(content["id"]), access)
+                for attachment in _indexable(content):
+                    yield Listed(f"{content['id']}/{attachment['id']}", access)
 
     def fetch(self, ids: list[str]) -> Iterator[Document | Skipped]:
-        for start in range(0, len(ids), PAGE_SIZE):
-            chunk = ids[start : start + PAGE_SIZE]
+        pages = sorted({doc_id.split("/", 1)[0] for doc_id in ids})  # an attachment comes with its page
+        for start in range(0, len(pages), PAGE_SIZE):
+            chunk = pages[start : start + PAGE_SIZE]
             cql = f"{self._cql()} and id in ({','.join(chunk)})"
             for results in self._search(cql, _EXPAND, PAGE_SIZE):
-                yield from (self._document(content) for content in results)
+                for content in results:
+                    page = self._document(content)
+                    yield page
+                    if isinstance(page, Document):
+                        yield from self._attachments(content, page)
 
     def close(self) -> None:
         self.http.close()
@@ -157,6 +172,46 @@ class ConfluenceApiConnector(LiveConnector):
             yield list(data.get("results") or [])
             path, params = (data.get("_links") or {}).get("next"), None
 
+    def _attachments(self, content: dict[str, Any], page: Document) -> Iterator[Document | Skipped]:
+        """Attachments of the supported types, each its own document under its page, with the page's access."""
+        attachments = ((content.get("children") or {}).get("attachment") or {}).get("results") or []
+        for attachment in attachments:
+            title = str(attachment.get("title") or attachment.get("id"))
+            doc_id = f"{page.id}/{attachment.get('id')}"
+            where = f"{'/'.join(page.breadcrumb[:1])}/{page.title}/{title}"
+            if not supported(title):
+                yield Skipped(
+                    where, f"attachment type {PurePosixPath(title).suffix or '(none)'} is not indexed"
+                )
+                continue
+            size = int((attachment.get("extensions") or {}).get("fileSize") or 0)
+            if size > self.settings.max_file_bytes:
+                yield Skipped(
+                    where,
+                    f"file is {size:,} bytes, over the max_file_bytes limit of {self.settings.max_file_bytes:,}",
+                )
+                continue
+            download = str((attachment.get("_links") or {}).get("download") or "")
+            try:
+                data = self.http.get_bytes(f"{getattr(self, '_site', self.http.base_url)}{download}")
+                extracted = extract(title, data, Limits.from_settings(self.settings))
+            except (ApiError, ExtractError) as exc:
+                yield Skipped(where, str(exc), doc_id=doc_id)
+                continue
+            webui = (attachment.get("_links") or {}).get("webui") or ""
+            yield Document(
+                id=doc_id,
+                source=self.config.name,
+                title=title,
+                text=extracted.text,
+                url=f"{getattr(self, '_site', self.http.base_url)}{webui}" if webui else page.url,
+                breadcrumb=[*page.breadcrumb, page.title],
+                author=extracted.author or page.author,
+                modified=extracted.modified or page.modified,
+                size=len(data),
+                access=page.access,
+            )
+
     def _document(self, content: dict[str, Any]) -> Document | Skipped:
         page_id = str(content.get("id"))
         title = str(content.get("title") or page_id)
@@ -185,6 +240,14 @@ class ConfluenceApiConnector(LiveConnector):
             size=len(body.encode()),
             access=page_access(content, space_acc),
         )
+
+
+def _indexable(content: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The page's attachments of a supported type (`children.attachment`): the ones that may be indexed."""
+    attachments = ((content.get("children") or {}).get("attachment") or {}).get("results") or []
+    for attachment in attachments:
+        if supported(str(attachment.get("title") or "")):
+            yield attachment
 
 
 def _space_key(content: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ class Page:
     status: str = "current"  # current, archived, trashed
     type: str = "page"
     author: str = "Ada Lovelace"
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # {"id", "title", "data"}
 
 
 class FakeConfluence(FakeApi):
@@ -90,6 +91,12 @@ class FakeConfluence(FakeApi):
             return self._space(m.group(1))
         if path == "/rest/api/content/search":
             return self._search(req)
+        if m := re.fullmatch(r"/download/attachments/([^/]+)/([^/]+)", path):
+            page = self.pages.get(m.group(1))
+            found = [a for a in (page.attachments if page else []) if a["title"] == m.group(2)]
+            if not found:
+                return Reply(404, {"message": "no attachment"})
+            return Reply(body=found[0]["data"], content_type="application/octet-stream")
         return Reply(404, {"message": f"no route {req.path}"})
 
     def _authorised(self, req: Request) -> bool:
@@ -213,6 +220,28 @@ class FakeConfluence(FakeApi):
                 for a in page.ancestors
                 if a in self.pages
             ]
+        if "children.attachment" in expand:
+            content["children"] = {
+                "attachment": {
+                    "results": [
+                        {
+                            "id": a["id"],
+                            "type": "attachment",
+                            "title": a["title"],
+                            "extensions": {
+                                "mediaType": "application/octet-stream",
+                                "fileSize": len(a["data"]),
+                            },
+                            "_links": {
+                                "download": f"/download/attachments/{page.id}/{a['title']}",
+                                "webui": f"/pages/viewpageattachments.action?pageId={page.id}",
+                            },
+                        }
+                        for a in page.attachments
+                    ],
+                    "size": len(page.attachments),
+                }
+            }
         if "body.storage" in expand:
             content["body"] = {"storage": {"value": page.body, "representation": "storage"}}
         if any(e.startswith("restrictions.read") for e in expand):

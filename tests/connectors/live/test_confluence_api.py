@@ -312,3 +312,22 @@ def test_an_unreachable_site_is_one_line_and_deletes_nothing(make_engine, serve)
     (report,) = run_sync(gone, engine.index_writer())
     assert report.error == f"wiki: http://127.0.0.1:{port}/wiki is unreachable (ConnectError)"
     assert len(indexed(engine)) == 4
+
+
+def test_attachments_of_supported_types_are_documents_under_their_page(make_engine, serve) -> None:
+    api = serve(wiki())
+    api.pages["103"].attachments = [
+        {"id": "att1", "title": "bands.md", "data": "# Bands\n\nL5 is 150k–180k €.".encode()},
+        {"id": "att2", "title": "photo.png", "data": b"\x89PNG"},
+    ]
+    engine, settings = make_engine([source(api)], live_prune_every=1)
+    (report,) = run_sync(settings, engine.index_writer())
+    docs = indexed(engine)
+    assert "103/att1" in docs and "180k €" in docs["103/att1"]["text"]
+    assert (
+        docs["103/att1"]["readers"] == docs["103"]["readers"]
+    )  # an attachment is read by its page's readers
+    assert [r for _, r in report.skipped] == ["attachment type .png is not indexed"]
+    api.pages["103"].attachments.pop(0)
+    (report,) = run_sync(settings, engine.index_writer())  # the listing no longer names it
+    assert report.deleted == 1 and "103/att1" not in indexed(engine)
