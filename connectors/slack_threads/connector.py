@@ -2,14 +2,16 @@
 
 Each poll reads `conversations.history` since the channel's checkpoint minus `LOOKBACK` (threads there are
 listed again, cheaply, 200 a request) and fetches `conversations.replies` only for threads started, replied to
-or edited since the checkpoint; a thread whose parent was deleted (a tombstone) is deleted. Threads deleted
-without a trace and member changes of private channels are applied by the id listing (every
+or edited since the checkpoint; a thread whose parent was deleted (a tombstone) is deleted, and when a private
+channel's members changed (one `conversations.members` request per private channel and poll) its threads are read
+again with their new readers. Threads deleted without a trace go at the id listing (every
 `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`). A public channel's threads are visible to everyone who may use
 the source; a private channel's to its members (`conversations.members`, emails by `users.info`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -65,8 +67,14 @@ class SlackThreadsConnector(LiveConnector):
 
     def poll(self, checkpoint: Checkpoint | None) -> Iterator[Batch]:
         since: dict[str, float] = dict((checkpoint or {}).get("since") or {})
+        readers: dict[str, str] = dict((checkpoint or {}).get("readers") or {})
         for channel in self.config.channels:
             last = since.get(channel)
+            if self._private(channel):  # members change who may read every thread: re-read them all
+                digest = _digest(self._channel(channel)[1])
+                if readers.get(channel, digest) != digest:
+                    last = None
+                readers[channel] = digest
             oldest = None if last is None else max(last - LOOKBACK_S, 0.0)
             newest = last or 0.0
             for messages in self._history(channel, oldest):
@@ -85,8 +93,8 @@ class SlackThreadsConnector(LiveConnector):
                     elif last is None or activity > last:
                         batch.documents.append(self._thread(channel, message))
                 yield batch
-            since[channel] = newest
-            yield Batch(checkpoint={"since": dict(since)})
+            since[channel] = max(newest, since.get(channel) or 0.0)
+            yield Batch(checkpoint={"since": dict(since), "readers": dict(readers)})
 
     def list_ids(self) -> Iterator[Listed]:
         for channel in self.config.channels:
@@ -199,6 +207,12 @@ class SlackThreadsConnector(LiveConnector):
             self._channels[channel] = (name, access)
         return self._channels[channel]
 
+    def _private(self, channel: str) -> bool:
+        if not self._names:
+            self._identity()
+            self._list_channels()
+        return self._names.get(channel, ("", False))[1]
+
     def _list_channels(self) -> None:
         """Names and privacy of every channel the bot is in: `users.conversations`, 1,000 a request."""
         cursor: str | None = None
@@ -286,6 +300,11 @@ class SlackThreadsConnector(LiveConnector):
             size=sum(len((m.get("text") or "").encode()) for m in messages),
             access=access,
         )
+
+
+def _digest(access: Access) -> str:
+    """A short fingerprint of who may read a channel, kept in the checkpoint to notice member changes."""
+    return hashlib.sha256("\n".join(access.readers()).encode()).hexdigest()[:16]
 
 
 def _date(ts: str) -> datetime:

@@ -92,12 +92,14 @@ def test_reaction_and_reply_filters(make_engine, serve) -> None:
     assert set(indexed(engine, "slack")) == {f"C1:{ts['vpn']}"}
 
 
-def test_a_member_change_of_a_private_channel_is_applied_by_the_listing(make_engine, serve) -> None:
+def test_a_member_change_of_a_private_channel_is_applied_by_the_next_poll(make_engine, serve) -> None:
     api, ts = workspace()
     serve(api)
-    engine, settings = make_engine([source(api, min_replies=1)], live_prune_every=1)
+    engine, settings = make_engine([source(api, min_replies=1)])
     run_sync(settings, engine.index_writer())
     assert set(indexed(engine, "slack")) == {f"C1:{ts['vpn']}", f"C2:{ts['comp']}"}
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.updated == 0 and api.calls("conversations.members") == 2  # once a poll for the one private channel
     api.channels["C2"].members.remove("U2")
     (report,) = run_sync(settings, engine.index_writer())
     assert report.updated == 1
