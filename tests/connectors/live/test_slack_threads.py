@@ -99,7 +99,9 @@ def test_a_member_change_of_a_private_channel_is_applied_by_the_next_poll(make_e
     run_sync(settings, engine.index_writer())
     assert set(indexed(engine, "slack")) == {f"C1:{ts['vpn']}", f"C2:{ts['comp']}"}
     (report,) = run_sync(settings, engine.index_writer())
-    assert report.updated == 0 and api.calls("conversations.members") == 2  # once a poll for the one private channel
+    assert (
+        report.updated == 0 and api.calls("conversations.members") == 2
+    )  # once a poll for the one private channel
     api.channels["C2"].members.remove("U2")
     (report,) = run_sync(settings, engine.index_writer())
     assert report.updated == 1
@@ -144,3 +146,29 @@ def test_a_channel_the_bot_is_not_in_fails_with_how_to_fix_it(make_engine, serve
         "slack: channel C2 is not visible to the token in environment variable TEST_SLACK_TOKEN; invite the bot"
     )
     assert indexed(engine, "slack") == {}  # C1's threads were still in the open batch: nothing was published
+
+
+def test_a_long_thread_and_a_long_channel_are_read_across_cursor_pages(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    for i in range(450):  # three pages of replies
+        api.post("C1", f"U{1 + i % 2}", f"Réponse numéro {i} ✅", thread_ts=ts["vpn"])
+    for i in range(210):  # two pages of history
+        api.post("C1", "U1", f"Question {i}?")
+    engine, settings = make_engine([source(api, min_replies=1)])
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok and report.added == 2
+    replies = [r for r in api.requests if r.path.endswith("conversations.replies")]
+    assert [r.arg("cursor") for r in replies if r.arg("ts") == ts["vpn"]] == [None, "200", "400"]
+    assert api.calls("conversations.history") == 3  # C1 twice, C2 once
+    writer = engine.index_writer()
+    gen = writer.committed_generation()
+    from rag_core.store import Where
+
+    texts = [
+        p["text"]
+        for p in writer.store.scroll(
+            Where(source="slack", doc_id=f"C1:{ts['vpn']}", gen_lte=gen, dead_gt=gen), ["text"]
+        )
+    ]
+    assert any("Réponse numéro 449 ✅" in t for t in texts)
