@@ -3,6 +3,7 @@ shapes: files.list, changes.getStartPageToken, changes.list, files.get alt=media
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class FakeDrive(FakeApi):
         self.grant_ok = True
         self.tokens_issued = 0
         self.hide_permissions = False  # shared drives: files.list leaves permissions out
+        self.claims: dict[str, Any] = {}  # of the last signed JWT the service account sent
 
     # -- test helpers ----------------------------------------------------------------------------------------
 
@@ -81,6 +83,8 @@ class FakeDrive(FakeApi):
 
     def route(self, req: Request) -> Reply:
         if req.path == "/token":
+            assertion = (req.arg("assertion") or "..").split(".")[1]
+            self.claims = json.loads(base64.urlsafe_b64decode(assertion + "=" * (-len(assertion) % 4)))
             if not self.grant_ok:
                 return Reply(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
             self.tokens_issued += 1

@@ -222,3 +222,16 @@ def test_a_load_cut_short_resumes_from_its_files_list_page(make_engine, serve, k
     assert lists[0].arg("pageToken") == "2"  # resumed where the committed batch ended
     assert api.calls("/changes/startPageToken") == 1  # the load's start token was kept
     assert set(indexed(engine, "drive")) == {"d1", "m1", "p1", "s1"}
+
+
+def test_domain_wide_delegation_signs_in_as_the_subject_with_the_read_only_scope(
+    make_engine, serve, key
+) -> None:
+    api = serve(drive())
+    key(api)
+    engine, settings = make_engine([source(api, subject="reader@x.com")])
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok
+    assert api.claims["sub"] == "reader@x.com"
+    assert api.claims["scope"] == "https://www.googleapis.com/auth/drive.readonly"
+    assert api.claims["iss"] == "ragbot@ragbot-test.iam.gserviceaccount.com"
