@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Writes one document in the open transaction: its chunk count, or the reason it cannot be indexed.
 Upsert = Callable[["SyncTransaction", "IndexWriter", Document, str], "int | str"]
 
+_PROGRESS_EVERY = 1000  # documents between progress lines
 _META_PREFIX = "live_checkpoint:"  # one top-level metadata key per source, so commits never clobber another's
 
 
@@ -106,6 +107,7 @@ class _Run:
         )
         self.indexed = _indexed(writer, config.name)
         self.done = 0
+        self.next_progress = _PROGRESS_EVERY
         self.version_of: Callable[[Document], str] = lambda doc: ""
         self.upsert: Upsert | None = None
 
@@ -193,7 +195,9 @@ class _Run:
         meta = {checkpoint_key(self.config.name): state}
         if changed:
             self.report.index_version = tx.commit(meta)
-            _say(self.progress, f"{self.config.name}: {self.done} documents read, committed")
+            if self.done >= self.next_progress:  # a line per ~1,000 documents (chat adapters post each one)
+                _say(self.progress, f"{self.config.name}: {self.done:,} documents read and committed")
+                self.next_progress = self.done + _PROGRESS_EVERY
         else:  # nothing to publish: keep the index version (cached answers stay valid), move the checkpoint
             tx.write_meta(meta)
             tx.abort()

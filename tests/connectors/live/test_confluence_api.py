@@ -105,7 +105,11 @@ def test_first_sync_loads_everything_then_a_poll_reads_only_what_changed(make_en
 
     api.edit("102", "<p>Paged through Opsgenie now.</p>")
     before = len(api.requests)
-    (report,) = run_sync(settings, engine.index_writer())
+    lines: list[str] = []
+    (report,) = run_sync(settings, engine.index_writer(), progress=lines.append)
+    assert lines[:2] == ["wiki: syncing…", "wiki: polling changes…"] and lines[-1].startswith(
+        "wiki: 0 added, 1 updated"
+    )
     assert (report.added, report.updated, report.deleted) == (0, 1, 0)
     searches = [r for r in api.requests[before:] if r.path.endswith("/content/search")]
     assert len(searches) == 1 and "lastmodified >=" in searches[0].arg("cql")
