@@ -279,7 +279,9 @@ def main() -> None:
             line = (
                 f"incremental {config.name}: poll {poll.api_calls} calls, {poll.duration_s:.1f} s ({applied})"
             )
-            if config.name == "confluence":  # CQL shows neither deletions nor restriction changes: the listing
+            if (
+                config.name == "confluence"
+            ):  # CQL shows neither deletions nor restriction changes: the listing
                 (pruned,) = run_sync(prune_now, writer, source=config.name)
                 assert pruned.ok, pruned.error
                 calls += pruned.api_calls or 0
