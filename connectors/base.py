@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from connectors.errors import Skipped
+from connectors.errors import ExportUnavailable, Skipped
 from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
 
@@ -28,6 +29,13 @@ class Reader(ABC):
         self.config = config
         self.settings = settings
         self.total: int | None = None  # files to look at, known once reading has started (for progress bars)
+
+    @property
+    def path(self) -> Path:
+        """The export's folder or zip (`check_kinds` makes sure an export kind has one)."""
+        if self.config.path is None:
+            raise ExportUnavailable(f"source {self.config.name!r} has no path to its export")
+        return self.config.path
 
     def set_total(self, total: int) -> None:
         """Progress callback for the parts of a reader: how many files this read will look at."""

@@ -49,7 +49,7 @@ def parse_confluence_date(text: str) -> datetime | None:
 
 class ConfluenceReader(Reader):
     def items(self) -> Iterator[Document | Skipped | Deferred]:
-        with open_export(self.config.path, Limits.from_settings(self.settings)) as export:
+        with open_export(self.path, Limits.from_settings(self.settings)) as export:
             entries = export.entries()
             names = {e.path for e in entries}
             root = _space_root(names)

@@ -31,7 +31,7 @@ _SIDECAR_SUFFIXES = (".json", "-info.json", ".metadata.json")
 
 class DriveReader(Reader):
     def items(self) -> Iterator[Document | Skipped | Deferred]:
-        with open_export(self.config.path, Limits.from_settings(self.settings)) as export:
+        with open_export(self.path, Limits.from_settings(self.settings)) as export:
             entries = export.entries()
             yield from export.skipped
             root = _drive_root([e.path for e in entries])

@@ -25,3 +25,11 @@ class Skipped:
     # Set for an unreadable folder: indexed documents whose id starts with it are kept ("" keeps every document
     # not seen in this read, when the reader cannot tell which ids lived in the folder).
     keep_prefix: str | None = None
+
+
+class SourceUnavailable(ExportUnavailable):
+    """A live source cannot be read as a whole: unreachable, or its credential is missing, expired or lacks a scope.
+
+    The message is one line naming the source, the credential (by its env var or file, never its value) and the
+    scope or permission needed; the sync deletes nothing and the index keeps serving what it has.
+    """

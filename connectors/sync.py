@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.errors import ExportUnavailable, Skipped
 from connectors.parse_pool import resolve, workers_for
-from connectors.registry import check_kinds, make_reader
+from connectors.registry import check_kinds, is_live, make_reader
 from rag_core.errors import ConfigError, RagbotError, UserError
 from rag_core.kv import KeyValue, make_kv
 from rag_core.settings import CURATED_KIND, Settings, SourceConfig, curated_source
@@ -59,6 +59,7 @@ class SyncReport:
     chunks_written: int = 0
     permissions_changed: int = 0  # documents whose readers changed (no re-embedding; in effect at once)
     readers_backfilled: int = 0  # documents indexed before permissions existed, given their readers
+    api_calls: int | None = None  # live sources: requests made to the source's API
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -189,7 +190,22 @@ def sync_source(
                 report.error = "another sync of this source is running"
             else:
                 _say(progress, f"{config.name}: syncing{' (full re-embed)' if full else ''}…")
-                _sync(config, settings, writer, full, report, progress, on_document, reader)
+                if is_live(config.kind):
+                    from connectors.live_sync import sync_live
+
+                    sync_live(
+                        config,
+                        settings,
+                        writer,
+                        full,
+                        report,
+                        progress,
+                        on_document,
+                        version=lambda doc: content_version(doc, settings),
+                        upsert=_upsert,
+                    )
+                else:
+                    _sync(config, settings, writer, full, report, progress, on_document, reader)
     except RagbotError as exc:  # export unreadable, store down, bad kind: nothing was deleted
         report.error = str(exc)
     except Exception as exc:

@@ -160,12 +160,15 @@ class SyncTransaction:
             meta["acl_epoch"] = int(meta.get("acl_epoch", 0)) + 1
             store.write_meta(meta)
 
-    def commit(self) -> int:
+    def commit(self, meta_update: dict[str, Any] | None = None) -> int:
+        """Publish the transaction; `meta_update` (top-level keys, e.g. a live source's checkpoint) is written in
+        the same metadata write, so it is true exactly when the documents are."""
         self._check_open()
         try:
             self._flush()
             store = self.writer.store
             meta = store.read_meta()
+            meta.update(meta_update or {})
             meta["generation"] = self.gen
             meta.update(embedding_model=self.writer.embedder.model_id, embedding_dim=self.writer.embedder.dim)
             store.write_meta(meta)  # the moment readers switch to the new state
@@ -183,6 +186,14 @@ class SyncTransaction:
         if self.writer.on_commit:
             self.writer.on_commit(self.gen)
         return self.gen
+
+    def write_meta(self, meta_update: dict[str, Any]) -> None:
+        """Write metadata keys without publishing documents (a checkpoint that moved while nothing changed)."""
+        self._check_open()
+        store = self.writer.store
+        meta = store.read_meta()
+        meta.update(meta_update)
+        store.write_meta(meta)
 
     def abort(self) -> None:
         if not self._open:

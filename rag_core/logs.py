@@ -18,7 +18,21 @@ _SECRET = re.compile(
 )
 
 
+_registered: set[str] = (
+    set()
+)  # secrets read at run time (live sources' tokens), redacted wherever they appear
+
+
+def register_secret(value: str) -> None:
+    """Redact `value` from every log line from now on (for tokens no pattern recognises, e.g. Atlassian's)."""
+    if len(value) >= 6:  # shorter values would redact ordinary words
+        _registered.add(value)
+
+
 def redact(text: str) -> str:
+    for value in _registered:
+        if value in text:
+            text = text.replace(value, "[redacted]")
     return _SECRET.sub("[redacted]", text)
 
 

@@ -16,8 +16,8 @@ class SourceConfig(BaseModel):
     """One configured export to index: where it is, how to read it, when to re-sync it, who may see it."""
 
     name: str
-    kind: str  # a reader kind from connectors/registry.py (confluence, drive); checked when sources are read
-    path: Path
+    kind: str  # a kind from connectors/registry.py (confluence, drive, confluence_api, drive_api, slack_threads)
+    path: Path | None = None  # the export folder or zip (export kinds; live kinds read an API instead)
     interval_minutes: float | None = None  # re-sync every N minutes (or use cron)
     cron: str | None = None  # crontab expression, e.g. "0 */2 * * *"
     public: bool = True  # public sources are searchable from every channel without an explicit mapping
@@ -25,6 +25,25 @@ class SourceConfig(BaseModel):
     base_url: str | None = (
         None  # Confluence base URL for page links (https://x.atlassian.net/wiki); unset = file URIs
     )
+    # --- live kinds (confluence_api, drive_api, slack_threads); secrets only via *_env / *_file, never inline ---
+    url: str | None = (
+        None  # API base: Confluence site (https://x.atlassian.net/wiki); Drive/Slack: an override
+    )
+    flavor: Literal["cloud", "datacenter"] = (
+        "cloud"  # Confluence: Cloud (REST v2 + CQL) or Data Center / Server
+    )
+    email: str | None = None  # Confluence Cloud: the account whose API token token_env holds (unset = bearer)
+    token_env: str | None = None  # name of the env var holding the token (API token, PAT, xoxb-, SA JSON)
+    token_file: Path | None = None  # or a secret file holding it (Kubernetes Secret, Docker secret)
+    spaces: list[str] = Field(default_factory=list)  # Confluence space keys to sync (required)
+    folders: list[str] = Field(default_factory=list)  # Drive folder ids; empty = the whole drive
+    drive_id: str | None = None  # Drive: a shared drive's id (unset = what the account sees in My Drive)
+    subject: str | None = None  # Drive: user to impersonate by domain-wide delegation
+    channels: list[str] = Field(default_factory=list)  # Slack channel ids the bot is in (required)
+    reaction: str | None = None  # Slack: keep only threads with this reaction name (e.g. white_check_mark)
+    min_replies: int = 0  # Slack: keep only threads with at least this many replies
+    skip_bot_messages: bool = True  # Slack: leave the bot's own messages out of threads
+
     # Who may see the documents the export itself leaves open (docs/permissions.md): None = the export's own
     # space permissions if any, else everyone who may use the source; ["*"] = everyone; else principals.
     visible_to: list[str] | None = None
@@ -176,7 +195,7 @@ class Settings(BaseSettings):
     # --- connectors ----------------------------------------------------------------------------------------------
     sources: list[SourceConfig] = Field(
         default_factory=list
-    )  # JSON list of SourceConfig (docs/connectors.md); who sees each: `visible_to` (docs/permissions.md)
+    )  # JSON list of SourceConfig: exports [{"name": "wiki", "kind": "confluence", "path": "/exports/wiki.zip"}]; live kinds confluence_api, drive_api, slack_threads take token_env instead of path, e.g. {"name": "wiki", "kind": "confluence_api", "url": "https://acme.atlassian.net/wiki", "email": "bot@acme.com", "token_env": "CONFLUENCE_API_TOKEN", "spaces": ["ENG"]} (docs/connectors.md); who sees each: `visible_to` (docs/permissions.md)
     max_file_bytes: int = 50 * 1024 * 1024  # larger files in an export are skipped
     max_export_bytes: int = 2 * 1024 * 1024 * 1024  # cap on a zip's total uncompressed size
     max_zip_ratio: float = 100.0  # cap on uncompressed/compressed size per zip member (zip bombs)
@@ -186,6 +205,17 @@ class Settings(BaseSettings):
     sync_lock_ttl_s: float = (
         2 * 3600
     )  # a sync's per-source lock expires after this (frees it if a process died)
+    live_prune_every: int = 12  # live sources: list every id (finds deletions, access changes) every N syncs
+    live_batch_documents: int = (
+        200  # live sources: documents per committed batch (the checkpoint moves after each)
+    )
+    live_timeout_s: float = 30.0  # live sources: per-request timeout against the source's API
+    live_max_retries: int = (
+        5  # live sources: retries of a request after 429 / rate-limit 403 / 5xx / network error
+    )
+    live_max_backoff_s: float = (
+        60.0  # live sources: longest wait between retries (Retry-After is capped to it)
+    )
 
     # --- conversations (platform tokens live in bot/settings.py) -------------------------------------------
     admin_user_ids: list[str] = Field(default_factory=list)  # user ids (Slack or Discord) allowed to /resync

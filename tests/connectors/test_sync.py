@@ -269,7 +269,7 @@ def test_an_unknown_kind_fails_before_anything_is_read(make_engine, tmp_path: Pa
     )
     with pytest.raises(
         ConfigError,
-        match="source 'tickets' has unknown kind 'jira' \\(expected confluence or drive or curated\\)",
+        match="source 'tickets' has unknown kind 'jira' \\(expected confluence, drive, curated, confluence_api, drive_api or slack_threads\\)",
     ):
         run_sync(settings, engine.index_writer(), source="eng-wiki")
     assert engine.index_writer().document_versions("eng-wiki") == {}

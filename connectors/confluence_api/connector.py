@@ -1,0 +1,266 @@
+"""Confluence Cloud and Data Center / Server over REST, polled with CQL on `lastmodified`.
+
+Both flavors answer the same content search (`/rest/api/content/search?cql=…`, `_links.next` pagination: a
+cursor on Cloud, `start` on Data Center) with bodies in storage format, versions, ancestors and read
+restrictions expanded, so one request brings 50 whole pages. Cloud's spaces come from REST v2
+(`/api/v2/spaces?keys=…`, cursor pagination). The checkpoint is the newest `version.when` committed; the next
+poll asks for `lastmodified >= checkpoint - 14 h` (CQL reads times in the account's time zone, which may be up
+to 14 h off UTC; pages seen again are unchanged and cost no embedding). Deleted and archived pages are found by
+the id listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`), which also brings each page's restrictions.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from connectors.archive import Limits
+from connectors.confluence_api.access import page_access, space_access
+from connectors.confluence_xml import storage_to_markdown
+from connectors.errors import ExtractError, Skipped, SourceUnavailable
+from connectors.formats import extract, supported
+from connectors.live import Batch, Checkpoint, Listed, LiveConnector
+from connectors.live_http import ApiClient, ApiError, read_secret
+from rag_core.permissions import Access
+from rag_core.settings import Settings, SourceConfig
+from rag_core.types import Document
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50  # pages per search request with bodies (Cloud caps expanded bodies near this)
+LIST_SIZE = 200  # ids per request of the slim listing
+_OVERLAP = timedelta(hours=14)
+_EXPAND = ",".join(
+    [
+        "body.storage",
+        "version",
+        "space",
+        "ancestors",
+        "history",
+        "restrictions.read.restrictions.user",
+        "restrictions.read.restrictions.group",
+        "children.attachment",
+    ]
+)
+_EXPAND_SLIM = "restrictions.read.restrictions.user,restrictions.read.restrictions.group,children.attachment"
+
+
+class ConfluenceApiConnector(LiveConnector):
+    """Pages and blog posts of the configured spaces."""
+
+    def __init__(self, config: SourceConfig, settings: Settings) -> None:
+        super().__init__(config, settings)
+        token = read_secret(config)
+        if config.flavor == "cloud" and config.email:
+            basic = base64.b64encode(f"{config.email}:{token}".encode()).decode()
+            auth = f"Basic {basic}"
+        else:  # Data Center personal access token, or a Cloud OAuth bearer token
+            auth = f"Bearer {token}"
+        needs = (
+            f"read access to spaces {', '.join(config.spaces)} (OAuth scopes read:confluence-content.all, "
+            "read:confluence-space.summary, search:confluence)"
+            if config.flavor == "cloud"
+            else f"a personal access token of a user who can view spaces {', '.join(config.spaces)}"
+        )
+        self.http = ApiClient(
+            config, settings, config.url or "", {"Authorization": auth, "Accept": "application/json"}, needs
+        )
+        self._spaces: dict[str, tuple[str, Access]] | None = None  # key -> (name, access)
+
+    # -- the interface ---------------------------------------------------------------------------------------
+
+    def poll(self, checkpoint: Checkpoint | None) -> Iterator[Batch]:
+        since = _parse_when((checkpoint or {}).get("since"))
+        cql = self._cql()
+        if since is not None:
+            cql += f' and lastmodified >= "{(since - _OVERLAP).strftime("%Y-%m-%d %H:%M")}"'
+        cql += " order by lastmodified asc"
+        newest = since
+        for results in self._search(cql, _EXPAND, PAGE_SIZE):
+            batch = Batch()
+            for content in results:
+                page = self._document(content)
+                batch.documents.append(page)
+                if isinstance(page, Document):
+                    batch.documents.extend(self._attachments(content, page))
+                when = _parse_when((content.get("version") or {}).get("when"))
+                if when is not None and (newest is None or when > newest):
+                    newest = when
+            batch.checkpoint = {"since": newest.isoformat() if newest else None}
+            yield batch
+        yield Batch(checkpoint={"since": newest.isoformat() if newest else None})
+
+    def list_ids(self) -> Iterator[Listed]:
+        spaces = self.spaces()
+        for results in self._search(self._cql(), _EXPAND_SLIM, LIST_SIZE):
+            for content in results:
+                key = (content.get("space") or {}).get("key") or _space_key(content)
+                space = spaces.get(key, ("", Access.everyone()))[1]
+                access = page_access(content, space)
+                yield Listed(str(content["id"]), access)
+                for attachment in _indexable(content):
+                    yield Listed(f"{content['id']}/{attachment['id']}", access)
+
+    def fetch(self, ids: list[str]) -> Iterator[Document | Skipped]:
+        pages = sorted({doc_id.split("/", 1)[0] for doc_id in ids})  # an attachment comes with its page
+        for start in range(0, len(pages), PAGE_SIZE):
+            chunk = pages[start : start + PAGE_SIZE]
+            cql = f"{self._cql()} and id in ({','.join(chunk)})"
+            for results in self._search(cql, _EXPAND, PAGE_SIZE):
+                for content in results:
+                    page = self._document(content)
+                    yield page
+                    if isinstance(page, Document):
+                        yield from self._attachments(content, page)
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def calls(self) -> int:
+        return self.http.calls
+
+    # -- spaces ------------------------------------------------------------------------------------------------
+
+    def spaces(self) -> dict[str, tuple[str, Access]]:
+        """Each configured space's name and read access; an unknown or invisible space fails the sync."""
+        if self._spaces is not None:
+            return self._spaces
+        names: dict[str, str] = {}
+        if self.config.flavor == "cloud":  # REST v2: cursor-paginated, names by key
+            path: str | None = "/api/v2/spaces"
+            params: dict[str, Any] | None = {"keys": ",".join(self.config.spaces), "limit": 250}
+            while path:
+                data = self.http.get_json(path, params)
+                names.update({s["key"]: s.get("name") or s["key"] for s in data.get("results") or []})
+                path, params = (data.get("_links") or {}).get("next"), None
+        self._spaces = {}
+        for key in self.config.spaces:
+            if self.config.flavor == "cloud" and key not in names:
+                raise SourceUnavailable(
+                    f"{self.config.name}: space {key} does not exist or the credential cannot see it"
+                )
+            try:
+                space = self.http.get_json(f"/rest/api/space/{key}", {"expand": "permissions"})
+            except ApiError as exc:
+                if exc.status == 404:
+                    raise SourceUnavailable(
+                        f"{self.config.name}: space {key} does not exist or the credential cannot see it"
+                    ) from None
+                raise
+            self._spaces[key] = (names.get(key) or space.get("name") or key, space_access(space))
+        return self._spaces
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _cql(self) -> str:
+        keys = ",".join(f'"{key}"' for key in self.config.spaces)
+        return f"space in ({keys}) and type in (page, blogpost)"
+
+    def _search(self, cql: str, expand: str, limit: int) -> Iterator[list[dict[str, Any]]]:
+        """Each page of results of a CQL content search, following `_links.next`."""
+        self.spaces()  # fail on a bad space (or credential) before reading anything
+        path: str | None = "/rest/api/content/search"
+        params: dict[str, Any] | None = {"cql": cql, "expand": expand, "limit": limit}
+        while path:
+            data = self.http.get_json(path, params)
+            self._site = (data.get("_links") or {}).get("base") or self.http.base_url
+            yield list(data.get("results") or [])
+            path, params = (data.get("_links") or {}).get("next"), None
+
+    def _attachments(self, content: dict[str, Any], page: Document) -> Iterator[Document | Skipped]:
+        """Attachments of the supported types, each its own document under its page, with the page's access."""
+        attachments = ((content.get("children") or {}).get("attachment") or {}).get("results") or []
+        for attachment in attachments:
+            title = str(attachment.get("title") or attachment.get("id"))
+            doc_id = f"{page.id}/{attachment.get('id')}"
+            where = f"{'/'.join(page.breadcrumb[:1])}/{page.title}/{title}"
+            if not supported(title):
+                yield Skipped(
+                    where, f"attachment type {PurePosixPath(title).suffix or '(none)'} is not indexed"
+                )
+                continue
+            size = int((attachment.get("extensions") or {}).get("fileSize") or 0)
+            if size > self.settings.max_file_bytes:
+                yield Skipped(
+                    where,
+                    f"file is {size:,} bytes, over the max_file_bytes limit of {self.settings.max_file_bytes:,}",
+                )
+                continue
+            download = str((attachment.get("_links") or {}).get("download") or "")
+            try:
+                data = self.http.get_bytes(f"{getattr(self, '_site', self.http.base_url)}{download}")
+                extracted = extract(title, data, Limits.from_settings(self.settings))
+            except (ApiError, ExtractError) as exc:
+                yield Skipped(where, str(exc), doc_id=doc_id)
+                continue
+            webui = (attachment.get("_links") or {}).get("webui") or ""
+            yield Document(
+                id=doc_id,
+                source=self.config.name,
+                title=title,
+                text=extracted.text,
+                url=f"{getattr(self, '_site', self.http.base_url)}{webui}" if webui else page.url,
+                breadcrumb=[*page.breadcrumb, page.title],
+                author=extracted.author or page.author,
+                modified=extracted.modified or page.modified,
+                size=len(data),
+                access=page.access,
+            )
+
+    def _document(self, content: dict[str, Any]) -> Document | Skipped:
+        page_id = str(content.get("id"))
+        title = str(content.get("title") or page_id)
+        space = content.get("space") or {}
+        key = space.get("key") or _space_key(content)
+        space_name, space_acc = self.spaces().get(key, (space.get("name") or key or "", Access.everyone()))
+        body = ((content.get("body") or {}).get("storage") or {}).get("value") or ""
+        try:
+            text = storage_to_markdown(body) if body.strip() else ""
+        except ExtractError as exc:
+            return Skipped(f"{key}/{title}", str(exc), doc_id=page_id)
+        version = content.get("version") or {}
+        author = (version.get("by") or {}).get("displayName") or (
+            (content.get("history") or {}).get("createdBy") or {}
+        ).get("displayName")
+        webui = (content.get("_links") or {}).get("webui") or ""
+        return Document(
+            id=page_id,
+            source=self.config.name,
+            title=title,
+            text=text,
+            url=f"{getattr(self, '_site', self.http.base_url)}{webui}" if webui else "",
+            breadcrumb=[space_name, *[str(a.get("title")) for a in content.get("ancestors") or []]],
+            author=author,
+            modified=_parse_when(version.get("when")),
+            size=len(body.encode()),
+            access=page_access(content, space_acc),
+        )
+
+
+def _indexable(content: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The page's attachments of a supported type (`children.attachment`): the ones that may be indexed."""
+    attachments = ((content.get("children") or {}).get("attachment") or {}).get("results") or []
+    for attachment in attachments:
+        if supported(str(attachment.get("title") or "")):
+            yield attachment
+
+
+def _space_key(content: dict[str, Any]) -> str:
+    """The space key from `_expandable.space` (`/rest/api/space/KEY`) when the space was not expanded."""
+    link = str((content.get("_expandable") or {}).get("space") or "")
+    return link.rsplit("/", 1)[-1]
+
+
+def _parse_when(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -1,0 +1,109 @@
+"""One Drive file as a `Document`: Google Docs exported as HTML, Sheets as XLSX, Slides as text; other files
+downloaded (within `RAG_MAX_FILE_BYTES`) and read like an export's; the file's permissions as its `Access`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from connectors.archive import Limits
+from connectors.errors import ExtractError, Skipped
+from connectors.formats import extract, supported
+from rag_core.permissions import PUBLIC, Access, group, user
+from rag_core.types import Document
+
+FOLDER = "application/vnd.google-apps.folder"
+# Google-native type -> (export MIME type, suffix the extractors read it by). Drive exports at most 10 MB.
+EXPORTS: dict[str, tuple[str, str]] = {
+    "application/vnd.google-apps.document": ("text/html", ".html"),
+    "application/vnd.google-apps.spreadsheet": (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ".xlsx",
+    ),
+    "application/vnd.google-apps.presentation": ("text/plain", ".txt"),
+}
+FILE_FIELDS = (
+    "id,name,mimeType,size,modifiedTime,webViewLink,parents,trashed,driveId,"
+    "lastModifyingUser(displayName,emailAddress),owners(displayName,emailAddress),"
+    "permissions(type,role,emailAddress,domain)"
+)
+
+
+def access_of(permissions: list[dict[str, Any]]) -> Access:
+    """Anyone / domain links: everyone who may use the source; else the users and groups named."""
+    principals: set[str] = set()
+    for permission in permissions:
+        kind = permission.get("type")
+        if kind in ("anyone", "domain"):
+            return PUBLIC
+        email = permission.get("emailAddress")
+        if email and kind == "user":
+            principals.add(user(email))
+        elif email and kind == "group":
+            principals.add(group(email))
+    return Access.only(principals)
+
+
+def to_document(
+    meta: dict[str, Any],
+    source: str,
+    limits: Limits,
+    download: Callable[[str], bytes],
+    export: Callable[[str, str], bytes],
+    permissions: Callable[[str], list[dict[str, Any]]],
+    breadcrumb: list[str],
+) -> Document | Skipped:
+    """The file's document, or the reason it is skipped (its indexed version is kept then)."""
+    file_id, name, mime = (
+        str(meta["id"]),
+        str(meta.get("name") or meta["id"]),
+        str(meta.get("mimeType") or ""),
+    )
+    try:
+        if mime in EXPORTS:
+            target, suffix = EXPORTS[mime]
+            data = export(file_id, target)
+            extracted = extract(f"{name}{suffix}", data, limits)
+        elif mime.startswith("application/vnd.google-apps."):
+            return Skipped(name, f"Google file type {mime.rsplit('.', 1)[-1]} has no text export")
+        else:
+            size = int(meta.get("size") or 0)
+            if not supported(name):
+                return Skipped(
+                    name, f"unsupported file type {name.rsplit('.', 1)[-1] if '.' in name else '(none)'}"
+                )
+            if size > limits.max_file_bytes:
+                return Skipped(
+                    name,
+                    f"file is {size:,} bytes, over the max_file_bytes limit of {limits.max_file_bytes:,}",
+                )
+            data = download(file_id)
+            extracted = extract(name, data, limits)
+    except ExtractError as exc:
+        return Skipped(name, str(exc), doc_id=file_id)
+    perms = meta.get("permissions")
+    if perms is None:  # shared-drive files: files.list leaves permissions out, permissions.list has them
+        perms = permissions(file_id)
+    person = meta.get("lastModifyingUser") or (meta.get("owners") or [{}])[0]
+    return Document(
+        id=file_id,
+        source=source,
+        title=name,
+        text=extracted.text,
+        url=str(meta.get("webViewLink") or ""),
+        breadcrumb=breadcrumb,
+        author=person.get("displayName"),
+        modified=_time(meta.get("modifiedTime")),
+        size=int(meta.get("size") or len(data)),
+        access=access_of(perms),
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,260 @@
+"""A fake Confluence (Cloud under /wiki with REST v2 spaces and cursor pagination, or Data Center at the root
+with `start` pagination) serving the documented shapes of content search, spaces and space permissions."""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.connectors.live.fake_http import FakeApi, Reply, Request
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Page:
+    id: str
+    space: str
+    title: str
+    body: str
+    when: datetime = T0
+    version: int = 1
+    ancestors: list[str] = field(default_factory=list)  # ids
+    users: list[dict[str, str]] = field(default_factory=list)  # read restrictions
+    groups: list[str] = field(default_factory=list)
+    status: str = "current"  # current, archived, trashed
+    type: str = "page"
+    author: str = "Ada Lovelace"
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # {"id", "title", "data"}
+
+
+class FakeConfluence(FakeApi):
+    def __init__(
+        self, flavor: str = "cloud", token: str = "secret-token", email: str | None = "bot@example.com"
+    ) -> None:
+        super().__init__()
+        self.flavor = flavor
+        self.context = "/wiki" if flavor == "cloud" else ""
+        self.token = token
+        self.email = email
+        self.spaces: dict[str, dict[str, Any]] = {}
+        self.pages: dict[str, Page] = {}
+        self.clock = T0
+
+    # -- test helpers ----------------------------------------------------------------------------------------
+
+    def add_space(
+        self, key: str, name: str, read_groups: list[str] | None = None, anonymous: bool = False
+    ) -> None:
+        self.spaces[key] = {
+            "id": str(1000 + len(self.spaces)),
+            "key": key,
+            "name": name,
+            "groups": read_groups or [],
+            "anonymous": anonymous,
+        }
+
+    def add_page(self, page: Page) -> Page:
+        self.pages[page.id] = page
+        return page
+
+    def tick(self) -> datetime:
+        self.clock += timedelta(minutes=1)
+        return self.clock
+
+    def edit(self, page_id: str, body: str) -> None:
+        page = self.pages[page_id]
+        page.body, page.version, page.when = body, page.version + 1, self.tick()
+
+    def restrict(self, page_id: str, users: list[str] = (), groups: list[str] = ()) -> None:
+        """Change read restrictions: Confluence does not touch the page's version or lastmodified."""
+        page = self.pages[page_id]
+        page.users = [{"email": u, "accountId": f"acc-{u}"} for u in users]
+        page.groups = list(groups)
+
+    def url(self) -> str:
+        return self.base + self.context
+
+    # -- routes ----------------------------------------------------------------------------------------------
+
+    def route(self, req: Request) -> Reply:
+        if not self._authorised(req):
+            return Reply(401, {"message": "Unauthorized; scope does not match"})
+        path = req.path[len(self.context) :] if req.path.startswith(self.context) else req.path
+        if path == "/api/v2/spaces" and self.flavor == "cloud":
+            return self._v2_spaces(req)
+        if m := re.fullmatch(r"/rest/api/space/([^/]+)", path):
+            return self._space(m.group(1))
+        if path == "/rest/api/content/search":
+            return self._search(req)
+        if m := re.fullmatch(r"/download/attachments/([^/]+)/([^/]+)", path):
+            page = self.pages.get(m.group(1))
+            found = [a for a in (page.attachments if page else []) if a["title"] == m.group(2)]
+            if not found:
+                return Reply(404, {"message": "no attachment"})
+            return Reply(body=found[0]["data"], content_type="application/octet-stream")
+        return Reply(404, {"message": f"no route {req.path}"})
+
+    def _authorised(self, req: Request) -> bool:
+        auth = req.headers.get("authorization", "")
+        if self.flavor == "cloud" and self.email:
+            return auth == "Basic " + base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
+        return auth == f"Bearer {self.token}"
+
+    def _v2_spaces(self, req: Request) -> Reply:
+        keys = (req.arg("keys") or "").split(",")
+        found = [s for k, s in self.spaces.items() if k in keys]
+        offset = int(req.arg("cursor") or 0)
+        limit = int(req.arg("limit") or 25)
+        page = found[offset : offset + limit]
+        links: dict[str, str] = {}
+        if offset + limit < len(found):
+            links["next"] = f"{self.context}/api/v2/spaces?" + urlencode(
+                {"keys": ",".join(keys), "limit": limit, "cursor": offset + limit}
+            )
+        return Reply(
+            body={
+                "results": [{"id": s["id"], "key": s["key"], "name": s["name"]} for s in page],
+                "_links": links,
+            }
+        )
+
+    def _space(self, key: str) -> Reply:
+        space = self.spaces.get(key)
+        if space is None:
+            return Reply(404, {"message": "No space with key"})
+        permissions = (
+            [{"operation": {"operation": "read", "targetType": "space"}, "anonymousAccess": True}]
+            if space["anonymous"]
+            else [
+                {
+                    "operation": {"operation": "read", "targetType": "space"},
+                    "subjects": {"group": {"results": [{"name": g} for g in space["groups"]]}},
+                }
+            ]
+            if space["groups"]
+            else []
+        )
+        permissions.append(
+            {
+                "operation": {"operation": "administer", "targetType": "space"},
+                "subjects": {"group": {"results": [{"name": "admins"}]}},
+            }
+        )
+        return Reply(body={"key": key, "name": space["name"], "permissions": permissions})
+
+    def _search(self, req: Request) -> Reply:
+        cql = req.arg("cql") or ""
+        expand = (req.arg("expand") or "").split(",")
+        limit = int(req.arg("limit") or 25)
+        if self.flavor == "cloud":
+            offset = int(base64.b64decode(req.arg("cursor") or "MA==").decode())
+        else:
+            offset = int(req.arg("start") or 0)
+        found = self._matches(cql)
+        page = found[offset : offset + limit]
+        links: dict[str, str] = {"base": self.url(), "context": self.context}
+        if offset + limit < len(found):
+            query = {"cql": cql, "expand": ",".join(expand), "limit": limit}
+            if self.flavor == "cloud":
+                query["cursor"] = base64.b64encode(str(offset + limit).encode()).decode()
+            else:
+                query["start"] = offset + limit
+            links["next"] = "/rest/api/content/search?" + urlencode(query)
+        return Reply(
+            body={
+                "results": [self._content(p, expand) for p in page],
+                "start": offset,
+                "limit": limit,
+                "size": len(page),
+                "_links": links,
+            }
+        )
+
+    def _matches(self, cql: str) -> list[Page]:
+        spaces = re.search(r"space in \(([^)]*)\)", cql)
+        keys = {k.strip().strip('"') for k in spaces.group(1).split(",")} if spaces else None
+        since = re.search(r'lastmodified >= "([^"]+)"', cql)
+        since_at = datetime.strptime(since.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC) if since else None
+        ids = re.search(r"id in \(([^)]*)\)", cql)
+        id_set = {i.strip() for i in ids.group(1).split(",")} if ids else None
+        found = [
+            p
+            for p in self.pages.values()
+            if p.status == "current"
+            and (keys is None or p.space in keys)
+            and (since_at is None or p.when >= since_at)
+            and (id_set is None or p.id in id_set)
+        ]
+        if "order by lastmodified asc" in cql:
+            found.sort(key=lambda p: (p.when, int(p.id)))
+        else:
+            found.sort(key=lambda p: int(p.id))
+        return found
+
+    def _content(self, page: Page, expand: list[str]) -> dict[str, Any]:
+        space = self.spaces[page.space]
+        content: dict[str, Any] = {
+            "id": page.id,
+            "type": page.type,
+            "status": page.status,
+            "title": page.title,
+            "_links": {"webui": f"/spaces/{page.space}/pages/{page.id}", "tinyui": f"/x/{page.id}"},
+            "_expandable": {"space": f"/rest/api/space/{page.space}"},
+        }
+        if "space" in expand:
+            content["space"] = {"key": page.space, "name": space["name"], "id": int(space["id"])}
+        if "version" in expand:
+            content["version"] = {
+                "number": page.version,
+                "when": page.when.isoformat().replace("+00:00", "Z"),
+                "by": {"displayName": page.author, "type": "known"},
+            }
+        if "ancestors" in expand:
+            content["ancestors"] = [
+                {"id": a, "title": self.pages[a].title, "type": "page"}
+                for a in page.ancestors
+                if a in self.pages
+            ]
+        if "children.attachment" in expand:
+            content["children"] = {
+                "attachment": {
+                    "results": [
+                        {
+                            "id": a["id"],
+                            "type": "attachment",
+                            "title": a["title"],
+                            "extensions": {
+                                "mediaType": "application/octet-stream",
+                                "fileSize": len(a["data"]),
+                            },
+                            "_links": {
+                                "download": f"/download/attachments/{page.id}/{a['title']}",
+                                "webui": f"/pages/viewpageattachments.action?pageId={page.id}",
+                            },
+                        }
+                        for a in page.attachments
+                    ],
+                    "size": len(page.attachments),
+                }
+            }
+        if "body.storage" in expand:
+            content["body"] = {"storage": {"value": page.body, "representation": "storage"}}
+        if any(e.startswith("restrictions.read") for e in expand):
+            content["restrictions"] = {
+                "read": {
+                    "operation": "read",
+                    "restrictions": {
+                        "user": {"results": page.users, "size": len(page.users)},
+                        "group": {
+                            "results": [{"type": "group", "name": g} for g in page.groups],
+                            "size": len(page.groups),
+                        },
+                    },
+                }
+            }
+        return content

@@ -1,0 +1,174 @@
+"""Slack threads as a source against a fake Slack Web API, through the real sync and a real index."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from connectors.sync import run_sync
+from rag_core.settings import SourceConfig
+from tests.connectors.live.fake_slack_api import BOT_USER, Channel, FakeSlackApi
+from tests.connectors.live.test_confluence_api import indexed
+
+TOKEN = "xoxb-1234-secret-slack-token"
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch) -> None:
+    monkeypatch.setenv("TEST_SLACK_TOKEN", TOKEN)
+
+
+def workspace() -> tuple[FakeSlackApi, dict[str, str]]:
+    api = FakeSlackApi(token=TOKEN)
+    api.add_user("U1", "Ada", "ada@x.com")
+    api.add_user("U2", "Linus", "Linus@x.com")
+    api.channels["C1"] = Channel("C1", "help")
+    api.channels["C2"] = Channel("C2", "leads", private=True, members=["U1", "U2", BOT_USER])
+    ts = {}
+    ts["vpn"] = api.post("C1", "U1", "How do I connect to the VPN?", reactions=["white_check_mark"]).ts
+    api.post("C1", "U2", "Use WireGuard with the config from the wiki.", thread_ts=ts["vpn"])
+    api.post("C1", BOT_USER, "I found 2 sources.", thread_ts=ts["vpn"])
+    ts["lunch"] = api.post("C1", "U2", "Lunch at 12 — 🍜 anyone?").ts
+    ts["bot"] = api.post("C1", BOT_USER, "Weekly digest: nothing new.").ts
+    ts["comp"] = api.post("C2", "U1", "Comp review moves to March.").ts
+    api.post("C2", "U2", "Noted, I will tell the team.", thread_ts=ts["comp"])
+    return api, ts
+
+
+def source(api: FakeSlackApi, **extra) -> SourceConfig:
+    return SourceConfig(
+        name="slack",
+        kind="slack_threads",
+        url=api.base,
+        channels=["C1", "C2"],
+        token_env="TEST_SLACK_TOKEN",
+        **extra,
+    )
+
+
+def test_threads_are_documents_with_permalinks_authors_and_channel_access(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api)])
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok, report.error
+    docs = indexed(engine, "slack")
+    assert set(docs) == {f"C1:{ts['vpn']}", f"C1:{ts['lunch']}", f"C2:{ts['comp']}"}  # the bot's own left out
+    vpn = docs[f"C1:{ts['vpn']}"]
+    assert (
+        "**Linus** " in vpn["text"] and "WireGuard" in vpn["text"] and "I found 2 sources" not in vpn["text"]
+    )
+    assert vpn["url"] == f"https://acme.slack.com/archives/C1/p{ts['vpn'].replace('.', '')}"
+    assert vpn["readers"] == ["*"]
+    assert docs[f"C2:{ts['comp']}"]["readers"] == ["user:ada@x.com", "user:linus@x.com"]
+    assert "🍜" in docs[f"C1:{ts['lunch']}"]["text"]
+
+
+def test_a_poll_fetches_only_threads_with_new_replies_edits_or_deletions(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api)])
+    run_sync(settings, engine.index_writer())
+    api.post("C1", "U1", "Thanks, that worked!", thread_ts=ts["vpn"])
+    api.edit("C1", ts["lunch"], "Lunch at 13 — 🍜 anyone?")
+    api.delete("C2", ts["comp"])  # has a reply: a tombstone stays
+    new = api.post("C1", "U2", "Where is the style guide?").ts
+    before = len(api.requests)
+    (report,) = run_sync(settings, engine.index_writer())
+    assert (report.added, report.updated, report.deleted) == (1, 2, 1), report
+    replies = [r.arg("ts") for r in api.requests[before:] if r.path.endswith("conversations.replies")]
+    assert replies == [ts["vpn"]]  # the edited parent and the new message have no replies to fetch
+    docs = indexed(engine, "slack")
+    assert "that worked" in docs[f"C1:{ts['vpn']}"]["text"] and "13" in docs[f"C1:{ts['lunch']}"]["text"]
+    assert f"C2:{ts['comp']}" not in docs and f"C1:{new}" in docs
+
+
+def test_reaction_and_reply_filters(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api, reaction="white_check_mark")])
+    run_sync(settings, engine.index_writer())
+    assert set(indexed(engine, "slack")) == {f"C1:{ts['vpn']}"}
+
+
+def test_a_member_change_of_a_private_channel_is_applied_by_the_next_poll(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api, min_replies=1)])
+    run_sync(settings, engine.index_writer())
+    assert set(indexed(engine, "slack")) == {f"C1:{ts['vpn']}", f"C2:{ts['comp']}"}
+    (report,) = run_sync(settings, engine.index_writer())
+    assert (
+        report.updated == 0 and api.calls("conversations.members") == 2
+    )  # once a poll for the one private channel
+    api.channels["C2"].members.remove("U2")
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.updated == 1
+    assert indexed(engine, "slack")[f"C2:{ts['comp']}"]["readers"] == ["user:ada@x.com"]
+
+
+def test_a_revoked_token_is_one_line_naming_the_variable_and_never_the_token(
+    make_engine, serve, caplog
+) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api)])
+    run_sync(settings, engine.index_writer())
+    api.token = "xoxb-rotated"
+    caplog.set_level(logging.DEBUG)
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.error.startswith(
+        "slack: Slack refused auth.test with invalid_auth for the token in environment "
+        "variable TEST_SLACK_TOKEN; it needs the scopes channels:history"
+    )
+    assert TOKEN not in report.error and TOKEN not in caplog.text
+    assert len(indexed(engine, "slack")) == 3
+
+
+def test_rate_limits_are_waited_out(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    api.fail("conversations.history", 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "0"})
+    api.fail("conversations.replies", 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "0"})
+    engine, settings = make_engine([source(api)])
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok and report.added == 3
+
+
+def test_a_channel_the_bot_is_not_in_fails_with_how_to_fix_it(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    api.channels["C2"].members.remove(BOT_USER)
+    engine, settings = make_engine([source(api)])
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.error.startswith(
+        "slack: channel C2 is not visible to the token in environment variable TEST_SLACK_TOKEN; invite the bot"
+    )
+    assert indexed(engine, "slack") == {}  # C1's threads were still in the open batch: nothing was published
+
+
+def test_a_long_thread_and_a_long_channel_are_read_across_cursor_pages(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    for i in range(450):  # three pages of replies
+        api.post("C1", f"U{1 + i % 2}", f"Réponse numéro {i} ✅", thread_ts=ts["vpn"])
+    for i in range(210):  # two pages of history
+        api.post("C1", "U1", f"Question {i}?")
+    engine, settings = make_engine([source(api, min_replies=1)])
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok and report.added == 2
+    replies = [r for r in api.requests if r.path.endswith("conversations.replies")]
+    assert [r.arg("cursor") for r in replies if r.arg("ts") == ts["vpn"]] == [None, "200", "400"]
+    assert api.calls("conversations.history") == 3  # C1 twice, C2 once
+    writer = engine.index_writer()
+    gen = writer.committed_generation()
+    from rag_core.store import Where
+
+    texts = [
+        p["text"]
+        for p in writer.store.scroll(
+            Where(source="slack", doc_id=f"C1:{ts['vpn']}", gen_lte=gen, dead_gt=gen), ["text"]
+        )
+    ]
+    assert any("Réponse numéro 449 ✅" in t for t in texts)
