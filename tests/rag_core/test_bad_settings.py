@@ -64,7 +64,7 @@ def test_every_command_prints_one_line_per_bad_setting_and_exits_2(tmp_path: Pat
         ),
         (
             {"RAG_SOURCES": '[{"name": "w", "kind": "wiki", "path": "/x"}]'},
-            f"RAG_SOURCES[0].kind: source 'w' has unknown kind 'wiki' (expected confluence, drive, confluence_api, drive_api or slack_threads); {SOURCES_EXAMPLE}",
+            f"RAG_SOURCES[0].kind: source 'w' has unknown kind 'wiki' (expected confluence, drive, curated, confluence_api, drive_api or slack_threads); {SOURCES_EXAMPLE}",
         ),
         (
             {"RAG_SOURCES": '[{"name": "w", "kind": "drive"}]'},
