@@ -195,7 +195,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     from bot.cli_knowledge import add_parser as add_knowledge
 
-    add_knowledge(sub)
+    add_knowledge(sub, [common])
     return parser
 
 

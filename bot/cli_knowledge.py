@@ -19,10 +19,12 @@ if TYPE_CHECKING:  # loaded when the command runs, so `ragbot --help` stays fast
     from rag_core.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """The `knowledge` subcommand and its own subcommands."""
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    """The `knowledge` subcommand and its own subcommands (`parents`: the options every command takes)."""
     kn = sub.add_parser(
-        "knowledge", help="curated answers: add, list, remove, export, import (docs/knowledge.md)"
+        "knowledge",
+        help="curated answers: add, list, remove, export, import (docs/knowledge.md)",
+        parents=parents,
     )
     ksub = kn.add_subparsers(dest="knowledge_command", required=True)
     add = ksub.add_parser("add", help="save an answer to a question; it is cited from then on")

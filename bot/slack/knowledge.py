@@ -34,6 +34,20 @@ FORM_FAILED = "Sorry, Slack did not open the form. Please click again."
 SAVE_FAILED = "Sorry, saving the answer failed (it has been logged). Please try again in a few minutes."
 
 
+def _read(raw: object) -> dict[str, Any]:
+    """A button value or view metadata of ours: strings, flags and empty fields; {} for anything else (a forged
+    or out-of-date payload never raises)."""
+    if not isinstance(raw, str):
+        return {}
+    try:
+        data = json.loads(raw or "")
+    except ValueError:
+        return {}
+    if not isinstance(data, dict) or not all(v is None or isinstance(v, str | bool) for v in data.values()):
+        return {}
+    return data
+
+
 def offer_blocks(answer_id: str, thread_ts: str | None) -> list[dict[str, Any]]:
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": OFFER}},
@@ -211,7 +225,7 @@ def register_knowledge(app: AsyncApp, conversation: Conversation) -> None:
         ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
-        val = buttons.read_value((body.get("actions") or [{}])[0].get("value"))
+        val = _read((body.get("actions") or [{}])[0].get("value"))
         user = (body.get("user") or {}).get("id", "")
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
         answer_id = str(val.get("a", ""))
@@ -258,7 +272,7 @@ def register_knowledge(app: AsyncApp, conversation: Conversation) -> None:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
-        meta = buttons.read_value(view.get("private_metadata"))
+        meta = _read(view.get("private_metadata"))
         user = body.get("user") or {}
         channel = str(meta.get("c") or "")
         try:
@@ -294,7 +308,7 @@ def register_knowledge(app: AsyncApp, conversation: Conversation) -> None:
     @app.action(EDIT)
     async def edit(ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient) -> None:
         await ack()
-        val = buttons.read_value((body.get("actions") or [{}])[0].get("value"))
+        val = _read((body.get("actions") or [{}])[0].get("value"))
         user = (body.get("user") or {}).get("id", "")
         saved = await knowledge.get(str(val.get("k", "")))
         if saved is None:
@@ -313,7 +327,7 @@ def register_knowledge(app: AsyncApp, conversation: Conversation) -> None:
     @app.action(REMOVE)
     async def remove(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
         await ack()
-        val = buttons.read_value((body.get("actions") or [{}])[0].get("value"))
+        val = _read((body.get("actions") or [{}])[0].get("value"))
         user = (body.get("user") or {}).get("id", "")
         outcome = await knowledge.remove(str(val.get("k", "")), user=user)
         await whisper(respond, outcome.message)

@@ -77,7 +77,7 @@ async def test_a_discord_client_that_raises_is_restarted_and_never_ends_its_sibl
         raise UserError("end of test")  # a UserError still ends the process, as a rejected token must
 
     settings = BotSettings(_env_file=None, data_dir=tmp_path, discord_token="t")
-    runtime = SimpleNamespace(conversation=None)
+    runtime = SimpleNamespace(conversation=None, front_door=None, front_door_socket=None)
     with caplog.at_level(logging.ERROR), pytest.raises(UserError, match="end of test"):
         await asyncio.wait_for(
             runtime_mod.serve(runtime, [discord_app.discord_service(settings), Service("api", api)]),  # type: ignore[arg-type]

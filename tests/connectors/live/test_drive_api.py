@@ -94,7 +94,8 @@ def test_first_sync_lists_files_then_changes_list_brings_edits_trash_deletions_a
     api.touch("p1", permissions=[{"type": "anyone", "role": "reader"}])
     before = len(api.requests)
     (report,) = run_sync(settings, engine.index_writer())
-    assert (report.added, report.updated, report.deleted) == (0, 2, 2), report
+    # d1 edited; p1's permissions alone changed: its readers are rewritten, not re-embedded
+    assert (report.added, report.updated, report.permissions_changed, report.deleted) == (0, 1, 1, 2), report
     paths = [r.path for r in api.requests[before:]]
     assert "/drive/v3/files" not in paths and paths.count("/drive/v3/changes") == 1
     docs = indexed(engine, "drive")
