@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from rag_core.answerability import answerability, quoted_sentences
+from rag_core.answerability import Evidence, answerability, quoted_sentences, sentence_similarities
 from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
 from rag_core.chunking import Chunker
@@ -72,6 +72,7 @@ class Engine:
         self.kv = kv
         self.doc_signals: DocSignals | None = None  # votes and hidden documents from the feedback store
         self.cache = AnswerCache(kv, settings.cache_ttl_s)
+        self.score_answerability = False  # score quoted answers even with the check off (eval, calibrate)
         self._writer = IndexWriter(
             store, embedder, self.chunker, self.sparse, optimize_after_points=settings.optimize_after_points
         )
@@ -230,7 +231,9 @@ class Engine:
             if on_token:
                 on_token(answer.text)
         else:
-            answer = self._generate(question, kept, history, settings, on_token, timings, spend)
+            answer = self._generate(
+                question, kept, history, settings, on_token, timings, spend, pool=candidates
+            )
         _charge(answer, spend)
         answer.timings_ms = {**timings, "total": _ms(started)}
         if answer.error is None:
@@ -274,6 +277,7 @@ class Engine:
         on_token: Callable[[str], None] | None,
         timings: dict[str, float],
         spend: Spend | None = None,
+        pool: Sequence[Candidate] = (),
     ) -> Answer:
         spend = spend or Spend(settings.max_cost_per_question_usd)
         with _timed(timings, "pack"):
@@ -322,12 +326,13 @@ class Engine:
             text = extractive_answer(
                 question, packed.blocks, self.sparse, settings.extractive_sentences, reason
             )
-            if settings.answerability_min > 0:
-                score = answerability(
-                    question, quoted_sentences(text), [b.text for b in packed.blocks[:3]], kept, self.sparse
-                )
+            score = None
+            if settings.answerability_min > 0 or self.score_answerability:
+                evidence = self.evidence(question, text, packed.blocks, kept, pool)
+                score = answerability(evidence, self.sparse, settings.answerability_weights)
                 if score < settings.answerability_min:
                     answer = self._abstain(question, kept)
+                    answer.answerability = score
                     if on_token:
                         on_token(answer.text)
                     return answer
@@ -340,6 +345,28 @@ class Engine:
             citations=[c for c in all_citations if c.n in cited] or all_citations,
             extractive=True,
             error=error,
+            answerability=score,
+        )
+
+    def evidence(
+        self,
+        question: str,
+        extractive_text: str,
+        blocks: Sequence[ContextBlock],
+        kept: Sequence[Candidate],
+        pool: Sequence[Candidate] = (),
+    ) -> Evidence:
+        """What the answerability score reads for a quoted-passage answer (embeds the quoted sentences)."""
+        quoted = quoted_sentences(extractive_text)
+        return Evidence(
+            question=question,
+            quoted=quoted,
+            blocks=[b.text for b in blocks[:3]],
+            pool=[c.chunk.text for c in (pool or kept)],
+            relevances=[c.relevance if c.relevance is not None else c.fused_score for c in kept],
+            sentence_sims=sentence_similarities(
+                question, quoted, self.embedder.encode_query, self.embedder.encode_passages
+            ),
         )
 
     def _grounded(
@@ -402,6 +429,7 @@ class Engine:
             else None,
             "grounding": settings.grounding_min_overlap,
             "answerability": settings.answerability_min,
+            "answerability_weights": settings.answerability_weights,
         }
 
 
