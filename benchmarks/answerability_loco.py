@@ -2,7 +2,7 @@
 recorded (no retrieval is run here).
 
 For each dev corpus: fit the weights on the other corpora, pick the threshold on them (the highest keeping wrongly
-abstained at most TARGET on each), and report on every question of the corpus left out. Candidate feature sets
+abstained at most a target on each; targets are compared too), and report on every question of the corpus left out. Candidate feature sets
 are compared this way; the one whose worst left-out corpus abstains most (wrongly abstained <= 0.05 on all) wins,
 and is then fitted on all corpora: those are the WEIGHTS and the default threshold to ship. Also prints "before"
 (the previous score, default 0.46, previous quoting order) and "off" for each corpus.
@@ -27,9 +27,8 @@ from rag_core.answerability import Evidence, features
 from rag_core.settings import get_settings
 from rag_core.sparse import Bm25Encoder
 
-TARGET = (
-    0.03  # wrongly abstained allowed on each corpus the threshold is picked on (0.05 is the bar left out)
-)
+# Wrongly abstained allowed on each corpus the threshold is picked on (0.05 is the bar on the corpus left out).
+TARGETS = (0.0, 0.01, 0.02, 0.03, 0.04)
 LEGACY_WEIGHTS = {
     "bias": -3.693,
     "cov_quoted": 1.639,
@@ -173,36 +172,37 @@ def main() -> int:
             f" | off, best source first: {fmt(figures(rows, zero, 0.0))}"
             f" | before (previous score {LEGACY_MIN}): {fmt(figures(rows, legacy_probs(rows), LEGACY_MIN, True))}"
         )
-    best_set, best_worst = "", -1.0
-    for set_name, names in FEATURE_SETS.items():
-        worst, ok, cells = 1.0, True, []
-        for left_out, rows in corpora.items():
-            others = {k: v for k, v in corpora.items() if k != left_out}
-            w = fit([r for rs in others.values() for r in rs], names)
-            t = highest_safe([(rs, probs(rs, names, w)) for rs in others.values()], TARGET)
-            f = figures(rows, probs(rows, names, w), t)
-            cells.append(f"{left_out} (t={t:.3f}) {fmt(f)}")
-            ok = ok and f["wrongly_abstained"] <= 0.05
-            worst = min(worst, f["abstained_unanswerable"])
-        print(
-            f"\n[{set_name}] left out: "
-            + " ; ".join(cells)
-            + f"\n  worst abstained {worst:.3f}, all safe {ok}"
-        )
-        if ok and worst > best_worst:
-            best_set, best_worst = set_name, worst
+    best_set, best_target, best_worst = "", 0.0, -1.0
+    for target in TARGETS:
+        for set_name, names in FEATURE_SETS.items():
+            worst, ok, cells = 1.0, True, []
+            for left_out, rows in corpora.items():
+                others = {k: v for k, v in corpora.items() if k != left_out}
+                w = fit([r for rs in others.values() for r in rs], names)
+                t = highest_safe([(rs, probs(rs, names, w)) for rs in others.values()], target)
+                f = figures(rows, probs(rows, names, w), t)
+                cells.append(f"{left_out} (t={t:.3f}) {fmt(f)}")
+                ok = ok and f["wrongly_abstained"] <= 0.05
+                worst = min(worst, f["abstained_unanswerable"])
+            print(
+                f"\n[{set_name}, target {target}] left out: "
+                + " ; ".join(cells)
+                + f"\n  worst abstained {worst:.3f}, all safe {ok}"
+            )
+            if ok and worst > best_worst:
+                best_set, best_target, best_worst = set_name, target, worst
     if not best_set:
         print("\nno feature set keeps wrongly abstained <= 0.05 on every corpus left out")
         return 1
     names = FEATURE_SETS[best_set]
     everything = [r for rs in corpora.values() for r in rs]
     w = fit(everything, names)
-    t = highest_safe([(rs, probs(rs, names, w)) for rs in corpora.values()], TARGET)
+    t = highest_safe([(rs, probs(rs, names, w)) for rs in corpora.values()], best_target)
     weights = {
         "bias": round(float(w[0]), 3),
         **{n: round(float(v), 3) for n, v in zip(names, w[1:], strict=True)},
     }
-    print(f"\nchosen: {best_set} (worst left-out abstained {best_worst:.3f})")
+    print(f"\nchosen: {best_set}, target {best_target} (worst left-out abstained {best_worst:.3f})")
     print("WEIGHTS =", json.dumps(weights, indent=4))
     print(f"answerability_min = {t}")
     for name, rows in corpora.items():
