@@ -22,7 +22,33 @@ PER_KIND = 40
 NEIGHBOURS = 6
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set(
-    ["a", "an", "the", "of", "in", "on", "and", "or", "to", "for", "with", "by", "is", "are", "was", "were", "be", "been", "that", "this", "as", "at", "from", "it", "its"]
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "and",
+        "or",
+        "to",
+        "for",
+        "with",
+        "by",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "that",
+        "this",
+        "as",
+        "at",
+        "from",
+        "it",
+        "its",
+    ]
 )
 
 
