@@ -90,6 +90,24 @@ FEATURE_SETS: dict[str, list[str]] = {
         "relevance",
         "margin",
     ],
+    "rarity+plain+sim+type, no relevance": [
+        "cov_quoted",
+        "raw_quoted",
+        "raw_blocks",
+        "sentence_sim",
+        "type_missing",
+        "missing_names",
+    ],
+    "rarity+plain+sim+type+top": [
+        "cov_quoted",
+        "cov_top",
+        "raw_quoted",
+        "raw_blocks",
+        "sentence_sim",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
     "sim+type+relevance": ["sentence_sim", "type_missing", "missing_names", "relevance", "margin"],
 }
 
