@@ -1,7 +1,7 @@
 """Checks dev.jsonl against the corpus: each gold page exists and holds the reference answer; for each unanswerable
 question, no page holds all its `absent` terms (case-insensitive grep over every page).
 
-    python eval/handbook-qa/check.py [CORPUS]   (default ../shared/corpora/18f-handbook/content)
+    python eval/18f-qa/check.py [CORPUS]   (default ../shared/corpora/18f-handbook/content)
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -294,3 +296,28 @@ def test_no_corpus_specific_names_in_the_engine() -> None:
         if names.search(re.sub(r"#.*", "", p.read_text(encoding="utf-8")))  # comments may cite dev sets
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("dev_set", "corpus"), [("18f-qa", "18f-handbook"), ("handbook-qa", "sourcegraph-handbook")]
+)
+def test_the_dev_sets_hold_against_their_corpus(dev_set: str, corpus: str) -> None:
+    folder = ROOT.parent / "shared" / "corpora" / corpus / "content"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not here (the shared corpora sit beside the repository)")
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "eval" / dev_set / "check.py"), str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0 and "; 0 problems" in check.stdout, check.stdout[-2000:]
+
+
+def test_the_scifact_set_hides_the_unanswerable_claims_abstracts() -> None:
+    cases = [
+        json.loads(line) for line in (ROOT / "eval" / "scifact-qa" / "dev.jsonl").read_text().splitlines()
+    ]
+    indexed = set((ROOT / "eval" / "scifact-qa" / "index.txt").read_text().split())
+    assert sum(c["answerable"] for c in cases) == 40 and len(cases) == 80
+    assert all(set(c["gold"]) <= indexed for c in cases if c["answerable"])
+    assert not any(set(c["hidden"]) & indexed for c in cases if not c["answerable"])
