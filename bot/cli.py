@@ -33,6 +33,12 @@ def _eval(args: argparse.Namespace) -> int:
     return cli_qa.qa_command(args) if args.qa else cli_qa.from_feedback_command(args)
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from bot import cli_qa
+
+    return cli_qa.calibrate_command(args)
+
+
 def _sync(args: argparse.Namespace) -> int:
     from connectors.cli import sync_command
 
@@ -154,6 +160,20 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--days", type=int, default=90, help="--from-feedback: answers of the last N days")
     ev.set_defaults(func=_eval)
+
+    cal = add(
+        "calibrate",
+        help="fit the answerability threshold on your own questions and write RAG_ANSWERABILITY_MIN to .env",
+    )
+    cal.add_argument("--qa", required=True, help="QA JSONL file (e.g. from `ragbot eval --from-feedback`)")
+    cal.add_argument("--split", default=None, help="only the file's cases with this split")
+    cal.add_argument("--limit", type=int, default=0, help="use only the first N questions")
+    cal.add_argument(
+        "--max-wrong", type=float, default=0.05, help="wrongly abstained allowed on answerable questions"
+    )
+    cal.add_argument("--env-file", default=".env", help="env file to write the setting to (default .env)")
+    cal.add_argument("--print-only", action="store_true", help="print the RAG_ line instead of writing it")
+    cal.set_defaults(func=_calibrate)
 
     rep = add("report", help="admin report of questions, feedback and coverage gaps")
     rep.add_argument("--days", type=int, default=30)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from rag_core.answerability import answerability, quoted_sentences
+from rag_core.answerability import Evidence, answerability, quoted_sentences, sentence_similarities
 from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
 from rag_core.cancellation import AnswerCancelled
@@ -101,6 +101,7 @@ class Engine:
         self.kv = kv
         self.doc_signals: DocSignals | None = None  # votes and hidden documents from the feedback store
         self.cache = AnswerCache(kv, settings.cache_ttl_s)
+        self.score_answerability = False  # score quoted answers even with the check off (eval, calibrate)
         self._writer = IndexWriter(
             store, embedder, self.chunker, self.sparse, optimize_after_points=settings.optimize_after_points
         )
@@ -232,7 +233,9 @@ class Engine:
         if not p.kept:
             answer = self._abstain_streamed(p.question, p.candidates, on_token)
         else:
-            answer = self._generate(p.question, p.kept, p.history, p.settings, on_token, p.timings, p.spend)
+            answer = self._generate(
+                p.question, p.kept, p.history, p.settings, on_token, p.timings, p.spend, pool=p.candidates
+            )
         return self._finish(p, answer)
 
     async def answer_async(
@@ -377,6 +380,7 @@ class Engine:
         on_token: Callable[[str], None] | None,
         timings: dict[str, float],
         spend: Spend | None = None,
+        pool: Sequence[Candidate] = (),
     ) -> Answer:
         spend = spend or Spend(settings.max_cost_per_question_usd)
         packed = self._pack(question, kept, history, settings, spend, timings)
@@ -394,7 +398,9 @@ class Engine:
                     )
                 except Exception as exc:  # noqa: BLE001 - any LLM failure falls back to quoting, never silence
                     error = _llm_failed(exc)
-            return self._from_generated(question, kept, packed, settings, on_token, spend, generated, error)
+            return self._from_generated(
+                question, kept, packed, settings, on_token, spend, generated, error, pool
+            )
 
     async def _generate_async(self, p: _Prepared, on_token: Callable[[str], None] | None) -> Answer:
         """`_generate` with the LLM stream awaited on the loop and the CPU stages in the pool."""
@@ -439,6 +445,7 @@ class Engine:
                 p.spend,
                 generated,
                 error,
+                p.candidates,
             )
 
     def _pack(
@@ -470,8 +477,10 @@ class Engine:
         spend: Spend,
         generated: Generated | None,
         error: str | None,
+        pool: Sequence[Candidate] = (),
     ) -> Answer:
-        """The LLM's answer once grounded, else (no LLM, it failed, no citation held) quoted passages."""
+        """The LLM's answer once grounded, else (no LLM, it failed, no citation held) quoted passages. `pool`
+        (every ranked candidate) is what the answerability score weighs the question's words against."""
         all_citations = [b.citation for b in packed.blocks]
         if generated is not None:
             cost = price_usd(settings, generated.model, generated.tokens_in, generated.tokens_out)
@@ -489,12 +498,14 @@ class Engine:
         else:
             reason = "; no language model set up"
         text = extractive_answer(question, packed.blocks, self.sparse, settings.extractive_sentences, reason)
-        if settings.answerability_min > 0:
-            score = answerability(
-                question, quoted_sentences(text), [b.text for b in packed.blocks[:3]], kept, self.sparse
-            )
+        score = None
+        if settings.answerability_min > 0 or self.score_answerability:
+            evidence = self.evidence(question, text, packed.blocks, kept, pool)
+            score = answerability(evidence, self.sparse, settings.answerability_weights)
             if score < settings.answerability_min:
-                return self._abstain_streamed(question, kept, on_token)
+                answer = self._abstain_streamed(question, kept, on_token)
+                answer.answerability = score
+                return answer
         if on_token:
             on_token(text)
         cited = set(cited_numbers(text))
@@ -504,6 +515,28 @@ class Engine:
             citations=[c for c in all_citations if c.n in cited] or all_citations,
             extractive=True,
             error=error,
+            answerability=score,
+        )
+
+    def evidence(
+        self,
+        question: str,
+        extractive_text: str,
+        blocks: Sequence[ContextBlock],
+        kept: Sequence[Candidate],
+        pool: Sequence[Candidate] = (),
+    ) -> Evidence:
+        """What the answerability score reads for a quoted-passage answer (embeds the quoted sentences)."""
+        quoted = quoted_sentences(extractive_text)
+        return Evidence(
+            question=question,
+            quoted=quoted,
+            blocks=[b.text for b in blocks[:3]],
+            pool=[c.chunk.text for c in (pool or kept)],
+            relevances=[c.relevance if c.relevance is not None else c.fused_score for c in kept],
+            sentence_sims=sentence_similarities(
+                question, quoted, self.embedder.encode_query, self.embedder.encode_passages
+            ),
         )
 
     def _grounded(
@@ -566,6 +599,7 @@ class Engine:
             else None,
             "grounding": settings.grounding_min_overlap,
             "answerability": settings.answerability_min,
+            "answerability_weights": settings.answerability_weights,
         }
 
 

@@ -268,9 +268,17 @@ def _without_table_headers(text: str) -> str:
 
 
 def extractive_answer(
-    question: str, blocks: Sequence[ContextBlock], sparse: Bm25Encoder, max_sentences: int, reason: str = ""
+    question: str,
+    blocks: Sequence[ContextBlock],
+    sparse: Bm25Encoder,
+    max_sentences: int,
+    reason: str = "",
+    top_first: bool = True,
 ) -> str:
-    """The sentences of the top sources that share most terms with the question, each cited, in source order."""
+    """The sentences of the top sources that share most terms with the question, each cited, in source order.
+
+    With `top_first`, the best sentence of the top-ranked source is always quoted (first) when it holds any of the
+    question's terms: the ranking put that source first, so a lower one sharing a word more does not displace it."""
     query_terms = set(sparse.encode_query(question).indices)
     scored: list[tuple[float, int, int, str]] = []
     for rank, block in enumerate(blocks[:3]):
@@ -280,7 +288,12 @@ def extractive_answer(
                 continue
             overlap = len(query_terms & set(sparse.encode_query(sentence).indices))
             scored.append((overlap - 0.5 * rank, block.n, i, sentence))
-    best = sorted(scored, key=lambda s: -s[0])[:max_sentences]
+    ranked = sorted(scored, key=lambda s: -s[0])
+    top_n = blocks[0].n if blocks else None
+    first = next((s for s in ranked if s[1] == top_n and s[0] > 0), None) if top_first else None
+    best = (
+        ([first] + [s for s in ranked if s is not first])[:max_sentences] if first else ranked[:max_sentences]
+    )
     best.sort(key=lambda s: (s[1], s[2]))
     lines = [f"> {sentence} [{n}]" for _, n, _, sentence in best]
     return EXTRACTIVE_LABEL.format(reason=reason) + "\n" + "\n".join(lines)

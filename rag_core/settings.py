@@ -186,7 +186,8 @@ class Settings(BaseSettings):
     grounding_min_overlap: float = (
         0.5  # share of a cited sentence's content words its source must hold; 0 = off
     )
-    answerability_min: float = 0.46  # a quoted-passage answer scoring under this abstains (0..1); 0 = off
+    answerability_min: float = 0.17  # a quoted-passage answer scoring under this abstains (0..1); 0 = off
+    answerability_weights: dict[str, float] | None = None  # JSON feature -> weight; unset = shipped
 
     # --- cache ---------------------------------------------------------------------------------------------------
     cache_ttl_s: int = 24 * 3600  # answer cache lifetime

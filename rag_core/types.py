@@ -104,6 +104,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     model: str | None = None
     error: str | None = None  # why the LLM was not used, when it failed
+    answerability: float | None = None  # the quoted-passage answer's answerability score, when computed
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
