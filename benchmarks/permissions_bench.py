@@ -13,7 +13,7 @@ interleaved so that machine load hits them alike:
 Printed: p50/p95 of each, and filter / no filter as a ratio, before and after the HNSW build (`optimize()`), plus the
 dense recall@30 of HNSW search against exact search under each audience's filter, and a check that no hit escapes the
 filter. Goal: filtered p50 and p95 within 1.2x of no filter. "As loaded" is how an index of this size is served
-today: the indexer builds the HNSW graph only after a sync writing `RAG_OPTIMIZE_AFTER_POINTS` (20,000) chunks.
+before the first optimize: the indexer builds the HNSW graph after a sync writing `RAG_OPTIMIZE_AFTER_POINTS` (5,000) chunks.
 
 Dense vectors: embedding 12k chunks with the real model takes 20+ minutes on a loaded 2-core machine, so by default
 they come from a cheap deterministic stand-in (each chunk's BM25 term weights through a fixed random projection to

