@@ -91,7 +91,8 @@ def test_narrowing_takes_effect_at_once_without_reembedding_and_no_cached_answer
 
     # Widening back is a permission change too; the page is public again, still without embedding.
     export(folder)
-    mark = writer.embedded_count  # answers above may embed their quoted sentences (answerability); syncs may not
+    # answers above may embed their quoted sentences (answerability); a sync may not
+    mark = writer.embedded_count
     third = run_sync(settings, writer)[0]
     assert (third.permissions_changed, writer.embedded_count) == (1, mark)
     assert "3002" in cited(engine.answer(QUESTION, audience=public))
