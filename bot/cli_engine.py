@@ -86,7 +86,7 @@ def ask_command(args: argparse.Namespace) -> int:
         raise UserError('the question is empty: ask something, e.g. ragbot ask "How do I reset my VPN?"')
     sources = _check_sources(settings, args.sources)
     if (port := local.holder_port(settings)) is not None:  # the bot holds the index: it answers for us
-        answer = local.ask(port, args.question, sources, _on_token)
+        answer = local.ask(port, args.question, sources, _on_token, local.run_token(settings))
         print()
         print_answer(answer, streamed=True)
         return 0
@@ -105,7 +105,7 @@ def sources_command(args: argparse.Namespace) -> int:
     settings = _settings()
     sources = _check_sources(settings, args.sources)
     if (port := local.holder_port(settings)) is not None:
-        citations = local.sources(port, args.question, sources)
+        citations = local.sources(port, args.question, sources, local.run_token(settings))
     else:
         from rag_core.engine import Engine
 

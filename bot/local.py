@@ -2,13 +2,16 @@
 
 The embedded index serves one process. The bot process answers loopback POSTs to /local/ask and /local/sources
 on its health port (`RAG_HTTP_PORT`, recorded in data_dir/ragbot.run.json); the terminal command, finding the
-index held, asks there instead of loading its own models. The answer streams back as NDJSON lines: `{"token"}`
+index held, asks there instead of loading its own models. Those routes answer as the operator (every document), so
+besides coming from loopback a caller must send the token the run file holds (mode 0600, in the data dir): being on
+127.0.0.1 is not enough behind a sidecar proxy, or for another user of the machine. The answer streams back as NDJSON lines: `{"token"}`
 while it is generated, then `{"answer"}` (or `{"citations"}`), or `{"error"}`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import urllib.error
 import urllib.request
@@ -28,10 +31,18 @@ RUN_FILE = "ragbot.run.json"
 TIMEOUT_S = 120.0  # an LLM answer can take a while; the bot streams tokens as they come
 
 
-def local_routes(engine: Engine) -> dict[str, LocalRoute]:
-    """The loopback routes the bot process serves for terminal commands."""
+NOT_AUTHORISED = "not authorised: ask from a terminal that can read the bot's data directory (its run file)"
+
+
+def local_routes(engine: Engine, token: str) -> dict[str, LocalRoute]:
+    """The loopback routes the bot process serves for terminal commands holding `token` (from the run file)."""
+
+    def authorised(body: dict[str, Any]) -> None:
+        if not token or not hmac.compare_digest(str(body.get("token", "")).encode(), token.encode()):
+            raise UserError(NOT_AUTHORISED)
 
     def ask(body: dict[str, Any], emit: Emit) -> None:
+        authorised(body)
         answer = engine.answer(
             str(body.get("question", "")),
             allowed_sources=body.get("sources"),
@@ -41,6 +52,7 @@ def local_routes(engine: Engine) -> dict[str, LocalRoute]:
         emit({"answer": dataclasses.asdict(answer)})
 
     def sources(body: dict[str, Any], emit: Emit) -> None:
+        authorised(body)
         citations = engine.sources(
             str(body.get("question", "")), allowed_sources=body.get("sources"), audience=Audience.operator()
         )
@@ -61,6 +73,14 @@ def holder_port(settings: Settings) -> int | None:
         return int(json.loads((settings.data_dir / RUN_FILE).read_text())["http_port"])
     except (OSError, ValueError, KeyError, TypeError):
         return settings.http_port  # a holder that wrote no run file (older version): its configured port
+
+
+def run_token(settings: Settings) -> str:
+    """The token the holding process wrote in its run file ("" when it cannot be read: the bot will refuse)."""
+    try:
+        return str(json.loads((settings.data_dir / RUN_FILE).read_text()).get("local_token", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _events(port: int, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -93,9 +113,16 @@ def _citation(data: dict[str, Any]) -> Citation:
     return Citation(**data)
 
 
-def ask(port: int, question: str, sources: list[str] | None, on_token: Callable[[str], None]) -> Answer:
+def ask(
+    port: int,
+    question: str,
+    sources: list[str] | None,
+    on_token: Callable[[str], None],
+    token: str = "",
+) -> Answer:
     """The running process's answer, its tokens passed to `on_token` as they arrive."""
-    for event in _events(port, "/local/ask", {"question": question, "sources": sources}):
+    body = {"question": question, "sources": sources, "token": token}
+    for event in _events(port, "/local/ask", body):
         if "token" in event:
             on_token(event["token"])
         elif "answer" in event:
@@ -105,8 +132,9 @@ def ask(port: int, question: str, sources: list[str] | None, on_token: Callable[
     raise UserError(f"the bot process on 127.0.0.1:{port} ended the answer early; its log says why")
 
 
-def sources(port: int, question: str, sources: list[str] | None) -> list[Citation]:
-    for event in _events(port, "/local/sources", {"question": question, "sources": sources}):
+def sources(port: int, question: str, sources: list[str] | None, token: str = "") -> list[Citation]:
+    body = {"question": question, "sources": sources, "token": token}
+    for event in _events(port, "/local/sources", body):
         if "citations" in event:
             return [_citation(c) for c in event["citations"]]
     raise UserError(f"the bot process on 127.0.0.1:{port} ended the reply early; its log says why")

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -98,11 +99,14 @@ def open_runtime(settings: BotSettings, *, schedule: bool | None = None) -> Runt
     try:
         from bot.local import local_routes
 
-        runtime.front_door = FrontDoor(settings, engine, kv, local=local_routes(engine))
+        token = secrets.token_urlsafe(
+            32
+        )  # the terminal reads it from the run file; loopback alone is not enough
+        runtime.front_door = FrontDoor(settings, engine, kv, local=local_routes(engine, token))
         sock = listen(settings.api_host, front_door_port(settings), "the HTTP front door")
         runtime.front_door_socket = sock
         runtime.health_port = sock.getsockname()[1]
-        _write_run_file(settings, runtime.health_port)
+        _write_run_file(settings, runtime.health_port, token)
         if schedule is None:
             schedule = not settings.qdrant_url
         if schedule and settings.sources:
@@ -113,12 +117,16 @@ def open_runtime(settings: BotSettings, *, schedule: bool | None = None) -> Runt
     return runtime
 
 
-def _write_run_file(settings: BotSettings, port: int) -> None:
-    """Tells `ragbot ask` in a terminal where to ask while this process holds the embedded index."""
+def _write_run_file(settings: BotSettings, port: int, token: str) -> None:
+    """Tells `ragbot ask` in a terminal where to ask while this process holds the embedded index, and with
+    which token; readable by this process's user only."""
     path = run_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "http_port": port}))
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps({"pid": os.getpid(), "http_port": port, "local_token": token}))
     tmp.replace(path)
 
 
