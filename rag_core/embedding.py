@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +68,9 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+_RECENT_QUERIES = 256  # question vectors kept for reuse within an answer
+
+
 class Embedder:
     """Unit-length vectors for passages and queries, from one backend for both (see `RAG_EMBEDDING_BACKEND`).
 
@@ -100,6 +104,9 @@ class Embedder:
         self.queries = QueryBatcher(
             self._encode_queries, settings.query_batch_window_ms / 1000, settings.query_batch_max
         )
+        # recent questions' vectors: one answer embeds its question twice (retrieval, then the answerability check)
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self.backend: Backend
         if settings.embedding_url:
             self.backend, self.model_id, self.dim = _remote_backend(settings)
@@ -139,7 +146,17 @@ class Embedder:
         return vectors
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.queries.encode(text)
+        with self._recent_lock:
+            vector = self._recent.get(text)
+            if vector is not None:
+                self._recent.move_to_end(text)
+                return vector.copy()
+        vector = self.queries.encode(text)
+        with self._recent_lock:
+            self._recent[text] = vector.copy()
+            while len(self._recent) > _RECENT_QUERIES:
+                self._recent.popitem(last=False)
+        return vector
 
     def _encode_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:

@@ -98,3 +98,23 @@ def test_the_real_model_gives_each_question_the_vector_it_gets_alone(small_engin
         concurrent = list(pool.map(embedder.encode_query, questions))
     for a, b in zip(alone, concurrent, strict=True):
         assert np.allclose(a, b, atol=1e-5)
+
+
+def test_a_question_embedded_twice_runs_the_model_once(small_engine, monkeypatch) -> None:
+    """Retrieval and the answerability check both embed the question: the second time comes from memory, and a
+    caller changing its copy changes nothing for the next one."""
+    embedder = small_engine.embedder
+    real = embedder.backend.encode
+    seen: list[list[str]] = []
+
+    def counting(texts, batch_size):
+        seen.append(list(texts))
+        return real(texts, batch_size)
+
+    monkeypatch.setattr(embedder.backend, "encode", counting)
+    question = "Which team may hire twelve engineers in a year nobody asked about?"
+    first = embedder.encode_query(question)
+    first[:] = 0.0
+    second = embedder.encode_query(question)
+    assert [question] in seen and sum(question in t for t in seen) == 1
+    assert abs(float(np.linalg.norm(second)) - 1.0) < 1e-3
