@@ -57,11 +57,27 @@ QUESTIONS = [
 ]
 
 
-class MockLLM:
-    """Streams REPLY in 20 pieces over `seconds`; counts the streams open at once."""
+def grounded_reply(messages: list[dict[str, Any]]) -> str:
+    """What a model that answers from its sources says: the first sentence of source [1], cited. (REPLY, the same
+    text for every question, fails the citation check for most questions and measures the quoting fallback.)"""
+    system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
+    lines = system.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("[1] "):
+            body = next((t.strip() for t in lines[i + 1 :] if t.strip()), "")
+            sentence = body.split(". ")[0].rstrip(".")
+            if sentence:
+                return f"{sentence} [1]."
+    return REPLY
 
-    def __init__(self, seconds: float) -> None:
+
+class MockLLM:
+    """Streams an answer in 20 pieces over `seconds` (`grounded_reply`, or REPLY with `fixed_reply`); counts the
+    streams open at once."""
+
+    def __init__(self, seconds: float, fixed_reply: bool = False) -> None:
         self.seconds = seconds
+        self.fixed_reply = fixed_reply
         self.open = 0
         self.max_open = 0
         self.lock = threading.Lock()
@@ -75,7 +91,8 @@ class MockLLM:
 
     async def completions(self, request: Request) -> StreamingResponse:
         body = await request.json()
-        words = REPLY.split(" ")
+        reply = REPLY if self.fixed_reply else grounded_reply(body.get("messages") or [])
+        words = reply.split(" ")
         step = max(1, len(words) // 20)
         pieces = [" ".join(words[i : i + step]) + " " for i in range(0, len(words), step)]
 
@@ -377,11 +394,16 @@ def main() -> int:
     parser.add_argument("--llm-seconds", type=float, default=2.0)
     parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 50, 100])
     parser.add_argument("--old-path", action="store_true", help="also measure the pre-#21 to_thread path")
+    parser.add_argument(
+        "--fixed-reply",
+        action="store_true",
+        help="the mock LLM gives every question the same reply (most fail the citation check and are quoted)",
+    )
     parser.add_argument("--skip", default="", help="comma list of parts to skip: llm,nollm,keepalive,slack")
     args = parser.parse_args()
     skip = set(args.skip.split(",")) - {""}
     data_dir = Path(tempfile.mkdtemp(prefix="concurrency-bench-"))
-    llm = MockLLM(args.llm_seconds)
+    llm = MockLLM(args.llm_seconds, fixed_reply=args.fixed_reply)
     settings = get_settings().model_copy(
         update={
             "data_dir": data_dir,
