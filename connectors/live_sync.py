@@ -19,7 +19,6 @@ from connectors.live import Batch, Checkpoint, LiveConnector
 from connectors.registry import make_connector
 from rag_core.permissions import EVERYONE
 from rag_core.settings import Settings, SourceConfig
-from rag_core.store import Where
 from rag_core.types import Document
 
 if TYPE_CHECKING:
@@ -52,11 +51,9 @@ class _Indexed:
 
 
 def _indexed(writer: IndexWriter, source: str) -> dict[str, _Indexed]:
-    gen = writer.committed_generation()
-    where = Where(source=source, position=0, gen_lte=gen, dead_gt=gen)
     return {
-        p["doc_id"]: _Indexed(p.get("version", ""), tuple(p.get("readers") or (EVERYONE,)))
-        for p in writer.store.scroll(where, ["doc_id", "version", "readers"])
+        doc_id: _Indexed(doc.version, doc.readers or (EVERYONE,))
+        for doc_id, doc in writer.indexed_documents(source).items()
     }
 
 

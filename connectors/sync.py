@@ -232,8 +232,8 @@ def _sync(
     reader: Reader | None = None,
 ) -> None:
     reader = reader or make_reader(config, settings)
-    committed = writer.document_versions(config.name)
-    committed_readers = writer.document_readers(config.name)
+    indexed = writer.indexed_documents(config.name)
+    committed = {doc_id: doc.version for doc_id, doc in indexed.items()}
     seen: set[str] = set()
     kept_prefixes: list[str] = []
     done = 0
@@ -252,8 +252,8 @@ def _sync(
                 report.skipped.append((item.id, "duplicate document id in the export; kept the first"))
             else:
                 seen.add(item.id)
-                if item.id in committed_readers:
-                    _update_readers(tx, item, committed_readers[item.id], report)
+                if item.id in indexed:
+                    _update_readers(tx, item, indexed[item.id].readers, report)
                 version = content_version(item, settings)
                 old = committed.get(item.id)
                 if old == version and not full:
@@ -289,7 +289,9 @@ def _sync(
             report.index_version = writer.committed_generation()
 
 
-def _update_readers(tx: SyncTransaction, doc: Document, old: list[str] | None, report: SyncReport) -> None:
+def _update_readers(
+    tx: SyncTransaction, doc: Document, old: tuple[str, ...] | None, report: SyncReport
+) -> None:
     """Write the document's readers on its indexed points when they changed (before any re-embedding of it)."""
     new = doc.access.readers()
     if old is not None and sorted(old) == new:

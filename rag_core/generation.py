@@ -148,14 +148,7 @@ class LLMGenerator:
                 if parts or attempt > self.settings.llm_max_retries:
                     raise
                 time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
-        text = "".join(parts)
-        tokens_in = (
-            usage[0]
-            if usage
-            else sum(count_tokens(m["content"], self.settings.tokenizer_encoding) for m in messages)
-        )
-        tokens_out = usage[1] if usage else count_tokens(text, self.settings.tokenizer_encoding)
-        return Generated(text, tokens_in, tokens_out, model)
+        return self._generated(model, messages, parts, usage)
 
     async def agenerate(
         self,
@@ -192,6 +185,12 @@ class LLMGenerator:
                 if parts or attempt > self.settings.llm_max_retries:
                     raise
                 await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+        return self._generated(model, messages, parts, usage)
+
+    def _generated(
+        self, model: str, messages: list[dict[str, str]], parts: list[str], usage: tuple[int, int] | None
+    ) -> Generated:
+        """The answer and its token counts: the server's usage when it sent one, else counted here."""
         text = "".join(parts)
         tokens_in = usage[0] if usage else self._prompt_tokens(messages)
         tokens_out = usage[1] if usage else count_tokens(text, self.settings.tokenizer_encoding)
@@ -200,60 +199,61 @@ class LLMGenerator:
     def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         return sum(count_tokens(m["content"], self.settings.tokenizer_encoding) for m in messages)
 
+    def _request(self, model: str, messages: list[Any]) -> dict[str, Any]:
+        """The streamed chat-completion request both clients make."""
+        return {
+            "model": model,
+            "messages": messages,
+            "temperature": self.settings.llm_temperature,
+            "max_tokens": self.settings.llm_max_output_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
     async def _astream(
         self, model: str, messages: list[Any], parts: list[str], on_token: Callable[[str], None] | None
     ) -> tuple[int, int] | None:
-        stream = await self.async_client().chat.completions.create(
-            model=model,
-            messages=messages,
-            temperature=self.settings.llm_temperature,
-            max_tokens=self.settings.llm_max_output_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        usage = None
-        finished = False
+        stream = await self.async_client().chat.completions.create(**self._request(model, messages))
+        read = _StreamReader(parts, on_token)
         async with stream:  # closes the HTTP response on every exit, cancellation included
             async for event in stream:
-                if event.usage:
-                    usage = (event.usage.prompt_tokens, event.usage.completion_tokens)
-                for choice in event.choices or []:
-                    delta = choice.delta.content if choice.delta else None
-                    if delta:
-                        parts.append(delta)
-                        if on_token:
-                            on_token(delta)
-                    finished = finished or choice.finish_reason is not None
-        if not finished:
-            raise IncompleteStream(f"stream ended after {len(parts)} chunks without a finish reason")
-        return usage
+                read.event(event)
+        return read.usage()
 
     def _stream(
         self, model: str, messages: list[Any], parts: list[str], on_token: Callable[[str], None] | None
     ) -> tuple[int, int] | None:
-        stream = self.client.chat.completions.create(
-            model=model,
-            messages=messages,
-            temperature=self.settings.llm_temperature,
-            max_tokens=self.settings.llm_max_output_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        usage = None
-        finished = False
-        for event in stream:
-            if event.usage:
-                usage = (event.usage.prompt_tokens, event.usage.completion_tokens)
-            for choice in event.choices or []:
-                delta = choice.delta.content if choice.delta else None
-                if delta:
-                    parts.append(delta)
-                    if on_token:
-                        on_token(delta)
-                finished = finished or choice.finish_reason is not None
-        if not finished:
-            raise IncompleteStream(f"stream ended after {len(parts)} chunks without a finish reason")
-        return usage
+        read = _StreamReader(parts, on_token)
+        for event in self.client.chat.completions.create(**self._request(model, messages)):
+            read.event(event)
+        return read.usage()
+
+
+class _StreamReader:
+    """Collects a streamed completion's text into `parts` (passing each piece to `on_token`) and its usage."""
+
+    def __init__(self, parts: list[str], on_token: Callable[[str], None] | None) -> None:
+        self.parts = parts
+        self.on_token = on_token
+        self._usage: tuple[int, int] | None = None
+        self._finished = False
+
+    def event(self, event: Any) -> None:
+        if event.usage:
+            self._usage = (event.usage.prompt_tokens, event.usage.completion_tokens)
+        for choice in event.choices or []:
+            delta = choice.delta.content if choice.delta else None
+            if delta:
+                self.parts.append(delta)
+                if self.on_token:
+                    self.on_token(delta)
+            self._finished = self._finished or choice.finish_reason is not None
+
+    def usage(self) -> tuple[int, int] | None:
+        """The (prompt, completion) tokens the server reported; IncompleteStream when it never said it finished."""
+        if not self._finished:
+            raise IncompleteStream(f"stream ended after {len(self.parts)} chunks without a finish reason")
+        return self._usage
 
 
 _TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")

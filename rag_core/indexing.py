@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -32,6 +33,15 @@ from rag_core.types import Chunk, Document
 log = logging.getLogger(__name__)
 
 _FLUSH_CHUNKS = 256  # chunks embedded per batch across documents (bigger batches embed faster)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedDocument:
+    """What the index holds of a document: its content version, and its readers (None: written before
+    permissions existed)."""
+
+    version: str
+    readers: tuple[str, ...] | None
 
 
 class IndexWriter:
@@ -60,17 +70,18 @@ class IndexWriter:
         return int(self.store.read_meta().get("generation", 0))
 
     def document_versions(self, source: str) -> dict[str, str]:
-        gen = self.committed_generation()
-        where = Where(source=source, position=0, gen_lte=gen, dead_gt=gen)
-        return {p["doc_id"]: p.get("version", "") for p in self.store.scroll(where, ["doc_id", "version"])}
+        return {doc_id: doc.version for doc_id, doc in self.indexed_documents(source).items()}
 
-    def document_readers(self, source: str) -> dict[str, list[str] | None]:
-        """Each committed document's `readers` payload; None for points written before permissions existed."""
+    def indexed_documents(self, source: str) -> dict[str, IndexedDocument]:
+        """Each committed document's version and `readers` (one scroll over first chunks; both syncs read it)."""
         gen = self.committed_generation()
         where = Where(source=source, position=0, gen_lte=gen, dead_gt=gen)
         return {
-            p["doc_id"]: (list(p[READERS_FIELD]) if p.get(READERS_FIELD) is not None else None)
-            for p in self.store.scroll(where, ["doc_id", READERS_FIELD])
+            p["doc_id"]: IndexedDocument(
+                p.get("version", ""),
+                tuple(p[READERS_FIELD]) if p.get(READERS_FIELD) is not None else None,
+            )
+            for p in self.store.scroll(where, ["doc_id", "version", READERS_FIELD])
         }
 
     def begin(self) -> SyncTransaction:

@@ -33,13 +33,18 @@ def value(**fields: Any) -> str:
 def read_value(raw: object) -> dict[str, str]:
     """A button's value; {} for anything that is not ours, e.g. a field that is not a string (never raises on a
     forged or out-of-date payload)."""
+    return read_json(raw, (str,))
+
+
+def read_json(raw: object, kinds: tuple[type, ...]) -> dict[str, Any]:
+    """A JSON object of ours (button value, view metadata) whose every field is one of `kinds`; {} otherwise."""
     if not isinstance(raw, str):
         return {}
     try:
         data = json.loads(raw or "")
     except ValueError:
         return {}
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+    if not isinstance(data, dict) or not all(isinstance(v, kinds) for v in data.values()):
         return {}
     return data
 

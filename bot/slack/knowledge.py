@@ -35,17 +35,8 @@ SAVE_FAILED = "Sorry, saving the answer failed (it has been logged). Please try 
 
 
 def _read(raw: object) -> dict[str, Any]:
-    """A button value or view metadata of ours: strings, flags and empty fields; {} for anything else (a forged
-    or out-of-date payload never raises)."""
-    if not isinstance(raw, str):
-        return {}
-    try:
-        data = json.loads(raw or "")
-    except ValueError:
-        return {}
-    if not isinstance(data, dict) or not all(v is None or isinstance(v, str | bool) for v in data.values()):
-        return {}
-    return data
+    """A button value or view metadata of ours: strings, flags and empty fields (`buttons.read_json`)."""
+    return buttons.read_json(raw, (str, bool, type(None)))
 
 
 def offer_blocks(answer_id: str, thread_ts: str | None) -> list[dict[str, Any]]:
