@@ -7,11 +7,12 @@ import argparse
 import json
 from pathlib import Path
 
-from rag_core.answer_eval import format_scores, load_cases, run_cases, score
+from rag_core.answer_eval import QACase, QAResult, format_scores, load_cases, run_cases, score
 from rag_core.calibration import ENV_NAME, Point, choose, curve, format_curve, write_env
 from rag_core.engine import Engine
 from rag_core.errors import UserError
 from rag_core.logs import setup_logging
+from rag_core.permissions import Audience
 from rag_core.settings import get_settings
 
 
@@ -31,12 +32,7 @@ def qa_command(args: argparse.Namespace) -> int:
         f"reranker {engine.reranker.name}; {llm}; answerability_min {settings.answerability_min}",
         flush=True,
     )
-    results = run_cases(
-        engine.answer,
-        cases,
-        progress=lambda i: print(f"  {i}/{len(cases)}", flush=True) if i % 20 == 0 else None,
-    )
-    engine.close()
+    results = _answer_all(engine, cases)
     print(format_scores(score(results), "Answer quality:"))
     if any(r.answer.answerability is not None for r in results):
         points = curve(results)
@@ -70,12 +66,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
         f"{len(cases)} questions from {args.qa} ({answerable} answerable); no LLM (quoted passages)",
         flush=True,
     )
-    results = run_cases(
-        engine.answer,
-        cases,
-        progress=lambda i: print(f"  {i}/{len(cases)}", flush=True) if i % 20 == 0 else None,
-    )
-    engine.close()
+    results = _answer_all(engine, cases)
     points = curve(results)
     chosen = choose(points, args.max_wrong)
     print(format_curve(points, {chosen.threshold: "<- chosen"}))
@@ -119,3 +110,15 @@ def from_feedback_command(args: argparse.Namespace) -> int:
                 )
             )
     return 0
+
+
+def _answer_all(engine: Engine, cases: list[QACase]) -> list[QAResult]:
+    """Every case answered as the terminal answers (the operator: every document), with progress; then closes."""
+    try:
+        return run_cases(
+            lambda question: engine.answer(question, audience=Audience.operator()),
+            cases,
+            progress=lambda i: print(f"  {i}/{len(cases)}", flush=True) if i % 20 == 0 else None,
+        )
+    finally:
+        engine.close()
