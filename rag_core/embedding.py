@@ -146,17 +146,28 @@ class Embedder:
         return vectors
 
     def encode_query(self, text: str) -> np.ndarray:
-        with self._recent_lock:
-            vector = self._recent.get(text)
-            if vector is not None:
-                self._recent.move_to_end(text)
-                return vector.copy()
-        vector = self.queries.encode(text)
-        with self._recent_lock:
-            self._recent[text] = vector.copy()
-            while len(self._recent) > _RECENT_QUERIES:
-                self._recent.popitem(last=False)
+        vector: np.ndarray = self.encode_queries([text])[0]
         return vector
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors, recent ones from memory; the rest embedded together, batched with other callers'."""
+        vectors: list[np.ndarray | None] = []
+        with self._recent_lock:
+            for text in texts:
+                vector = self._recent.get(text)
+                if vector is not None:
+                    self._recent.move_to_end(text)
+                vectors.append(None if vector is None else vector.copy())
+        missing = list(dict.fromkeys(t for t, v in zip(texts, vectors, strict=True) if v is None))
+        if missing:
+            fresh = dict(zip(missing, self.queries.encode_many(missing), strict=True))
+            with self._recent_lock:
+                for text, vector in fresh.items():
+                    self._recent[text] = vector.copy()
+                while len(self._recent) > _RECENT_QUERIES:
+                    self._recent.popitem(last=False)
+            vectors = [fresh[t] if v is None else v for t, v in zip(texts, vectors, strict=True)]
+        return np.stack([v for v in vectors if v is not None])
 
     def _encode_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:

@@ -36,7 +36,7 @@ from rag_core.llm_calls import ShortCalls, Spend, price_usd
 from rag_core.overrides import check_overrides
 from rag_core.packing import ContextBlock, PackedContext, pack_context, token_budget
 from rag_core.permissions import Audience
-from rag_core.query_plan import QueryPlan, plan_queries, retrieve_plan
+from rag_core.query_plan import QueryPlan, aplan_queries, needs_llm, plan_queries, retrieve_plan
 from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
 from rag_core.settings import Settings, get_settings
@@ -54,7 +54,7 @@ T = TypeVar("T")
 
 @dataclass
 class _Prepared:
-    """An answer up to generation: the cache missed, candidates are ranked and thresholded."""
+    """An answer up to generation: the cache missed; once ranked, candidates are ranked and thresholded."""
 
     question: str
     settings: Settings
@@ -65,6 +65,9 @@ class _Prepared:
     candidates: list[Candidate]
     kept: list[Candidate]
     timings: dict[str, float] = field(default_factory=dict)
+    allowed_sources: Sequence[str] | None = None
+    overrides: Mapping[str, Any] | None = None
+    audience: Audience | None = None
 
 
 class Engine:
@@ -97,7 +100,11 @@ class Engine:
         self.retriever = HybridRetriever(store, embedder, self.sparse, settings.rrf_k)
         self.reranker = reranker
         self.generator = generator
-        self.calls = ShortCalls(generator.client, kv, settings) if generator is not None else None
+        self.calls = (
+            ShortCalls(generator.client, kv, settings, generator.async_client, self._in_cpu)
+            if generator is not None
+            else None
+        )
         self.kv = kv
         self.doc_signals: DocSignals | None = None  # votes and hidden documents from the feedback store
         self.cache = AnswerCache(kv, settings.cache_ttl_s)
@@ -255,12 +262,22 @@ class Engine:
         Cancelling it closes the LLM stream; when that happens during generation, `AnswerCancelled` (an
         `asyncio.CancelledError`) carries the partial answer with the tokens spent so far. `on_token` is
         called on the loop while the model streams, from a pool thread otherwise."""
-        prepared = await self._in_cpu(
-            self._prepare, question, allowed_sources, history, overrides, audience, on_token
+        looked_up = await self._in_cpu(
+            self._look_up, question, allowed_sources, history, overrides, audience, on_token
         )
-        if isinstance(prepared, Answer):
-            return prepared
-        p = prepared
+        if isinstance(looked_up, Answer):
+            return looked_up
+        if needs_llm(looked_up.history, looked_up.settings, self.calls):
+            try:  # the query-side LLM calls wait on the loop, holding no answer thread
+                with _timed(looked_up.timings, "query"):
+                    plan = await aplan_queries(
+                        looked_up.question, looked_up.history, looked_up.settings, self.calls, looked_up.spend
+                    )
+            except asyncio.CancelledError:
+                raise self._cancelled(looked_up, "query", "", None) from None
+            p = await self._in_cpu(self._ranked, looked_up, plan)
+        else:
+            p = await self._in_cpu(self._ranked, looked_up, None)
         if not p.kept:
             answer = self._abstain_streamed(p.question, p.candidates, on_token)
         else:
@@ -277,6 +294,19 @@ class Engine:
         on_token: Callable[[str], None] | None,
     ) -> _Prepared | Answer:
         """Everything before generation: the cached answer when there is one, else ranked, kept candidates."""
+        looked_up = self._look_up(question, allowed_sources, history, overrides, audience, on_token)
+        return looked_up if isinstance(looked_up, Answer) else self._ranked(looked_up, None)
+
+    def _look_up(
+        self,
+        question: str,
+        allowed_sources: Sequence[str] | None,
+        history: Sequence[Turn],
+        overrides: Mapping[str, Any] | None,
+        audience: Audience | None,
+        on_token: Callable[[str], None] | None,
+    ) -> _Prepared | Answer:
+        """The cached answer when there is one, else the question made ready to plan and rank."""
         question = _require(question)
         settings = self._effective(overrides or {})
         history = bound_history(history, settings.history_max_tokens, settings.tokenizer_encoding)
@@ -300,22 +330,40 @@ class Engine:
             return replace(
                 cached, id=Answer(question, "", []).id, cache_hit=True, timings_ms=timings, cost_usd=0.0
             )
-
         spend = Spend(settings.max_cost_per_question_usd)  # every LLM call of this question is charged here
-        with _timed(timings, "query"):
-            plan = plan_queries(question, history, settings, self.calls, spend)
-        candidates = self.rank(
+        return _Prepared(
+            question,
+            settings,
+            history,
+            key,
+            spend,
+            started,
+            [],
+            [],
+            timings,
+            allowed_sources,
+            overrides,
+            audience,
+        )
+
+    def _ranked(self, p: _Prepared, plan: QueryPlan | None) -> _Prepared:
+        """Plan the searches (unless `plan` is given), rank the candidates and keep those over the threshold."""
+        settings, timings = p.settings, p.timings
+        if plan is None:
+            with _timed(timings, "query"):
+                plan = plan_queries(p.question, p.history, settings, self.calls, p.spend)
+        p.candidates = self.rank(
             plan.search,
-            allowed_sources=allowed_sources,
-            overrides=overrides,
+            allowed_sources=p.allowed_sources,
+            overrides=p.overrides,
             timings=timings,
             plan=plan,
-            audience=audience,
+            audience=p.audience,
         )
         with _timed(timings, "threshold"):
-            threshold = min_relevance(self._active_reranker(settings), overrides or {})
-            kept = above_threshold(candidates, threshold)[: settings.top_k]
-        return _Prepared(question, settings, history, key, spend, started, candidates, kept, timings)
+            threshold = min_relevance(self._active_reranker(settings), p.overrides or {})
+            p.kept = above_threshold(p.candidates, threshold)[: settings.top_k]
+        return p
 
     def _finish(self, p: _Prepared, answer: Answer) -> Answer:
         """Charge the question's LLM calls, time it, cache it (unless the LLM failed) and log one line."""
@@ -421,18 +469,7 @@ class Engine:
                 except GenerationCancelled as cancelled:
                     cost = price_usd(settings, cancelled.model, cancelled.tokens_in, cancelled.tokens_out)
                     p.spend.add(cancelled.tokens_in, cancelled.tokens_out, cost)
-                    partial = Answer(p.question, cancelled.text, [], model=cancelled.model, error="cancelled")
-                    _charge(partial, p.spend)
-                    partial.timings_ms = {**timings, "total": _ms(p.started)}
-                    log.info(
-                        "answer cancelled during generation",
-                        extra={
-                            "event": "answer_cancelled",
-                            "answer_id": partial.id,
-                            "tokens_out": cancelled.tokens_out,
-                        },
-                    )
-                    raise AnswerCancelled(partial) from None
+                    raise self._cancelled(p, "generation", cancelled.text, cancelled.model) from None
                 except Exception as exc:  # noqa: BLE001 - any LLM failure falls back to quoting, never silence
                     error = _llm_failed(exc)
             return await self._in_cpu(
@@ -447,6 +484,22 @@ class Engine:
                 error,
                 p.candidates,
             )
+
+    def _cancelled(self, p: _Prepared, stage: str, text: str, model: str | None) -> AnswerCancelled:
+        """The answer as far as it got, with the tokens its LLM calls spent, for the query log's `cancelled` row."""
+        partial = Answer(p.question, text, [], model=model, error="cancelled")
+        _charge(partial, p.spend)
+        partial.timings_ms = {**p.timings, "total": _ms(p.started)}
+        log.info(
+            "answer cancelled",
+            extra={
+                "event": "answer_cancelled",
+                "answer_id": partial.id,
+                "stage": stage,
+                "tokens_out": partial.tokens_out,
+            },
+        )
+        return AnswerCancelled(partial)
 
     def _pack(
         self,

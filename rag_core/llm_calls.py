@@ -7,10 +7,13 @@ costs nothing. A failed call logs one line and returns None, so the stage falls 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import openai
 
@@ -19,6 +22,7 @@ from rag_core.settings import Settings
 from rag_core.tokens import count_tokens
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def price_usd(settings: Settings, model: str, tokens_in: int, tokens_out: int) -> float:
@@ -48,56 +52,112 @@ class Spend:
         return max(self.budget_usd - self.cost_usd, 0.0)
 
 
-class ShortCalls:
-    """One short chat completion per query-side stage, through the generator's OpenAI-compatible client."""
+@dataclass(slots=True)
+class _Call:
+    """One short call about to be made: its cache key and request, or the reply it needs no request for."""
 
-    def __init__(self, client: openai.OpenAI, kv: KeyValue, settings: Settings) -> None:
+    key: str
+    request: dict[str, Any]
+    estimate_in: int
+    done: bool = False  # answered from the cache, or not made (over budget)
+    reply: str | None = None
+
+
+class ShortCalls:
+    """One short chat completion per query-side stage, through the generator's OpenAI-compatible clients.
+
+    `ask` blocks (the terminal, evaluation); `aask` awaits the model on the event loop and runs the cache
+    lookups through `offload` (the engine's CPU pool), so a slow model or cache never holds a thread or the loop.
+    """
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        kv: KeyValue,
+        settings: Settings,
+        async_client: Callable[[], openai.AsyncOpenAI] | None = None,
+        offload: Callable[..., Awaitable[Any]] | None = None,
+    ) -> None:
         self.client = client
         self.kv = kv
         self.settings = settings
+        self.async_client = async_client
+        self.offload = offload
 
     def ask(
         self, stage: str, messages: list[dict[str, str]], model: str, max_tokens: int, spend: Spend
     ) -> str | None:
         """The model's reply, from the cache when this exact call was made before; None when it failed or
         the question's remaining budget cannot pay for it."""
+        call = self._begin(stage, messages, model, max_tokens, spend)
+        if call.done:
+            return call.reply
+        try:
+            response = self.client.chat.completions.create(**call.request)
+        except openai.OpenAIError as exc:
+            return _failed(stage, type(exc).__name__)
+        return self._end(stage, call, response, spend)
+
+    async def aask(
+        self, stage: str, messages: list[dict[str, str]], model: str, max_tokens: int, spend: Spend
+    ) -> str | None:
+        """`ask` for an event loop: the same reply, cache and spend, with the HTTP call awaited."""
+        if self.async_client is None:
+            return await self._run(self.ask, stage, messages, model, max_tokens, spend)
+        call = await self._run(self._begin, stage, messages, model, max_tokens, spend)
+        if call.done:
+            return call.reply
+        try:
+            response = await self.async_client().chat.completions.create(**call.request)
+        except openai.OpenAIError as exc:
+            return _failed(stage, type(exc).__name__)
+        return await self._run(self._end, stage, call, response, spend)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.offload is None:
+            return await asyncio.to_thread(fn, *args)
+        return cast(T, await self.offload(fn, *args))
+
+    def _begin(
+        self, stage: str, messages: list[dict[str, str]], model: str, max_tokens: int, spend: Spend
+    ) -> _Call:
         key = (
             "ragbot:llm:" + hashlib.sha256(json.dumps([model, messages], sort_keys=True).encode()).hexdigest()
         )
-        cached = self.kv.get(key)
-        if cached is not None:
-            return cached.decode()
         encoding = self.settings.tokenizer_encoding
         estimate_in = sum(count_tokens(m["content"], encoding) for m in messages) + 8 * len(messages)
-        if price_usd(self.settings, model, estimate_in, max_tokens) > spend.left_usd:
+        request = {"model": model, "messages": messages, "temperature": 0.0, "max_tokens": max_tokens}
+        call = _Call(key, request, estimate_in)
+        cached = self.kv.get(key)
+        if cached is not None:
+            call.done, call.reply = True, cached.decode()
+        elif price_usd(self.settings, model, estimate_in, max_tokens) > spend.left_usd:
             log.info(
                 "llm call skipped: over the question's budget", extra={"event": "llm_skipped", "stage": stage}
             )
-            return None
-        try:
-            response = self.client.chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                temperature=0.0,
-                max_tokens=max_tokens,
-            )
-        except openai.OpenAIError as exc:
-            log.warning(
-                "llm call failed; this stage falls back to no LLM",
-                extra={"event": "llm_error", "stage": stage, "error": type(exc).__name__},
-            )
-            return None
+            call.done = True
+        return call
+
+    def _end(self, stage: str, call: _Call, response: Any, spend: Spend) -> str | None:
+        """Charge the reply to the question and cache it."""
         if not getattr(response, "choices", None):
-            log.warning(
-                "llm call returned no choices; this stage falls back to no LLM",
-                extra={"event": "llm_error", "stage": stage, "error": "no_choices"},
-            )
-            return None
+            return _failed(stage, "no_choices")
         text = (response.choices[0].message.content or "").strip()
         usage = response.usage
-        tokens_in = usage.prompt_tokens if usage else estimate_in
-        tokens_out = usage.completion_tokens if usage else count_tokens(text, encoding)
+        model = call.request["model"]
+        tokens_in = usage.prompt_tokens if usage else call.estimate_in
+        tokens_out = (
+            usage.completion_tokens if usage else count_tokens(text, self.settings.tokenizer_encoding)
+        )
         spend.add(tokens_in, tokens_out, price_usd(self.settings, model, tokens_in, tokens_out))
         if text:
-            self.kv.set(key, text, self.settings.cache_ttl_s)
+            self.kv.set(call.key, text, self.settings.cache_ttl_s)
         return text or None
+
+
+def _failed(stage: str, error: str) -> str | None:
+    log.warning(
+        "llm call failed; this stage falls back to no LLM",
+        extra={"event": "llm_error", "stage": stage, "error": error},
+    )
+    return None  # the stage falls back to what it does without an LLM

@@ -15,16 +15,20 @@ nothing else."""
 HYDE_PROMPT = """Write a short passage (three sentences) that could appear in a team's internal handbook and \
 answers the question. Invent plausible specifics if needed; it is only used to search."""
 
+ALTERNATIVE_TOKENS = 40  # output cap per phrasing
+HYDE_TOKENS = 150
 _NUMBERING = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 
 
-def alternative_queries(question: str, n: int, calls: ShortCalls, model: str, spend: Spend) -> list[str]:
-    """Up to `n` distinct rephrasings of `question`, none equal to it; empty when the call fails."""
-    messages = [
+def alternatives_messages(question: str, n: int) -> list[dict[str, str]]:
+    return [
         {"role": "system", "content": ALTERNATIVES_PROMPT.format(n=n)},
         {"role": "user", "content": question},
     ]
-    reply = calls.ask("multi_query", messages, model, 40 * n, spend)
+
+
+def parse_alternatives(reply: str | None, question: str, n: int) -> list[str]:
+    """Up to `n` distinct phrasings from the model's lines, none equal to the question."""
     seen = {question.strip().lower()}
     out: list[str] = []
     for line in (reply or "").splitlines():
@@ -35,10 +39,19 @@ def alternative_queries(question: str, n: int, calls: ShortCalls, model: str, sp
     return out[:n]
 
 
+def hyde_messages(question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": HYDE_PROMPT}, {"role": "user", "content": question}]
+
+
+def alternative_queries(question: str, n: int, calls: ShortCalls, model: str, spend: Spend) -> list[str]:
+    """Up to `n` distinct rephrasings of `question`, none equal to it; empty when the call fails."""
+    reply = calls.ask("multi_query", alternatives_messages(question, n), model, ALTERNATIVE_TOKENS * n, spend)
+    return parse_alternatives(reply, question, n)
+
+
 def hyde_passage(question: str, calls: ShortCalls, model: str, spend: Spend) -> str | None:
     """A hypothetical answer passage, embedded as a dense query (HyDE); None when the call fails."""
-    messages = [{"role": "system", "content": HYDE_PROMPT}, {"role": "user", "content": question}]
-    return calls.ask("hyde", messages, model, 150, spend)
+    return calls.ask("hyde", hyde_messages(question), model, HYDE_TOKENS, spend)
 
 
 def fuse_candidates(rankings: Sequence[Sequence[Candidate]], k: int, limit: int) -> list[Candidate]:

@@ -45,13 +45,23 @@ class QueryBatcher:
             return len(self._open.texts) if self._open else 0
 
     def encode(self, text: str) -> np.ndarray:
+        vector: np.ndarray = self.encode_many([text])[0]
+        return vector
+
+    def encode_many(self, texts: list[str]) -> np.ndarray:
+        """The rows of `texts` (one question's searches), embedded in the same batch as other callers' when they
+        fit in it together."""
         with self._cond:
             batch = self._open
+            if batch is not None and len(batch.texts) + len(texts) > self.max_batch:
+                batch.closed = True  # too full for these rows: it goes now, they open the next batch
+                self._open = batch = None
+                self._cond.notify_all()
             lead = batch is None
             if batch is None:
                 batch = self._open = _Batch()
-            row = len(batch.texts)
-            batch.texts.append(text)
+            first = len(batch.texts)
+            batch.texts.extend(texts)
             if len(batch.texts) >= self.max_batch:
                 batch.closed = True
                 self._open = None
@@ -63,8 +73,8 @@ class QueryBatcher:
         if batch.error is not None:
             raise batch.error
         assert batch.vectors is not None
-        vector: np.ndarray = batch.vectors[row]
-        return vector
+        rows: np.ndarray = batch.vectors[first : first + len(texts)]
+        return rows
 
     def _run(self, batch: _Batch) -> None:
         """The first caller of a batch: wait for the model and the window, close the batch, embed it."""

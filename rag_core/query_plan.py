@@ -7,10 +7,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rag_core.llm_calls import ShortCalls, Spend
-from rag_core.multi_query import alternative_queries, fuse_candidates, hyde_passage
+from rag_core.multi_query import (
+    ALTERNATIVE_TOKENS,
+    HYDE_TOKENS,
+    alternative_queries,
+    alternatives_messages,
+    fuse_candidates,
+    hyde_messages,
+    hyde_passage,
+    parse_alternatives,
+)
 from rag_core.permissions import Audience
 from rag_core.retrieval import HybridRetriever
-from rag_core.rewrite import standalone_question
+from rag_core.rewrite import (
+    REWRITE_TOKENS,
+    is_follow_up,
+    rewrite_messages,
+    searched_follow_up,
+    standalone_question,
+)
 from rag_core.settings import Settings
 from rag_core.types import Candidate, Turn
 
@@ -42,6 +57,41 @@ def plan_queries(
     return plan
 
 
+def needs_llm(history: Sequence[Turn], settings: Settings, calls: ShortCalls | None) -> bool:
+    """Whether planning this question makes (or looks up) any LLM call."""
+    if calls is None:
+        return False
+    rewrite = settings.rewrite_follow_ups and is_follow_up(history)
+    return rewrite or settings.multi_query > 0 or settings.hyde
+
+
+async def aplan_queries(
+    question: str, history: Sequence[Turn], settings: Settings, calls: ShortCalls | None, spend: Spend
+) -> QueryPlan:
+    """`plan_queries` for an event loop: each LLM call is awaited, one after the other (the budget sees each)."""
+    if calls is None:
+        return plan_queries(question, history, settings, None, spend)
+    model = settings.query_llm_model or settings.llm_model
+    search = question
+    if is_follow_up(history):
+        reply = None
+        if settings.rewrite_follow_ups:
+            reply = await calls.aask(
+                "rewrite", rewrite_messages(question, history), model, REWRITE_TOKENS, spend
+            )
+        search = searched_follow_up(reply, question, history)
+    plan = QueryPlan(search)
+    if settings.multi_query > 0:
+        n = settings.multi_query
+        reply = await calls.aask(
+            "multi_query", alternatives_messages(search, n), model, ALTERNATIVE_TOKENS * n, spend
+        )
+        plan.alternatives = parse_alternatives(reply, search, n)
+    if settings.hyde:
+        plan.hyde = await calls.aask("hyde", hyde_messages(search), model, HYDE_TOKENS, spend)
+    return plan
+
+
 def retrieve_plan(
     retriever: HybridRetriever,
     plan: QueryPlan,
@@ -51,6 +101,8 @@ def retrieve_plan(
     audience: Audience | None = None,
 ) -> list[Candidate]:
     """One hybrid search per query of the plan, fused by reciprocal rank fusion (a single search as is)."""
+    if plan.alternatives:  # embedded together, then each search finds its vector in the embedder's memory
+        retriever.embedder.encode_queries([plan.search, *plan.alternatives])
     rankings = [retriever.retrieve(plan.search, limit, generation, allowed_sources, audience=audience)]
     for query in plan.alternatives:
         rankings.append(retriever.retrieve(query, limit, generation, allowed_sources, audience=audience))

@@ -11,6 +11,8 @@ REWRITE_PROMPT = """Rewrite the user's last message as one standalone question t
 the conversation, for searching a team's documents. Keep every name, number and term the conversation gives it. \
 Reply with the question only."""
 
+REWRITE_TOKENS = 80  # output cap of the rewrite
+
 
 def is_follow_up(history: Sequence[Turn]) -> bool:
     """A question asked in a thread that already holds an earlier question."""
@@ -23,6 +25,21 @@ def history_prefixed(question: str, history: Sequence[Turn]) -> str:
     return " ".join([*previous, question])
 
 
+def rewrite_messages(question: str, history: Sequence[Turn]) -> list[dict[str, str]]:
+    thread = "\n".join(f"{t.role}: {t.text}" for t in history)
+    return [
+        {"role": "system", "content": REWRITE_PROMPT},
+        {"role": "user", "content": f"Conversation:\n{thread}\n\nLast message: {question}"},
+    ]
+
+
+def searched_follow_up(reply: str | None, question: str, history: Sequence[Turn]) -> str:
+    """The LLM's rewrite of a follow-up, or the history-prefixed question when there is none."""
+    if reply:
+        return reply.splitlines()[0].strip().strip('"')
+    return history_prefixed(question, history)
+
+
 def standalone_question(
     question: str, history: Sequence[Turn], calls: ShortCalls | None, model: str, spend: Spend
 ) -> str:
@@ -30,13 +47,9 @@ def standalone_question(
     (the history-prefixed question when there is no LLM or the call fails)."""
     if not is_follow_up(history):
         return question
-    if calls is not None:
-        thread = "\n".join(f"{t.role}: {t.text}" for t in history)
-        messages = [
-            {"role": "system", "content": REWRITE_PROMPT},
-            {"role": "user", "content": f"Conversation:\n{thread}\n\nLast message: {question}"},
-        ]
-        rewritten = calls.ask("rewrite", messages, model, 80, spend)
-        if rewritten:
-            return rewritten.splitlines()[0].strip().strip('"')
-    return history_prefixed(question, history)
+    reply = (
+        calls.ask("rewrite", rewrite_messages(question, history), model, REWRITE_TOKENS, spend)
+        if calls
+        else None
+    )
+    return searched_follow_up(reply, question, history)

@@ -24,11 +24,14 @@ class LLMBehaviour:
     hold_after_tokens: int | None = (
         None  # stream this many tokens, then hold until `release` or the client leaves
     )
+    hold_completions: bool = False  # hold every non-streamed completion until `release` or the client leaves
     release: threading.Event = field(default_factory=threading.Event)
     requests: list[dict[str, Any]] = field(default_factory=list)
     open_streams: int = 0  # streamed responses being sent right now
     max_open_streams: int = 0
     closed_by_client: int = 0  # streams the client closed before their end
+    open_completions: int = 0  # non-streamed completions being held right now
+    max_open_completions: int = 0
     changed: threading.Condition = field(
         default_factory=threading.Condition
     )  # notified on every count change
@@ -38,10 +41,12 @@ class LLMBehaviour:
         with self.changed:
             return self.changed.wait_for(lambda: predicate(self), timeout)
 
-    def _count(self, opened: int = 0, closed_by_client: int = 0) -> None:
+    def _count(self, opened: int = 0, closed_by_client: int = 0, completions: int = 0) -> None:
         with self.changed:
             self.open_streams += opened
             self.max_open_streams = max(self.max_open_streams, self.open_streams)
+            self.open_completions += completions
+            self.max_open_completions = max(self.max_open_completions, self.open_completions)
             self.closed_by_client += closed_by_client
             self.changed.notify_all()
 
@@ -73,6 +78,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         reply = b.script.pop(0) if b.script else b.reply
         if not body.get("stream"):
+            if b.hold_completions:
+                b._count(completions=1)
+                try:
+                    if not self._hold(b):
+                        return
+                finally:
+                    b._count(completions=-1)
             self._complete(reply)
             return
         b._count(opened=1)

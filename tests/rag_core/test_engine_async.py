@@ -4,12 +4,18 @@ same cache."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
+import pytest
+
+from rag_core.cancellation import AnswerCancelled
 from rag_core.engine import Engine
+from rag_core.generation import LLMGenerator
 from rag_core.kv import MemoryKV
 from rag_core.permissions import Audience
-from rag_core.types import Candidate
+from rag_core.types import Candidate, Turn
+from tests.llm_server import LLMServer
 
 
 class RecordingRanks(Engine):
@@ -62,3 +68,86 @@ def test_the_cache_key_holds_the_audience_on_both_paths(small_engine: Engine) ->
     assert not asyncio.run(engine.answer_async(question, audience=Audience.public())).cache_hit
     assert asyncio.run(engine.answer_async(question)).cache_hit  # None is the public audience
     _close_pool(engine)  # not engine.close(): the store is the shared small engine's
+
+
+@pytest.mark.parametrize("stage", ["multi_query", "rewrite"])
+def test_query_side_llm_calls_wait_on_the_loop_not_in_the_answer_threads(
+    small_engine: Engine, openai_server: LLMServer, stage: str
+) -> None:
+    """Phrasings and follow-up rewrites are LLM calls too: with two answer threads, twelve questions still have
+    twelve of them open at once (parked on the threads, only two would be)."""
+    llm = openai_server.reset(hold_completions=True, reply="how fast to acknowledge a page")
+    settings = small_engine.settings.model_copy(
+        update={
+            "openai_base_url": openai_server.base_url,
+            "llm_model": "test-model",
+            "answer_threads": 2,
+            "multi_query": 3 if stage == "multi_query" else 0,
+            "rewrite_follow_ups": stage == "rewrite",
+        }
+    )
+    engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+        generator=LLMGenerator(settings),
+    )
+    history = [Turn("user", "Who is on call this week?"), Turn("assistant", "The SRE rotation [1].")]
+    n = 12
+
+    async def main() -> list[Any]:
+        asks = (
+            engine.answer_async(f"and how fast must they acknowledge a page? ({i})", history=history)
+            for i in range(n)
+        )
+        return await asyncio.gather(*asks)
+
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("answers", asyncio.run(main())), daemon=True)
+    thread.start()
+    try:
+        all_open = llm.wait_for(lambda b: b.open_completions >= n, timeout=60)
+    finally:
+        llm.release.set()
+        thread.join(120)
+    assert all_open, f"at most {llm.max_open_completions} of {n} query-side LLM calls were open at once"
+    answers = result["answers"]
+    assert len(answers) == n and all(a.text for a in answers)
+    _close_pool(engine)
+
+
+def test_an_answer_cancelled_during_its_query_side_call_closes_it_and_says_so(
+    small_engine: Engine, openai_server: LLMServer
+) -> None:
+    llm = openai_server.reset(hold_completions=True)
+    settings = small_engine.settings.model_copy(
+        update={"openai_base_url": openai_server.base_url, "llm_model": "test-model", "multi_query": 3}
+    )
+    engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+        generator=LLMGenerator(settings),
+    )
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(engine.answer_async("How quickly must I acknowledge a page?"))
+    thread = threading.Thread(target=lambda: loop.run_until_complete(asyncio.wait([task])), daemon=True)
+    thread.start()
+    try:
+        assert llm.wait_for(lambda b: b.open_completions == 1, timeout=60)
+        loop.call_soon_threadsafe(task.cancel)
+        closed = llm.wait_for(lambda b: b.open_completions == 0, timeout=60)  # not released: the client left
+    finally:
+        llm.release.set()
+        thread.join(60)
+    assert closed, "the phrasing call was still open after its answer was cancelled"
+    with pytest.raises(AnswerCancelled) as cancelled:
+        task.result()
+    assert cancelled.value.answer.error == "cancelled" and cancelled.value.answer.text == ""
+    assert not any(r["body"].get("stream") for r in llm.requests)  # no answer stream was started
+    loop.close()
+    _close_pool(engine)

@@ -118,3 +118,36 @@ def test_a_question_embedded_twice_runs_the_model_once(small_engine, monkeypatch
     second = embedder.encode_query(question)
     assert [question] in seen and sum(question in t for t in seen) == 1
     assert abs(float(np.linalg.norm(second)) - 1.0) < 1e-3
+
+
+def test_one_questions_searches_join_a_batch_together_and_each_gets_its_rows() -> None:
+    model = GatedModel()
+    batcher = QueryBatcher(model, window_s=0.0, max_batch=8)
+    plans = [["a question", "phrasing one", "phrasing two"], ["b q", "b phrasing"], ["c"] * 1]
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(batcher.encode, "busy")
+        assert model.entered.wait(30)
+        rest = [pool.submit(batcher.encode_many, texts) for texts in plans]
+        assert _until(lambda: batcher.gathering == 6)
+        model.release.set()
+        first.result(30)
+        rows = [f.result(30) for f in rest]
+    assert [len(c) for c in model.calls] == [1, 6]
+    for texts, got in zip(plans, rows, strict=True):
+        assert [v[0] for v in got] == [len(t) for t in texts]
+
+
+def test_rows_that_do_not_fit_the_open_batch_send_it_and_open_the_next() -> None:
+    model = GatedModel()
+    batcher = QueryBatcher(model, window_s=0.0, max_batch=4)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(batcher.encode, "busy")
+        assert model.entered.wait(30)
+        three = pool.submit(batcher.encode_many, ["one", "two", "three"])
+        assert _until(lambda: batcher.gathering == 3)
+        two = pool.submit(batcher.encode_many, ["four", "fives"])  # 3 + 2 > 4
+        assert _until(lambda: batcher.gathering == 2)
+        model.release.set()
+        results = [first.result(30), three.result(30), two.result(30)]
+    assert sorted(len(c) for c in model.calls) == [1, 2, 3]
+    assert [v[0] for v in results[2]] == [4, 5]
