@@ -1,9 +1,12 @@
 """Many askers at once through the HTTP API, with an LLM that only waits: answers in flight, throughput, latency.
 
-A mock OpenAI-compatible server streams every answer over a fixed time (default 2 s, 20 tokens). For 1/10/50/100
+A mock OpenAI-compatible server streams every answer over a fixed time (default 2 s, 20 tokens) and answers the
+query-side phrasing call (on by default: `RAG_MULTI_QUERY=3`) with three phrasings after 0.5 s, so each answer makes
+the two LLM calls and four searches it makes with the shipped settings (`--multi-query 0`: one call). For 1/10/50/100
 clients on distinct questions it prints answers in flight (the most LLM streams open at once), answers/s, p50/p95
-and the ratio of p50 to the single-client p50, and the CPU the process used (server, mock LLM and clients share
-it). `--old-path` measures the same with the pre-#21 answer path in the same run (the engine's sync `answer` in
+and the ratio of p50 to the single-client p50, and the CPU the server's process used. The mock LLM and the HTTP
+clients run in a child process (`LoadProcess`), so they load the server from outside instead of sharing its
+interpreter; the Slack part keeps its fake Slack in the server's process. `--old-path` measures the same with the pre-#21 answer path in the same run (the engine's sync `answer` in
 `asyncio.to_thread` on the loop's default pool). Then: a cache hit's latency on a kept-alive connection, with and
 without TCP_NODELAY on the listening socket.
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import resource
 import shutil
 import socket
@@ -33,7 +37,7 @@ import uvicorn  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
-from starlette.responses import StreamingResponse  # noqa: E402
+from starlette.responses import JSONResponse, StreamingResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from bot.api.app import build_context, create_app  # noqa: E402
@@ -75,8 +79,9 @@ class MockLLM:
     """Streams an answer in 20 pieces over `seconds` (`grounded_reply`, or REPLY with `fixed_reply`); counts the
     streams open at once."""
 
-    def __init__(self, seconds: float, fixed_reply: bool = False) -> None:
+    def __init__(self, seconds: float, fixed_reply: bool = False, query_seconds: float = 0.5) -> None:
         self.seconds = seconds
+        self.query_seconds = query_seconds
         self.fixed_reply = fixed_reply
         self.open = 0
         self.max_open = 0
@@ -114,13 +119,103 @@ class MockLLM:
                 with self.lock:
                     self.open -= 1
 
-        assert body.get("stream"), "the bench makes streamed calls only"
+        if not body.get("stream"):  # a query-side call (phrasings): one short reply after `query_seconds`
+            await asyncio.sleep(self.query_seconds)
+            return JSONResponse(_phrasings(body.get("messages") or []))
         return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+def _phrasings(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chat completion holding three rephrasings of the user's message, as the multi-query prompt asks."""
+    question = next((m.get("content", "") for m in messages if m.get("role") == "user"), "").rstrip("?")
+    lines = [f"{question} policy", f"{question} process", f"how to: {question}"]
+    return {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "bench-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "\n".join(lines)},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 60, "completion_tokens": 30, "total_tokens": 90},
+    }
 
 
 def _event(data: dict[str, Any]) -> bytes:
     base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0, "model": "bench-model"}
     return f"data: {json.dumps({**base, **data})}\n\n".encode()
+
+
+class LoadProcess:
+    """The mock LLM and the API's clients in a child process: they load the server from outside, as the LLM and
+    the askers do, instead of sharing its interpreter (and its GIL) with it."""
+
+    def __init__(self, llm_seconds: float, fixed_reply: bool, query_seconds: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_load_main, args=(child, llm_seconds, fixed_reply, query_seconds), daemon=True
+        )
+        self.process.start()
+        self.base_url: str = self.conn.recv()
+        self.max_open = 0
+
+    def _call(self, *message: Any) -> Any:
+        self.conn.send(message)
+        reply = self.conn.recv()
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    def reset(self) -> None:
+        self.max_open = self._call("reset")
+
+    def read_max_open(self) -> int:
+        self.max_open = self._call("max_open")
+        return self.max_open
+
+    def clients(
+        self, url: str, clients: int, per_client: int, tag: str
+    ) -> tuple[list[float], list[int], float]:
+        lat, statuses, wall, self.max_open = self._call("clients", url, clients, per_client, tag)
+        return lat, statuses, wall
+
+    def keep_alive(self, url: str, n: int) -> list[float]:
+        result: list[float] = self._call("keep_alive", url, n)
+        return result
+
+    def stop(self) -> None:
+        self.conn.send(("stop",))
+        self.process.join(10)
+
+
+def _load_main(conn: Any, llm_seconds: float, fixed_reply: bool, query_seconds: float) -> None:
+    llm = MockLLM(llm_seconds, fixed_reply=fixed_reply, query_seconds=query_seconds)
+    conn.send(llm.base_url)
+    try:
+        while True:
+            kind, *args = conn.recv()
+            try:
+                if kind == "stop":
+                    return
+                if kind == "reset":
+                    llm.reset()
+                    conn.send(llm.max_open)
+                elif kind == "max_open":
+                    conn.send(llm.max_open)
+                elif kind == "clients":
+                    lat, statuses, wall = asyncio.run(_clients(*args))
+                    conn.send((lat, statuses, wall, llm.max_open))
+                elif kind == "keep_alive":
+                    conn.send(asyncio.run(_keep_alive(*args)))
+            except Exception as exc:  # noqa: BLE001 - raised again in the bench process
+                conn.send(exc)
+    finally:
+        llm.server.stop()
 
 
 class SyncOnly:
@@ -178,7 +273,9 @@ def _serve(
     return ThreadedServer(door.app), feedback
 
 
-def run_llm_scenarios(engine: Engine, settings: Settings, llm: MockLLM, data_dir: Path, args: Any) -> None:
+def run_llm_scenarios(
+    engine: Engine, settings: Settings, llm: LoadProcess, data_dir: Path, args: Any
+) -> None:
     paths = [("answer_async (this tree)", engine)]
     if args.old_path:
         paths.append(("to_thread (pre-#21 path)", SyncOnly(engine)))
@@ -194,9 +291,7 @@ def run_llm_scenarios(engine: Engine, settings: Settings, llm: MockLLM, data_dir
                 per_client = 3 if clients == 1 else 2
                 llm.reset()
                 cpu0 = _cpu_s()
-                lat, statuses, wall = asyncio.run(
-                    _clients(server.url, clients, per_client, f"{label[:6]}{clients}")
-                )
+                lat, statuses, wall = llm.clients(server.url, clients, per_client, f"{label[:6]}{clients}")
                 cpu = (_cpu_s() - cpu0) / wall
                 p50 = percentile(lat, 0.5)
                 single_p50 = single_p50 or p50
@@ -210,7 +305,7 @@ def run_llm_scenarios(engine: Engine, settings: Settings, llm: MockLLM, data_dir
             feedback.close()
 
 
-def run_no_llm(engine: Engine, settings: Settings, data_dir: Path, args: Any) -> None:
+def run_no_llm(engine: Engine, settings: Settings, data_dir: Path, load: LoadProcess, args: Any) -> None:
     no_llm = Engine(
         settings.model_copy(update={"openai_base_url": None}),
         store=engine.store,
@@ -225,9 +320,9 @@ def run_no_llm(engine: Engine, settings: Settings, data_dir: Path, args: Any) ->
     for label, answering in paths:
         server, feedback = _serve(answering, settings, data_dir, "nollm-" + label.split()[0])
         try:
-            asyncio.run(_clients(server.url, 4, 1, "warm"))
+            load.clients(server.url, 4, 1, "warm")
             cpu0 = _cpu_s()
-            lat, statuses, wall = asyncio.run(_clients(server.url, 50, 2, "nollm" + label[:4]))
+            lat, statuses, wall = load.clients(server.url, 50, 2, "nollm" + label[:4])
             cpu = (_cpu_s() - cpu0) / wall
             print(
                 f"{label}: {len(lat) / wall:.2f} answers/s, p50 {percentile(lat, 0.5):.0f} ms, "
@@ -274,11 +369,11 @@ class _NoNodelayServer:
         self.sock.close()
 
 
-def run_keep_alive(engine: Engine, settings: Settings, data_dir: Path) -> None:
+def run_keep_alive(engine: Engine, settings: Settings, data_dir: Path, load: LoadProcess) -> None:
     print("\n== cache hit on a kept-alive connection, 200 requests ==")
     server, feedback = _serve(engine, settings, data_dir, "keepalive")
     try:
-        lat = asyncio.run(_keep_alive(server.url, 200))
+        lat = load.keep_alive(server.url, 200)
         print(
             f"front door (TCP_NODELAY): p50 {percentile(lat, 0.5):.2f} ms, p95 {percentile(lat, 0.95):.2f} ms"
         )
@@ -289,7 +384,7 @@ def run_keep_alive(engine: Engine, settings: Settings, data_dir: Path) -> None:
     ctx = build_context(settings, load_tokens(settings), MemoryKV(), engine, feedback)
     old = _NoNodelayServer(create_app(ctx))
     try:
-        lat = asyncio.run(_keep_alive(old.url, 200))
+        lat = load.keep_alive(old.url, 200)
         print(
             f"socket without IPPROTO_TCP (as before): p50 {percentile(lat, 0.5):.2f} ms, "
             f"p95 {percentile(lat, 0.95):.2f} ms"
@@ -342,7 +437,7 @@ async def _slack_round(fake: Any, url: str, clients: int, tag: str) -> tuple[lis
     return [(done[c] - posted[c]) * 1000 for c in posted], max(done.values()) - started
 
 
-def run_slack(engine: Engine, settings: Settings, llm: MockLLM, args: Any) -> None:
+def run_slack(engine: Engine, settings: Settings, llm: LoadProcess, args: Any) -> None:
     """The same askers through Slack HTTP mode: signed mentions to /slack/events, answers to a local Slack."""
     from slack_sdk.web.async_client import AsyncWebClient
 
@@ -376,6 +471,7 @@ def run_slack(engine: Engine, settings: Settings, llm: MockLLM, args: Any) -> No
             for clients in [c for c in args.clients if c <= 50]:
                 llm.reset()
                 lat, wall = await _slack_round(fake, server.url, clients, f"s{clients}x")
+                await asyncio.to_thread(llm.read_max_open)
                 p50 = percentile(lat, 0.5)
                 single = single or p50
                 print(
@@ -392,6 +488,13 @@ def run_slack(engine: Engine, settings: Settings, llm: MockLLM, args: Any) -> No
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--multi-query",
+        type=int,
+        default=Settings.model_fields["multi_query"].default,
+        help="phrasings per question (default: the shipped setting; 0 = the question alone, one LLM call)",
+    )
+    parser.add_argument("--query-llm-seconds", type=float, default=0.5, help="latency of a phrasing call")
     parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 50, 100])
     parser.add_argument("--old-path", action="store_true", help="also measure the pre-#21 to_thread path")
     parser.add_argument(
@@ -403,7 +506,7 @@ def main() -> int:
     args = parser.parse_args()
     skip = set(args.skip.split(",")) - {""}
     data_dir = Path(tempfile.mkdtemp(prefix="concurrency-bench-"))
-    llm = MockLLM(args.llm_seconds, fixed_reply=args.fixed_reply)
+    llm = LoadProcess(args.llm_seconds, args.fixed_reply, args.query_llm_seconds)
     settings = get_settings().model_copy(
         update={
             "data_dir": data_dir,
@@ -415,7 +518,7 @@ def main() -> int:
             "openai_base_url": llm.base_url,
             "openai_api_key": None,
             "llm_model": "bench-model",
-            "multi_query": 0,
+            "multi_query": args.multi_query,
             "hyde": False,
             "llm_timeout_s": 120.0,
         }
@@ -426,18 +529,19 @@ def main() -> int:
             print(f"indexed {report.source}: {report.added} documents")
         print(
             f"reranker: {engine.reranker.name}; answer threads: {settings.answer_threads or 'cores + 2'}; "
-            f"answers in flight: {settings.answers_in_flight}"
+            f"answers in flight: {settings.answers_in_flight}; multi-query: {settings.multi_query} phrasings "
+            f"({args.query_llm_seconds:.1f} s call)"
         )
         if "llm" not in skip:
             run_llm_scenarios(engine, settings, llm, data_dir, args)
         if "nollm" not in skip:
-            run_no_llm(engine, settings, data_dir, args)
+            run_no_llm(engine, settings, data_dir, llm, args)
         if "keepalive" not in skip:
-            run_keep_alive(engine, settings, data_dir)
+            run_keep_alive(engine, settings, data_dir, llm)
         if "slack" not in skip:
             run_slack(engine, settings, llm, args)
     finally:
-        llm.server.stop()
+        llm.stop()
         engine.close()
         shutil.rmtree(data_dir, ignore_errors=True)
     return 0
