@@ -27,7 +27,19 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, Engine, create_engine, delete, event, exists, select, text
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    exists,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -61,6 +73,11 @@ _BATCH_ROWS = 200  # query-log writes per transaction (one commit)
 _REMEMBERED_IDS = 10_000  # answer ids remembered so that linking a message to one needs no read
 _READ_WAIT_S = 5.0  # a read waits this long for pending writes (the database may be down)
 _PG_MIGRATION_LOCK = 0x7261_6762  # pg_advisory_xact_lock key: one process migrates at a time
+
+
+_ANSWERS = cast(Table, AnswerRecord.__table__)  # the query log's writer inserts rows, not ORM objects
+_CITATIONS = cast(Table, CitationRecord.__table__)
+_LINKS = cast(Table, MessageLink.__table__)
 
 
 class UnknownAnswer(ValueError):
@@ -103,16 +120,20 @@ def _make_engine(url: str) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(parsed)
+            engine = create_engine(parsed, hide_parameters=True)
         else:
-            engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
+            engine = create_engine(
+                parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}, hide_parameters=True
+            )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:
         connect_args = (
             {"connect_timeout": _CONNECT_TIMEOUT_S} if parsed.get_backend_name() == "postgresql" else {}
         )
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)  # survives a restart
+        return create_engine(  # pre-ping survives a restart; errors never show a row's values (questions)
+            parsed, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True
+        )
     except Exception as exc:  # noqa: BLE001 - e.g. a driver that is not installed; the URL is redacted
         raise UserError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {exc}") from None
 
@@ -315,7 +336,11 @@ class FeedbackStore:
             except SQLAlchemyError as exc:
                 if _unreachable(exc):
                     raise
-                log.warning("a query log row was refused; dropped", exc_info=True)
+                error = type(getattr(exc, "orig", None) or exc).__name__  # no statement, no values
+                log.warning(
+                    "a query log row was refused; dropped",
+                    extra={"event": "query_log_refused", "error": error},
+                )
                 _count_dropped(1)
             except UnknownAnswer:  # its answer row was dropped from a full buffer
                 _count_dropped(1)
@@ -366,11 +391,11 @@ class FeedbackStore:
         self._write_or_buffer(
             lambda session: self._insert_answer(
                 session,
-                self._answer_record(snapshot, platform, channel, user, arm, outcome, overrides, created_at),
+                *self._answer_rows(snapshot, platform, channel, user, arm, outcome, overrides, created_at),
             )
         )
 
-    def _answer_record(
+    def _answer_rows(
         self,
         answer: Answer,
         platform: str,
@@ -380,51 +405,55 @@ class FeedbackStore:
         outcome: str | None,
         overrides: Mapping[str, Any] | None,
         created_at: datetime,
-    ) -> AnswerRecord:
-        """The row as the answer is now (the caller may change the answer object afterwards)."""
-        return AnswerRecord(
-            id=answer.id,
-            created_at=created_at,
-            platform=_storable(platform),
-            channel=_storable(channel),
-            user_hash=self.hash_user(user),
-            question=_storable(answer.question),
-            answer_text=_storable(answer.text),
-            outcome=outcome_of(answer, outcome),
-            abstained=answer.abstained,
-            extractive=answer.extractive,
-            cache_hit=answer.cache_hit,
-            tokens_in=answer.tokens_in,
-            tokens_out=answer.tokens_out,
-            cost_usd=answer.cost_usd,
-            latency_ms=total_latency_ms(answer),
-            timings_ms=dict(answer.timings_ms),
-            model=storable(answer.model),
-            error=storable(answer.error),
-            arm=arm,
-            overrides=dict(overrides) if overrides is not None else None,
-            citations=[
-                CitationRecord(
-                    n=c.n,
-                    source=_storable(c.source),
-                    doc_id=_storable(c.doc_id),
-                    title=_storable(c.title),
-                    url=_storable(c.url),
-                    score=float(c.score),
-                    heading_path=[_storable(h) for h in c.heading_path],
-                    snippet=_storable(c.snippet),
-                    readers=list(c.readers),
-                )
-                for c in answer.citations
-            ],
-        )
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The answer's row and its citations' rows, as the answer is now."""
+        row = {
+            "id": answer.id,
+            "created_at": created_at,
+            "platform": _storable(platform),
+            "channel": _storable(channel),
+            "user_hash": self.hash_user(user),
+            "question": _storable(answer.question),
+            "answer_text": _storable(answer.text),
+            "outcome": outcome_of(answer, outcome),
+            "abstained": answer.abstained,
+            "extractive": answer.extractive,
+            "cache_hit": answer.cache_hit,
+            "tokens_in": answer.tokens_in,
+            "tokens_out": answer.tokens_out,
+            "cost_usd": answer.cost_usd,
+            "latency_ms": total_latency_ms(answer),
+            "timings_ms": dict(answer.timings_ms),
+            "model": storable(answer.model),
+            "error": storable(answer.error),
+            "arm": arm,
+            "overrides": dict(overrides) if overrides is not None else None,
+        }
+        citations = [
+            {
+                "answer_id": answer.id,
+                "n": c.n,
+                "source": _storable(c.source),
+                "doc_id": _storable(c.doc_id),
+                "title": _storable(c.title),
+                "url": _storable(c.url),
+                "score": float(c.score),
+                "heading_path": [_storable(h) for h in c.heading_path],
+                "snippet": _storable(c.snippet),
+                "readers": list(c.readers),
+            }
+            for c in answer.citations
+        ]
+        return row, citations
 
     @staticmethod
-    def _insert_answer(session: Session, record: AnswerRecord) -> None:
-        if session.get(AnswerRecord, record.id) is not None:  # autoflush: this batch's rows are seen too
-            log.warning("answer id logged before; keeping the first", extra={"answer_id": record.id})
-            return
-        session.add(record)
+    def _insert_answer(session: Session, row: dict[str, Any], citations: list[dict[str, Any]]) -> None:
+        # Plain inserts: the ORM's unit of work (a read per row, then flush) cost more CPU per answer than its
+        # search. An id logged before is refused by its primary key; the batch is then written row by row and
+        # the first row stays.
+        session.execute(insert(_ANSWERS), [row])
+        if citations:
+            session.execute(insert(_CITATIONS), citations)
 
     def get_answer(self, answer_id: str) -> AnswerRecord | None:
         """The logged answer with its citations, or None."""
@@ -450,15 +479,19 @@ class FeedbackStore:
                 self._require_answer(session, answer_id)
         self._write_or_buffer(lambda session: self._link(session, answer_id, platform, channel, message_id))
 
-    def _link(self, session: Session, answer_id: str, platform: str, channel: str, message_id: str) -> None:
-        self._require_answer(session, answer_id)
-        link = session.get(MessageLink, (platform, channel, message_id))
-        if link is None:
-            session.add(
-                MessageLink(platform=platform, channel=channel, message_id=message_id, answer_id=answer_id)
-            )
-        else:
-            link.answer_id = answer_id
+    @staticmethod
+    def _link(session: Session, answer_id: str, platform: str, channel: str, message_id: str) -> None:
+        # An answer that is not logged (dropped from a full buffer) fails the foreign key: the row is refused.
+        table = _LINKS
+        key = (
+            (table.c.platform == platform) & (table.c.channel == channel) & (table.c.message_id == message_id)
+        )
+        moved = cast(
+            "CursorResult[Any]", session.execute(update(table).where(key).values(answer_id=answer_id))
+        )
+        if moved.rowcount == 0:
+            row = {"platform": platform, "channel": channel, "message_id": message_id, "answer_id": answer_id}
+            session.execute(insert(table), [row])
 
     def answer_for_message(self, *, platform: str, channel: str, message_id: str) -> str | None:
         self.flush(_READ_WAIT_S)

@@ -3,8 +3,11 @@ each, and reads see every row given before them."""
 
 from __future__ import annotations
 
+import logging
 import threading
+from dataclasses import replace
 
+import pytest
 from sqlalchemy import event
 
 from rag_core.feedback import FeedbackStore
@@ -48,3 +51,36 @@ def test_a_read_right_after_logging_sees_the_row(sqlite_url: str) -> None:
         store.log_answer(answer, platform="api", channel="t", user="t")
         store.link_message(answer.id, platform="api", channel="t", message_id=answer.id)
         assert store.answer_for_message(platform="api", channel="t", message_id=answer.id) == answer.id
+
+
+def test_an_answer_logged_twice_keeps_its_first_row_and_the_log_line_holds_no_question(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FeedbackStore(db_url) as store:
+        first = make_answer("the first question, private words")
+        again = replace(first, question="the second question, private words", text="another text")
+        others = [make_answer(f"question {i}") for i in range(3)]
+        with caplog.at_level(logging.WARNING, logger="rag_core.feedback.store"):
+            store.log_answer(first, platform="slack", channel="C", user="U")
+            assert store.flush(30)
+            for answer in [others[0], again, *others[1:]]:  # one batch: the duplicate refuses it as a whole
+                store.log_answer(answer, platform="slack", channel="C", user="U")
+            store.link_message(others[2].id, platform="slack", channel="C", message_id="m1")
+            assert store.flush(30)
+        record = store.get_answer(first.id)
+        assert record is not None and record.question == first.question and record.answer_text == first.text
+        assert all(store.get_answer(a.id) is not None for a in others)  # the rest of the batch is written
+        assert store.answer_for_message(platform="slack", channel="C", message_id="m1") == others[2].id
+        refused = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refused) == 1 and refused[0].exc_info is None
+        assert "private words" not in caplog.text
+
+
+def test_linking_a_message_again_moves_it_to_the_new_answer(db_url: str) -> None:
+    with FeedbackStore(db_url) as store:
+        first, second = make_answer("one"), make_answer("two")
+        for answer in (first, second):
+            store.log_answer(answer, platform="slack", channel="C", user="U")
+        store.link_message(first.id, platform="slack", channel="C", message_id="m")
+        store.link_message(second.id, platform="slack", channel="C", message_id="m")
+        assert store.answer_for_message(platform="slack", channel="C", message_id="m") == second.id
