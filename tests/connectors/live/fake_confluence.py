@@ -87,6 +87,8 @@ class FakeConfluence(FakeApi):
         path = req.path[len(self.context) :] if req.path.startswith(self.context) else req.path
         if path == "/api/v2/spaces" and self.flavor == "cloud":
             return self._v2_spaces(req)
+        if path in ("/api/v2/pages", "/api/v2/blogposts") and self.flavor == "cloud":
+            return self._v2_contents(req, "page" if path.endswith("pages") else "blogpost")
         if m := re.fullmatch(r"/rest/api/space/([^/]+)", path):
             return self._space(m.group(1))
         if path == "/rest/api/content/search":
@@ -122,6 +124,46 @@ class FakeConfluence(FakeApi):
                 "_links": links,
             }
         )
+
+    def _v2_contents(self, req: Request, kind: str) -> Reply:
+        """REST v2 `GET /pages` (`/blogposts`): `space-id` and `status` filters (comma-separated or repeated;
+        status defaults to current and archived for pages, current for blog posts), `limit` <= 250, cursor."""
+
+        def values(name: str) -> set[str]:
+            return {v for arg in req.query.get(name, []) for v in arg.split(",") if v}
+
+        space_ids = values("space-id")
+        statuses = values("status") or ({"current", "archived"} if kind == "page" else {"current"})
+        allowed = (
+            {"current", "archived", "deleted", "trashed"}
+            if kind == "page"
+            else {"current", "deleted", "trashed"}
+        )
+        if statuses - allowed:
+            return Reply(400, {"errors": [{"status": 400, "code": "INVALID_REQUEST_PARAMETER"}]})
+        keys = {k for k, s in self.spaces.items() if not space_ids or s["id"] in space_ids}
+        found = sorted(
+            (p for p in self.pages.values() if p.type == kind and p.space in keys and p.status in statuses),
+            key=lambda p: int(p.id),
+        )
+        limit = min(int(req.arg("limit") or 25), 250)
+        offset = int(req.arg("cursor") or 0)
+        page = found[offset : offset + limit]
+        links: dict[str, str] = {"base": self.url()}
+        if offset + limit < len(found):
+            query = {k: ",".join(v) for k, v in req.query.items() if k != "cursor"}
+            links["next"] = f"{self.context}/api/v2/{kind}s?" + urlencode({**query, "cursor": offset + limit})
+        results = [
+            {
+                "id": p.id,
+                "status": p.status,
+                "title": p.title,
+                "spaceId": self.spaces[p.space]["id"],
+                "version": {"number": p.version, "createdAt": p.when.isoformat().replace("+00:00", "Z")},
+            }
+            for p in page
+        ]
+        return Reply(body={"results": results, "_links": links})
 
     def _space(self, key: str) -> Reply:
         space = self.spaces.get(key)
