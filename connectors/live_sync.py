@@ -203,14 +203,18 @@ class _Run:
     def _access(self, tx: SyncTransaction, change: AccessChange) -> int:
         """Rewrite `readers` on the indexed documents the change names whose readers differ (no fetch, no embedding)."""
         readers = tuple(change.access.readers())
-        changed = 0
-        for doc_id, old in list(self.indexed.items()):
-            if doc_id.startswith(change.prefix) and old.readers != readers:
-                tx.set_readers(self.config.name, doc_id, list(readers))
-                self.report.permissions_changed += 1
-                self.indexed[doc_id] = _Indexed(old.version, readers)
-                changed = 1
-        return changed
+        stale = [
+            doc_id
+            for doc_id, old in self.indexed.items()
+            if doc_id.startswith(change.prefix) and old.readers != readers
+        ]
+        for n, doc_id in enumerate(stale, 1):
+            # acl_epoch bumps after the first rewrite (no answer cached before the change is served again) and
+            # after the last (nor one cached while it was written), not after each: each is a durable meta write
+            tx.set_readers(self.config.name, doc_id, list(readers), invalidate=n in (1, len(stale)))
+            self.indexed[doc_id] = _Indexed(self.indexed[doc_id].version, readers)
+        self.report.permissions_changed += len(stale)
+        return 1 if stale else 0
 
     def _finish(self, tx: SyncTransaction, changed: int, state: dict[str, Any]) -> None:
         meta = {checkpoint_key(self.config.name): state}

@@ -124,6 +124,9 @@ def test_a_member_who_leaves_loses_the_threads_at_the_next_poll_without_one_thre
     run_sync(settings, engine.index_writer())
     comp = f"C2:{ts['comp']}"
     assert comp in threads_for(engine, "linus@x.com") and comp not in threads_for(engine, "nobody@x.com")
+    linus = Audience.of(["user:linus@x.com"])
+    engine.answer("When is the comp review?", audience=linus)
+    assert engine.answer("When is the comp review?", audience=linus).cache_hit
     api.channels["C2"].members.remove("U2")
     before = len(api.requests)
     mark = engine.index_writer().embedded_count
@@ -135,6 +138,8 @@ def test_a_member_who_leaves_loses_the_threads_at_the_next_poll_without_one_thre
     assert engine.index_writer().embedded_count == mark
     assert comp not in threads_for(engine, "linus@x.com") and comp in threads_for(engine, "ada@x.com")
     assert indexed(engine, "slack")[comp]["readers"] == ["user:ada@x.com"]
+    after = engine.answer("When is the comp review?", audience=linus)
+    assert not after.cache_hit and comp not in {c.doc_id for c in after.citations}
 
 
 def test_a_failed_member_lookup_fails_the_poll_and_the_next_poll_still_narrows(
