@@ -4,10 +4,11 @@ Each poll reads `conversations.history` since the channel's checkpoint minus `LO
 listed again, cheaply, 200 a request: new replies and parent edits show only on the parent) and fetches
 `conversations.replies` only for threads started, replied to or edited since the checkpoint; a thread whose
 parent was deleted (a tombstone) is deleted, and when a private channel's members changed (one
-`conversations.members` request per private channel and poll) its indexed threads get their new readers without
-being read again. Threads deleted without a trace go at the id listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on
-`--full`). A public channel's threads are visible to everyone who may use the source; a private channel's to its
-members (`conversations.members`, emails by `users.info`, kept in the checkpoint for `RAG_LIVE_PRUNE_EVERY` syncs).
+`conversations.members` request per private channel and poll), or a channel was made private or public, its
+indexed threads get their new readers without being read again. Threads deleted without a trace go at the id
+listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`). A public channel's threads are visible to
+everyone who may use the source; a private channel's to its members (`conversations.members`, emails by
+`users.info`, kept in the checkpoint for `RAG_LIVE_PRUNE_EVERY` syncs).
 """
 
 from __future__ import annotations
@@ -72,15 +73,17 @@ class SlackThreadsConnector(LiveConnector):
         since: dict[str, float] = dict((checkpoint or {}).get("since") or {})
         readers: dict[str, str] = dict((checkpoint or {}).get("readers") or {})
         self._load_users(checkpoint or {})
+        self._identity()  # the token is checked first: a refused one fails in one line naming auth.test
         for channel in self.config.channels:
             last = since.get(channel)
-            if self._private(channel):
-                access = self._channel(channel)[1]  # a failed member lookup fails the sync: checkpoint kept
-                digest = _digest(access)
-                if last is not None and readers.get(channel, digest) != digest:
-                    # members came or left: only who may read its threads changed; rewrite their readers
-                    yield Batch(access=[AccessChange(f"{channel}:", access)])
-                readers[channel] = digest
+            # everyone, or a private channel's members (a failed member lookup fails the sync: checkpoint kept)
+            access = self._channel(channel)[1]
+            digest = _digest(access)
+            if last is not None and readers.get(channel, digest) != digest:
+                # members came or left, or the channel was made private (or public): only who may read its
+                # threads changed, so their readers are rewritten and no thread is read again
+                yield Batch(access=[AccessChange(f"{channel}:", access)])
+            readers[channel] = digest
             oldest = None if last is None else max(last - LOOKBACK_S, 0.0)
             newest = last or 0.0
             for messages in self._history(channel, oldest):
@@ -212,12 +215,6 @@ class SlackThreadsConnector(LiveConnector):
                 access = Access.only(user(e) for e in emails if e)
             self._channels[channel] = (name, access)
         return self._channels[channel]
-
-    def _private(self, channel: str) -> bool:
-        if not self._names:
-            self._identity()
-            self._list_channels()
-        return self._names.get(channel, ("", False))[1]
 
     def _list_channels(self) -> None:
         """Names and privacy of every channel the bot is in: `users.conversations`, 1,000 a request."""

@@ -142,6 +142,23 @@ def test_a_member_who_leaves_loses_the_threads_at_the_next_poll_without_one_thre
     assert not after.cache_hit and comp not in {c.doc_id for c in after.citations}
 
 
+def test_a_public_channel_made_private_narrows_its_threads_at_the_next_poll(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api)])
+    run_sync(settings, engine.index_writer())
+    run_sync(settings, engine.index_writer())  # a poll stores every channel's readers fingerprint
+    vpn = f"C1:{ts['vpn']}"
+    assert indexed(engine, "slack")[vpn]["readers"] == ["*"]
+    api.channels["C1"].private, api.channels["C1"].members = True, ["U1", BOT_USER]
+    before = len(api.requests)
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok and report.permissions_changed == 2 and report.updated == 0  # vpn and lunch
+    assert "conversations.replies" not in {r.path.rsplit("/", 1)[-1] for r in api.requests[before:]}
+    assert indexed(engine, "slack")[vpn]["readers"] == ["user:ada@x.com"]
+    assert vpn not in threads_for(engine, "linus@x.com")
+
+
 def test_a_failed_member_lookup_fails_the_poll_and_the_next_poll_still_narrows(
     make_engine, serve, caplog
 ) -> None:
