@@ -69,7 +69,8 @@ class ConfluenceApiConnector(LiveConnector):
             auth = f"Bearer {token}"
         needs = (
             f"read access to spaces {', '.join(config.spaces)} (OAuth scopes read:confluence-content.all, "
-            "read:confluence-space.summary, search:confluence)"
+            "read:confluence-space.summary, search:confluence; for REST v2 read:space:confluence, "
+            "read:page:confluence, read:blogpost:confluence)"
             if config.flavor == "cloud"
             else f"a personal access token of a user who can view spaces {', '.join(config.spaces)}"
         )
