@@ -5,11 +5,12 @@ cursor on Cloud, `start` on Data Center) with bodies in storage format, versions
 restrictions expanded, so one request brings 50 whole pages. Cloud's spaces come from REST v2
 (`/api/v2/spaces?keys=…`, cursor pagination). The checkpoint is the newest `version.when` committed; the next
 poll asks for `lastmodified >= checkpoint - 14 h` (CQL reads times in the account's time zone, which may be up
-to 14 h off UTC; pages seen again are unchanged and cost no embedding). On Cloud each poll also lists the
-spaces' trashed, archived and deleted pages and blog posts (REST v2 `/pages` and `/blogposts` with `status`,
-250 ids a request: two requests while the trash is small) and deletes them. Restriction changes touch neither
-`lastmodified` nor anything else a cheap request shows: they, purged pages, and Data Center's deletions are
-found by the id listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`), which brings each page's
+to 14 h off UTC; pages seen again are unchanged and cost no embedding). Each poll also lists the spaces'
+content that is gone and deletes it: on Cloud trashed, archived and deleted pages and blog posts (REST v2
+`/pages` and `/blogposts` with `status`, 250 ids a request: two requests while the trash is small), on Data
+Center trashed ones (REST v1 `/content?status=trashed`, a request per space and type). Restriction changes touch
+neither `lastmodified` nor anything else a cheap request shows: they, purged pages, and Data Center's archived
+pages are found by the id listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`), which brings each page's
 restrictions.
 """
 
@@ -101,8 +102,8 @@ class ConfluenceApiConnector(LiveConnector):
                     newest = when
             batch.checkpoint = {"since": newest.isoformat() if newest else None}
             yield batch
-        if since is not None and self.config.flavor == "cloud":  # the first load has nothing to delete
-            yield Batch(deleted=list(self._gone()))
+        if since is not None:  # the first load has nothing to delete
+            yield Batch(deleted=list(self._gone() if self.config.flavor == "cloud" else self._trashed()))
         yield Batch(checkpoint={"since": newest.isoformat() if newest else None})
 
     def list_ids(self) -> Iterator[Listed]:
@@ -197,6 +198,23 @@ class ConfluenceApiConnector(LiveConnector):
                 data = self.http.get_json(path, params)
                 yield from (str(item["id"]) for item in data.get("results") or [] if item.get("id"))
                 path, params = (data.get("_links") or {}).get("next"), None
+
+    def _trashed(self) -> Iterator[str]:
+        """Data Center (no REST v2): ids of the spaces' trashed pages and blog posts, REST v1 content with
+        `status=trashed`, per space and type."""
+        for key in self.config.spaces:
+            for kind in ("page", "blogpost"):
+                path: str | None = "/rest/api/content"
+                params: dict[str, Any] | None = {
+                    "spaceKey": key,
+                    "type": kind,
+                    "status": "trashed",
+                    "limit": LIST_SIZE,
+                }
+                while path:
+                    data = self.http.get_json(path, params)
+                    yield from (str(item["id"]) for item in data.get("results") or [] if item.get("id"))
+                    path, params = (data.get("_links") or {}).get("next"), None
 
     def _attachments(self, content: dict[str, Any], page: Document) -> Iterator[Document | Skipped]:
         """Attachments of the supported types, each its own document under its page, with the page's access."""

@@ -93,6 +93,8 @@ class FakeConfluence(FakeApi):
             return self._space(m.group(1))
         if path == "/rest/api/content/search":
             return self._search(req)
+        if path == "/rest/api/content":
+            return self._v1_contents(req)
         if m := re.fullmatch(r"/download/attachments/([^/]+)/([^/]+)", path):
             page = self.pages.get(m.group(1))
             found = [a for a in (page.attachments if page else []) if a["title"] == m.group(2)]
@@ -164,6 +166,34 @@ class FakeConfluence(FakeApi):
             for p in page
         ]
         return Reply(body={"results": results, "_links": links})
+
+    def _v1_contents(self, req: Request) -> Reply:
+        """REST v1 `GET /content`: `spaceKey`, `type` (default page), `status` (default current; `any` is current
+        and trashed), `limit`, `start` pagination."""
+        statuses = set((req.arg("status") or "current").split(","))
+        if "any" in statuses:
+            statuses = {"current", "trashed"}
+        kind = req.arg("type") or "page"
+        key = req.arg("spaceKey")
+        found = sorted(
+            (
+                p
+                for p in self.pages.values()
+                if p.type == kind and (key is None or p.space == key) and p.status in statuses
+            ),
+            key=lambda p: int(p.id),
+        )
+        limit = int(req.arg("limit") or 25)
+        start = int(req.arg("start") or 0)
+        page = found[start : start + limit]
+        links: dict[str, str] = {"base": self.url(), "context": self.context}
+        if start + limit < len(found):
+            query = {k: v[0] for k, v in req.query.items() if k != "start"}
+            links["next"] = "/rest/api/content?" + urlencode({**query, "start": start + limit})
+        results = [{"id": p.id, "type": p.type, "status": p.status, "title": p.title} for p in page]
+        return Reply(
+            body={"results": results, "start": start, "limit": limit, "size": len(page), "_links": links}
+        )
 
     def _space(self, key: str) -> Reply:
         space = self.spaces.get(key)

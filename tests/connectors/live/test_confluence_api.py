@@ -113,10 +113,10 @@ def test_first_sync_loads_everything_then_a_poll_reads_only_what_changed(make_en
     assert (report.added, report.updated, report.deleted) == (0, 1, 0)
     searches = [r for r in api.requests[before:] if r.path.endswith("/content/search")]
     assert len(searches) == 1 and "lastmodified >=" in searches[0].arg("cql")
-    # spaces (REST v2 on Cloud), the permissions of each space, one search; on Cloud the trash and archive
-    # listing of pages and of blog posts besides
+    # spaces (REST v2 on Cloud), the permissions of each space, one search; then what is gone: on Cloud the v2
+    # listing of pages and of blog posts, on Data Center v1 trashed content per space and type
     assert full_calls == (4 if flavor == "cloud" else 3)
-    assert report.api_calls == (6 if flavor == "cloud" else 3)
+    assert report.api_calls == (6 if flavor == "cloud" else 7)
     assert "Opsgenie" in indexed(engine)["102"]["text"]
 
 
@@ -157,6 +157,33 @@ def test_trashed_and_archived_pages_go_at_the_next_poll_restriction_changes_at_t
     assert poll.deleted == 0 and "201" in indexed(engine)
     (full,) = run_sync(settings, writer, full=True)  # --full always lists
     assert full.deleted == 1 and full.updated == 2
+
+
+def test_data_center_trash_goes_at_the_next_poll_archived_pages_at_the_id_listing(make_engine, serve) -> None:
+    api = serve(wiki("datacenter"))
+    api.add_page(Page("302", "OPS", "Launch post", "<p>We launched.</p>", type="blogpost"))
+    engine, settings = make_engine([source(api)], live_prune_every=2)
+    writer = engine.index_writer()
+    run_sync(settings, writer)
+    api.pages["102"].status = "trashed"
+    api.pages["302"].status = "trashed"
+    api.pages["201"].status = "archived"
+    before = len(api.requests)
+    (poll,) = run_sync(settings, writer)
+    trash = [
+        (r.arg("spaceKey"), r.arg("type"), r.arg("status"))
+        for r in api.requests[before:]
+        if r.path == "/rest/api/content"
+    ]
+    assert trash == [
+        ("ENG", "page", "trashed"),
+        ("ENG", "blogpost", "trashed"),
+        ("OPS", "page", "trashed"),
+        ("OPS", "blogpost", "trashed"),
+    ]
+    assert poll.deleted == 2 and not {"102", "302"} & set(indexed(engine)) and "201" in indexed(engine)
+    (pruned,) = run_sync(settings, writer)  # the id listing: archived content is in no v1 trash
+    assert pruned.deleted == 1 and "201" not in indexed(engine)
 
 
 def test_a_failed_trash_listing_fails_the_poll_and_keeps_the_checkpoint(make_engine, serve) -> None:
