@@ -3,7 +3,9 @@
 A live connector reads a source's API instead of an export (Onyx's load / poll / slim picture):
 
 - `poll(checkpoint)` yields `Batch`es: the documents changed since the checkpoint (all of them when it is None,
-  the first load), the ids deleted, and the checkpoint to store once that batch is in the index;
+  the first load), the ids deleted (with the ids under them, `<id>/…`: a page's attachments), the indexed
+  documents whose readers alone changed (`AccessChange`: rewritten, not fetched), and the checkpoint to store
+  once that batch is in the index;
 - `list_ids()` yields every id the source holds now (`Listed`, with its access when the listing knows it
   cheaply), run every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`: indexed ids it does not name are deleted,
   and documents whose access changed are fetched again with `fetch(ids)`.
@@ -26,12 +28,23 @@ from rag_core.types import Document
 Checkpoint = dict[str, Any]  # opaque to the sync, JSON-serialisable; stored in the index metadata at commit
 
 
+@dataclass(frozen=True, slots=True)
+class AccessChange:
+    """Who may read some indexed documents changed and nothing else did: the sync rewrites their `readers`.
+
+    `prefix` names them: every indexed id starting with it (all threads of a Slack channel, `C123:`)."""
+
+    prefix: str
+    access: Access
+
+
 @dataclass
 class Batch:
     """Changes found by one step of a poll, and the checkpoint that is true once they are in the index."""
 
     documents: list[Document | Skipped] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # ids gone from the source (deleted, trashed, archived)
+    access: list[AccessChange] = field(default_factory=list)  # applied after `documents` and `deleted`
     checkpoint: Checkpoint | None = None  # None: this batch does not move the checkpoint
 
 

@@ -3,7 +3,8 @@
 Batches are written through the same `IndexWriter` transaction as exports, a commit every
 `RAG_LIVE_BATCH_DOCUMENTS` documents; the checkpoint is written in the commit's own metadata write, so a sync
 killed at any point resumes from the last committed batch: nothing lost, nothing twice (documents are replaced
-by id). Every `RAG_LIVE_PRUNE_EVERY` syncs, and on `--full`, the source's id listing deletes what is gone and
+by id). A batch's access changes rewrite `readers` on the documents they name, without fetching or embedding
+them. Every `RAG_LIVE_PRUNE_EVERY` syncs, and on `--full`, the source's id listing deletes what is gone and
 re-reads documents whose access changed.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connectors.errors import Skipped, SourceUnavailable
-from connectors.live import Batch, Checkpoint, LiveConnector
+from connectors.live import AccessChange, Batch, Checkpoint, LiveConnector
 from connectors.registry import make_connector
 from rag_core.permissions import EVERYONE
 from rag_core.settings import Settings, SourceConfig
@@ -153,6 +154,8 @@ class _Run:
                     changed += self._document(tx, item)
                 for doc_id in batch.deleted:
                     changed += self._delete(tx, doc_id)
+                for access in batch.access:
+                    changed += self._access(tx, access)
             self._finish(tx, changed, state)
 
     def _document(self, tx: SyncTransaction, item: Document | Skipped) -> int:
@@ -190,9 +193,28 @@ class _Run:
     def _delete(self, tx: SyncTransaction, doc_id: str) -> int:
         if self.indexed.pop(doc_id, None) is None:
             return 0  # never indexed (filtered out, or deleted before we saw it)
-        tx.delete(self.config.name, doc_id)
-        self.report.deleted += 1
+        under = [i for i in self.indexed if i.startswith(f"{doc_id}/")]  # a page's attachments go with it
+        for gone in [doc_id, *under]:
+            self.indexed.pop(gone, None)
+            tx.delete(self.config.name, gone)
+        self.report.deleted += 1 + len(under)
         return 1
+
+    def _access(self, tx: SyncTransaction, change: AccessChange) -> int:
+        """Rewrite `readers` on the indexed documents the change names whose readers differ (no fetch, no embedding)."""
+        readers = tuple(change.access.readers())
+        stale = [
+            doc_id
+            for doc_id, old in self.indexed.items()
+            if doc_id.startswith(change.prefix) and old.readers != readers
+        ]
+        for n, doc_id in enumerate(stale, 1):
+            # acl_epoch bumps after the first rewrite (no answer cached before the change is served again) and
+            # after the last (nor one cached while it was written), not after each: each is a durable meta write
+            tx.set_readers(self.config.name, doc_id, list(readers), invalidate=n in (1, len(stale)))
+            self.indexed[doc_id] = _Indexed(self.indexed[doc_id].version, readers)
+        self.report.permissions_changed += len(stale)
+        return 1 if stale else 0
 
     def _finish(self, tx: SyncTransaction, changed: int, state: dict[str, Any]) -> None:
         meta = {checkpoint_key(self.config.name): state}

@@ -206,7 +206,9 @@ class Settings(BaseSettings):
     sync_lock_ttl_s: float = (
         2 * 3600
     )  # a sync's per-source lock expires after this (frees it if a process died)
-    live_prune_every: int = 12  # live sources: list every id (finds deletions, access changes) every N syncs
+    live_prune_every: int = (
+        12  # live sources: every N syncs list all ids (restrictions, purges); Slack users re-read
+    )
     live_batch_documents: int = (
         200  # live sources: documents per committed batch (the checkpoint moves after each)
     )

@@ -5,8 +5,13 @@ cursor on Cloud, `start` on Data Center) with bodies in storage format, versions
 restrictions expanded, so one request brings 50 whole pages. Cloud's spaces come from REST v2
 (`/api/v2/spaces?keys=…`, cursor pagination). The checkpoint is the newest `version.when` committed; the next
 poll asks for `lastmodified >= checkpoint - 14 h` (CQL reads times in the account's time zone, which may be up
-to 14 h off UTC; pages seen again are unchanged and cost no embedding). Deleted and archived pages are found by
-the id listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`), which also brings each page's restrictions.
+to 14 h off UTC; pages seen again are unchanged and cost no embedding). Each poll also lists the spaces'
+content that is gone and deletes it: on Cloud trashed, archived and deleted pages and blog posts (REST v2
+`/pages` and `/blogposts` with `status`, 250 ids a request: two requests while the trash is small), on Data
+Center trashed ones (REST v1 `/content?status=trashed`, a request per space and type). Restriction changes touch
+neither `lastmodified` nor anything else a cheap request shows: they, purged pages, and Data Center's archived
+pages are found by the id listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`), which brings each page's
+restrictions.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50  # pages per search request with bodies (Cloud caps expanded bodies near this)
 LIST_SIZE = 200  # ids per request of the slim listing
+GONE_SIZE = 250  # ids per REST v2 request of the trash / archive listing (v2's documented maximum)
+# REST v2 statuses of content no longer to be found: archived pages, trashed or deleted pages and blog posts
+_GONE = (("pages", "archived,trashed,deleted"), ("blogposts", "trashed,deleted"))
 _OVERLAP = timedelta(hours=14)
 _EXPAND = ",".join(
     [
@@ -62,7 +70,8 @@ class ConfluenceApiConnector(LiveConnector):
             auth = f"Bearer {token}"
         needs = (
             f"read access to spaces {', '.join(config.spaces)} (OAuth scopes read:confluence-content.all, "
-            "read:confluence-space.summary, search:confluence)"
+            "read:confluence-space.summary, search:confluence; for REST v2 read:space:confluence, "
+            "read:page:confluence, read:blogpost:confluence)"
             if config.flavor == "cloud"
             else f"a personal access token of a user who can view spaces {', '.join(config.spaces)}"
         )
@@ -70,6 +79,7 @@ class ConfluenceApiConnector(LiveConnector):
             config, settings, config.url or "", {"Authorization": auth, "Accept": "application/json"}, needs
         )
         self._spaces: dict[str, tuple[str, Access]] | None = None  # key -> (name, access)
+        self._space_ids: dict[str, str] = {}  # key -> REST v2 id (Cloud)
 
     # -- the interface ---------------------------------------------------------------------------------------
 
@@ -92,6 +102,8 @@ class ConfluenceApiConnector(LiveConnector):
                     newest = when
             batch.checkpoint = {"since": newest.isoformat() if newest else None}
             yield batch
+        if since is not None:  # the first load has nothing to delete
+            yield Batch(deleted=list(self._gone() if self.config.flavor == "cloud" else self._trashed()))
         yield Batch(checkpoint={"since": newest.isoformat() if newest else None})
 
     def list_ids(self) -> Iterator[Listed]:
@@ -136,7 +148,9 @@ class ConfluenceApiConnector(LiveConnector):
             params: dict[str, Any] | None = {"keys": ",".join(self.config.spaces), "limit": 250}
             while path:
                 data = self.http.get_json(path, params)
-                names.update({s["key"]: s.get("name") or s["key"] for s in data.get("results") or []})
+                for found in data.get("results") or []:
+                    names[found["key"]] = found.get("name") or found["key"]
+                    self._space_ids[found["key"]] = str(found.get("id") or "")
                 path, params = (data.get("_links") or {}).get("next"), None
         self._spaces = {}
         for key in self.config.spaces:
@@ -171,6 +185,36 @@ class ConfluenceApiConnector(LiveConnector):
             self._site = (data.get("_links") or {}).get("base") or self.http.base_url
             yield list(data.get("results") or [])
             path, params = (data.get("_links") or {}).get("next"), None
+
+    def _gone(self) -> Iterator[str]:
+        """Ids of the spaces' pages and blog posts that are archived, trashed or deleted now (REST v2)."""
+        space_ids = ",".join(self._space_ids[key] for key in self.config.spaces if self._space_ids.get(key))
+        if not space_ids:  # without a space filter v2 would list the whole site's trash
+            return
+        for kind, statuses in _GONE:
+            path: str | None = f"/api/v2/{kind}"
+            params: dict[str, Any] | None = {"space-id": space_ids, "status": statuses, "limit": GONE_SIZE}
+            while path:
+                data = self.http.get_json(path, params)
+                yield from (str(item["id"]) for item in data.get("results") or [] if item.get("id"))
+                path, params = (data.get("_links") or {}).get("next"), None
+
+    def _trashed(self) -> Iterator[str]:
+        """Data Center (no REST v2): ids of the spaces' trashed pages and blog posts, REST v1 content with
+        `status=trashed`, per space and type."""
+        for key in self.config.spaces:
+            for kind in ("page", "blogpost"):
+                path: str | None = "/rest/api/content"
+                params: dict[str, Any] | None = {
+                    "spaceKey": key,
+                    "type": kind,
+                    "status": "trashed",
+                    "limit": LIST_SIZE,
+                }
+                while path:
+                    data = self.http.get_json(path, params)
+                    yield from (str(item["id"]) for item in data.get("results") or [] if item.get("id"))
+                    path, params = (data.get("_links") or {}).get("next"), None
 
     def _attachments(self, content: dict[str, Any], page: Document) -> Iterator[Document | Skipped]:
         """Attachments of the supported types, each its own document under its page, with the page's access."""

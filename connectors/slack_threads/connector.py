@@ -1,12 +1,14 @@
 """Threads of chosen Slack channels, one document each (question, replies, authors, permalink, date).
 
 Each poll reads `conversations.history` since the channel's checkpoint minus `LOOKBACK` (threads there are
-listed again, cheaply, 200 a request) and fetches `conversations.replies` only for threads started, replied to
-or edited since the checkpoint; a thread whose parent was deleted (a tombstone) is deleted, and when a private
-channel's members changed (one `conversations.members` request per private channel and poll) its threads are read
-again with their new readers. Threads deleted without a trace go at the id listing (every
-`RAG_LIVE_PRUNE_EVERY` syncs and on `--full`). A public channel's threads are visible to everyone who may use
-the source; a private channel's to its members (`conversations.members`, emails by `users.info`).
+listed again, cheaply, 200 a request: new replies and parent edits show only on the parent) and fetches
+`conversations.replies` only for threads started, replied to or edited since the checkpoint; a thread whose
+parent was deleted (a tombstone) is deleted, and when a private channel's members changed (one
+`conversations.members` request per private channel and poll), or a channel was made private or public, its
+indexed threads get their new readers without being read again. Threads deleted without a trace go at the id
+listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`). A public channel's threads are visible to
+everyone who may use the source; a private channel's to its members (`conversations.members`, emails by
+`users.info`, kept in the checkpoint for `RAG_LIVE_PRUNE_EVERY` syncs).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.errors import Skipped, SourceUnavailable
-from connectors.live import Batch, Checkpoint, Listed, LiveConnector
+from connectors.live import AccessChange, Batch, Checkpoint, Listed, LiveConnector
 from connectors.live_http import ApiClient, ApiError, credential_name, read_secret
 from rag_core.permissions import PUBLIC, Access, user
 from rag_core.settings import Settings, SourceConfig
@@ -56,6 +58,8 @@ class SlackThreadsConnector(LiveConnector):
         self._team_url = ""
         self._self_ids: set[str] = set()
         self._users: dict[str, dict[str, Any]] = {}
+        self._known: set[str] = set()  # users looked up successfully: kept in the checkpoint
+        self._users_age = 0
         self._channels: dict[str, tuple[str, Access]] = {}
         self._names: dict[str, tuple[str, bool]] = {}  # channel id -> (name, private)
 
@@ -68,13 +72,18 @@ class SlackThreadsConnector(LiveConnector):
     def poll(self, checkpoint: Checkpoint | None) -> Iterator[Batch]:
         since: dict[str, float] = dict((checkpoint or {}).get("since") or {})
         readers: dict[str, str] = dict((checkpoint or {}).get("readers") or {})
+        self._load_users(checkpoint or {})
+        self._identity()  # the token is checked first: a refused one fails in one line naming auth.test
         for channel in self.config.channels:
             last = since.get(channel)
-            if self._private(channel):  # members change who may read every thread: re-read them all
-                digest = _digest(self._channel(channel)[1])
-                if readers.get(channel, digest) != digest:
-                    last = None
-                readers[channel] = digest
+            # everyone, or a private channel's members (a failed member lookup fails the sync: checkpoint kept)
+            access = self._channel(channel)[1]
+            digest = _digest(access)
+            if last is not None and readers.get(channel, digest) != digest:
+                # members came or left, or the channel was made private (or public): only who may read its
+                # threads changed, so their readers are rewritten and no thread is read again
+                yield Batch(access=[AccessChange(f"{channel}:", access)])
+            readers[channel] = digest
             oldest = None if last is None else max(last - LOOKBACK_S, 0.0)
             newest = last or 0.0
             for messages in self._history(channel, oldest):
@@ -94,7 +103,7 @@ class SlackThreadsConnector(LiveConnector):
                         batch.documents.append(self._thread(channel, message))
                 yield batch
             since[channel] = max(newest, since.get(channel) or 0.0)
-            yield Batch(checkpoint={"since": dict(since), "readers": dict(readers)})
+            yield Batch(checkpoint={"since": dict(since), "readers": dict(readers), **self._saved_users()})
 
     def list_ids(self) -> Iterator[Listed]:
         for channel in self.config.channels:
@@ -207,12 +216,6 @@ class SlackThreadsConnector(LiveConnector):
             self._channels[channel] = (name, access)
         return self._channels[channel]
 
-    def _private(self, channel: str) -> bool:
-        if not self._names:
-            self._identity()
-            self._list_channels()
-        return self._names.get(channel, ("", False))[1]
-
     def _list_channels(self) -> None:
         """Names and privacy of every channel the bot is in: `users.conversations`, 1,000 a request."""
         cursor: str | None = None
@@ -243,12 +246,13 @@ class SlackThreadsConnector(LiveConnector):
                 return
 
     def _user(self, user_id: str) -> dict[str, Any]:
-        """A user's name and email (cached for the sync)."""
+        """A user's name and email (kept in the checkpoint for `RAG_LIVE_PRUNE_EVERY` syncs, see `_load_users`)."""
         if user_id not in self._users:
             try:
                 found = self._call("users.info", user=user_id).get("user") or {}
+                self._known.add(user_id)
             except ApiError:
-                found = {}
+                found = {}  # this sync only: without an email the user reads no private thread
             profile = found.get("profile") or {}
             self._users[user_id] = {
                 "name": profile.get("real_name")
@@ -258,6 +262,23 @@ class SlackThreadsConnector(LiveConnector):
                 "email": profile.get("email"),
             }
         return self._users[user_id]
+
+    def _load_users(self, checkpoint: Checkpoint) -> None:
+        """Names and emails looked up by earlier polls, unless they are `RAG_LIVE_PRUNE_EVERY` polls old: then
+        every user is looked up again (a changed email reaches private threads' readers within that many syncs)."""
+        age = int(checkpoint.get("users_age") or 0) + 1
+        cached = checkpoint.get("users") or {}
+        if age >= self.settings.live_prune_every or not isinstance(cached, dict):
+            self._users_age = 0
+            return
+        self._users_age = age
+        for user_id, (name, email) in cached.items():
+            self._users.setdefault(user_id, {"name": name, "email": email})
+            self._known.add(user_id)
+
+    def _saved_users(self) -> dict[str, Any]:
+        known = {u: [self._users[u]["name"], self._users[u]["email"]] for u in sorted(self._known)}
+        return {"users": known, "users_age": self._users_age}
 
     def _thread(
         self, channel: str, parent: dict[str, Any], replies: list[dict[str, Any]] | None = None

@@ -87,10 +87,14 @@ class FakeConfluence(FakeApi):
         path = req.path[len(self.context) :] if req.path.startswith(self.context) else req.path
         if path == "/api/v2/spaces" and self.flavor == "cloud":
             return self._v2_spaces(req)
+        if path in ("/api/v2/pages", "/api/v2/blogposts") and self.flavor == "cloud":
+            return self._v2_contents(req, "page" if path.endswith("pages") else "blogpost")
         if m := re.fullmatch(r"/rest/api/space/([^/]+)", path):
             return self._space(m.group(1))
         if path == "/rest/api/content/search":
             return self._search(req)
+        if path == "/rest/api/content":
+            return self._v1_contents(req)
         if m := re.fullmatch(r"/download/attachments/([^/]+)/([^/]+)", path):
             page = self.pages.get(m.group(1))
             found = [a for a in (page.attachments if page else []) if a["title"] == m.group(2)]
@@ -121,6 +125,74 @@ class FakeConfluence(FakeApi):
                 "results": [{"id": s["id"], "key": s["key"], "name": s["name"]} for s in page],
                 "_links": links,
             }
+        )
+
+    def _v2_contents(self, req: Request, kind: str) -> Reply:
+        """REST v2 `GET /pages` (`/blogposts`): `space-id` and `status` filters (comma-separated or repeated;
+        status defaults to current and archived for pages, current for blog posts), `limit` <= 250, cursor."""
+
+        def values(name: str) -> set[str]:
+            return {v for arg in req.query.get(name, []) for v in arg.split(",") if v}
+
+        space_ids = values("space-id")
+        statuses = values("status") or ({"current", "archived"} if kind == "page" else {"current"})
+        allowed = (
+            {"current", "archived", "deleted", "trashed"}
+            if kind == "page"
+            else {"current", "deleted", "trashed"}
+        )
+        if statuses - allowed:
+            return Reply(400, {"errors": [{"status": 400, "code": "INVALID_REQUEST_PARAMETER"}]})
+        keys = {k for k, s in self.spaces.items() if not space_ids or s["id"] in space_ids}
+        found = sorted(
+            (p for p in self.pages.values() if p.type == kind and p.space in keys and p.status in statuses),
+            key=lambda p: int(p.id),
+        )
+        limit = min(int(req.arg("limit") or 25), 250)
+        offset = int(req.arg("cursor") or 0)
+        page = found[offset : offset + limit]
+        links: dict[str, str] = {"base": self.url()}
+        if offset + limit < len(found):
+            query = {k: ",".join(v) for k, v in req.query.items() if k != "cursor"}
+            links["next"] = f"{self.context}/api/v2/{kind}s?" + urlencode({**query, "cursor": offset + limit})
+        results = [
+            {
+                "id": p.id,
+                "status": p.status,
+                "title": p.title,
+                "spaceId": self.spaces[p.space]["id"],
+                "version": {"number": p.version, "createdAt": p.when.isoformat().replace("+00:00", "Z")},
+            }
+            for p in page
+        ]
+        return Reply(body={"results": results, "_links": links})
+
+    def _v1_contents(self, req: Request) -> Reply:
+        """REST v1 `GET /content`: `spaceKey`, `type` (default page), `status` (default current; `any` is current
+        and trashed), `limit`, `start` pagination."""
+        statuses = set((req.arg("status") or "current").split(","))
+        if "any" in statuses:
+            statuses = {"current", "trashed"}
+        kind = req.arg("type") or "page"
+        key = req.arg("spaceKey")
+        found = sorted(
+            (
+                p
+                for p in self.pages.values()
+                if p.type == kind and (key is None or p.space == key) and p.status in statuses
+            ),
+            key=lambda p: int(p.id),
+        )
+        limit = int(req.arg("limit") or 25)
+        start = int(req.arg("start") or 0)
+        page = found[start : start + limit]
+        links: dict[str, str] = {"base": self.url(), "context": self.context}
+        if start + limit < len(found):
+            query = {k: v[0] for k, v in req.query.items() if k != "start"}
+            links["next"] = "/rest/api/content?" + urlencode({**query, "start": start + limit})
+        results = [{"id": p.id, "type": p.type, "status": p.status, "title": p.title} for p in page]
+        return Reply(
+            body={"results": results, "start": start, "limit": limit, "size": len(page), "_links": links}
         )
 
     def _space(self, key: str) -> Reply:

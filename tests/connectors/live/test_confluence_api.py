@@ -113,30 +113,93 @@ def test_first_sync_loads_everything_then_a_poll_reads_only_what_changed(make_en
     assert (report.added, report.updated, report.deleted) == (0, 1, 0)
     searches = [r for r in api.requests[before:] if r.path.endswith("/content/search")]
     assert len(searches) == 1 and "lastmodified >=" in searches[0].arg("cql")
-    # spaces (REST v2 on Cloud), the permissions of each space, one search
-    assert report.api_calls == full_calls == (4 if flavor == "cloud" else 3)
+    # spaces (REST v2 on Cloud), the permissions of each space, one search; then what is gone: on Cloud the v2
+    # listing of pages and of blog posts, on Data Center v1 trashed content per space and type
+    assert full_calls == (4 if flavor == "cloud" else 3)
+    assert report.api_calls == (6 if flavor == "cloud" else 7)
     assert "Opsgenie" in indexed(engine)["102"]["text"]
 
 
-def test_deletions_and_restriction_changes_are_found_by_the_id_listing(make_engine, serve) -> None:
+def test_trashed_and_archived_pages_go_at_the_next_poll_restriction_changes_at_the_id_listing(
+    make_engine, serve
+) -> None:
     api = serve(wiki())
+    api.add_page(Page("301", "OPS", "Old news", "<p>Archived soon.</p>", when=T0 - timedelta(days=9)))
+    api.add_page(Page("302", "OPS", "Launch post", "<p>We launched.</p>", type="blogpost"))
+    api.pages["102"].attachments = [{"id": "att9", "title": "rota.md", "data": b"# Rota\n\nAda, Linus."}]
+    engine, settings = make_engine([source(api)], live_prune_every=2)
+    writer = engine.index_writer()
+    run_sync(settings, writer)
+    assert {"102", "102/att9", "301", "302"} <= set(indexed(engine))
+    api.pages["102"].status = "trashed"  # with its attachment
+    api.pages["301"].status = "archived"
+    api.pages["302"].status = "trashed"
+    api.restrict("101", users=["ada@x.com"])
+    before = len(api.requests)
+    (poll,) = run_sync(settings, writer)  # a poll: the v2 listing of what is gone, nothing in `lastmodified`
+    gone = [r for r in api.requests[before:] if "/api/v2/pages" in r.path or "/api/v2/blogposts" in r.path]
+    assert [(r.path.rsplit("/", 1)[-1], r.arg("status"), r.arg("space-id")) for r in gone] == [
+        ("pages", "archived,trashed,deleted", "1000,1001"),
+        ("blogposts", "trashed,deleted", "1000,1001"),
+    ]
+    assert (poll.updated, poll.deleted, poll.permissions_changed) == (0, 4, 0)
+    docs = indexed(engine)
+    assert not {"102", "102/att9", "301", "302"} & set(docs)
+    assert docs["101"]["readers"] == ["group:eng"]  # restrictions wait for the id listing
+    (pruned,) = run_sync(settings, writer)  # the second sync since the last listing lists ids
+    # the restriction alone changed: readers rewritten, nothing re-embedded
+    assert (pruned.updated, pruned.permissions_changed, pruned.deleted, pruned.chunks_written) == (0, 1, 0, 0)
+    assert indexed(engine)["101"]["readers"] == ["user:ada@x.com"]
+    assert stored_state(writer, "wiki")["syncs"] == 0
+
+    del api.pages["201"]  # purged: in no listing of v2, gone from the id listing
+    (poll,) = run_sync(settings, writer)
+    assert poll.deleted == 0 and "201" in indexed(engine)
+    (full,) = run_sync(settings, writer, full=True)  # --full always lists
+    assert full.deleted == 1 and full.updated == 2
+
+
+def test_data_center_trash_goes_at_the_next_poll_archived_pages_at_the_id_listing(make_engine, serve) -> None:
+    api = serve(wiki("datacenter"))
+    api.add_page(Page("302", "OPS", "Launch post", "<p>We launched.</p>", type="blogpost"))
     engine, settings = make_engine([source(api)], live_prune_every=2)
     writer = engine.index_writer()
     run_sync(settings, writer)
     api.pages["102"].status = "trashed"
-    api.restrict("101", users=["ada@x.com"])
-    (poll,) = run_sync(settings, writer)  # a poll: neither shows in `lastmodified`
-    assert (poll.updated, poll.deleted) == (0, 0) and "102" in indexed(engine)
-    (pruned,) = run_sync(settings, writer)  # the second sync since the last listing lists ids
-    # the restriction alone changed: readers rewritten, nothing re-embedded
-    assert (pruned.updated, pruned.permissions_changed, pruned.deleted, pruned.chunks_written) == (0, 1, 1, 0)
-    docs = indexed(engine)
-    assert "102" not in docs and docs["101"]["readers"] == ["user:ada@x.com"]
-    assert stored_state(writer, "wiki")["syncs"] == 0
+    api.pages["302"].status = "trashed"
+    api.pages["201"].status = "archived"
+    before = len(api.requests)
+    (poll,) = run_sync(settings, writer)
+    trash = [
+        (r.arg("spaceKey"), r.arg("type"), r.arg("status"))
+        for r in api.requests[before:]
+        if r.path == "/rest/api/content"
+    ]
+    assert trash == [
+        ("ENG", "page", "trashed"),
+        ("ENG", "blogpost", "trashed"),
+        ("OPS", "page", "trashed"),
+        ("OPS", "blogpost", "trashed"),
+    ]
+    assert poll.deleted == 2 and not {"102", "302"} & set(indexed(engine)) and "201" in indexed(engine)
+    (pruned,) = run_sync(settings, writer)  # the id listing: archived content is in no v1 trash
+    assert pruned.deleted == 1 and "201" not in indexed(engine)
 
-    del api.pages["201"]
-    (full,) = run_sync(settings, writer, full=True)  # --full always lists
-    assert full.deleted == 1 and full.updated == 2
+
+def test_a_failed_trash_listing_fails_the_poll_and_keeps_the_checkpoint(make_engine, serve) -> None:
+    api = serve(wiki())
+    engine, settings = make_engine([source(api)], live_max_retries=0)
+    writer = engine.index_writer()
+    run_sync(settings, writer)
+    since = stored_state(writer, "wiki")["cursor"]
+    api.pages["102"].status = "trashed"
+    api.edit("101", "<p>We deploy with Argo CD on Wednesdays.</p>")
+    api.fail("/api/v2/pages", 500)
+    (failed,) = run_sync(settings, writer)
+    assert "HTTP 500" in failed.error and TOKEN not in failed.error
+    assert "102" in indexed(engine) and stored_state(writer, "wiki")["cursor"] == since
+    (poll,) = run_sync(settings, writer)
+    assert poll.ok and (poll.updated, poll.deleted) == (1, 1) and "102" not in indexed(engine)
 
 
 def test_an_expired_token_fails_the_sync_in_one_line_and_the_index_keeps_serving(

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from connectors.sync import run_sync
+from rag_core.permissions import Audience
 from rag_core.settings import SourceConfig
 from tests.connectors.live.fake_slack_api import BOT_USER, Channel, FakeSlackApi
 from tests.connectors.live.test_confluence_api import indexed
@@ -106,6 +107,95 @@ def test_a_member_change_of_a_private_channel_is_applied_by_the_next_poll(make_e
     (report,) = run_sync(settings, engine.index_writer())
     assert (report.updated, report.permissions_changed, report.chunks_written) == (0, 1, 0)
     assert indexed(engine, "slack")[f"C2:{ts['comp']}"]["readers"] == ["user:ada@x.com"]
+
+
+def threads_for(engine, email: str) -> set[str]:
+    """The Slack threads this person's retrieval finds for a question about the comp review."""
+    found = engine.rank("comp review March", audience=Audience.of([f"user:{email}"]))
+    return {c.chunk.doc_id for c in found if c.chunk.source == "slack"}
+
+
+def test_a_member_who_leaves_loses_the_threads_at_the_next_poll_without_one_thread_read(
+    make_engine, serve
+) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api)])
+    run_sync(settings, engine.index_writer())
+    comp = f"C2:{ts['comp']}"
+    assert comp in threads_for(engine, "linus@x.com") and comp not in threads_for(engine, "nobody@x.com")
+    linus = Audience.of(["user:linus@x.com"])
+    engine.answer("When is the comp review?", audience=linus)
+    assert engine.answer("When is the comp review?", audience=linus).cache_hit
+    api.channels["C2"].members.remove("U2")
+    before = len(api.requests)
+    mark = engine.index_writer().embedded_count
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok and (report.permissions_changed, report.updated, report.chunks_written) == (1, 0, 0)
+    made = [r.path.rsplit("/", 1)[-1] for r in api.requests[before:]]
+    assert "conversations.replies" not in made  # the readers were rewritten, the thread not read again
+    assert "users.info" not in made  # names and emails came from the checkpoint
+    assert engine.index_writer().embedded_count == mark
+    assert comp not in threads_for(engine, "linus@x.com") and comp in threads_for(engine, "ada@x.com")
+    assert indexed(engine, "slack")[comp]["readers"] == ["user:ada@x.com"]
+    after = engine.answer("When is the comp review?", audience=linus)
+    assert not after.cache_hit and comp not in {c.doc_id for c in after.citations}
+
+
+def test_a_public_channel_made_private_narrows_its_threads_at_the_next_poll(make_engine, serve) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api)])
+    run_sync(settings, engine.index_writer())
+    run_sync(settings, engine.index_writer())  # a poll stores every channel's readers fingerprint
+    vpn = f"C1:{ts['vpn']}"
+    assert indexed(engine, "slack")[vpn]["readers"] == ["*"]
+    api.channels["C1"].private, api.channels["C1"].members = True, ["U1", BOT_USER]
+    before = len(api.requests)
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok and report.permissions_changed == 2 and report.updated == 0  # vpn and lunch
+    assert "conversations.replies" not in {r.path.rsplit("/", 1)[-1] for r in api.requests[before:]}
+    assert indexed(engine, "slack")[vpn]["readers"] == ["user:ada@x.com"]
+    assert vpn not in threads_for(engine, "linus@x.com")
+
+
+def test_a_failed_member_lookup_fails_the_poll_and_the_next_poll_still_narrows(
+    make_engine, serve, caplog
+) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api)])
+    run_sync(settings, engine.index_writer())
+    comp = f"C2:{ts['comp']}"
+    api.channels["C2"].members.remove("U2")
+    api.fail("conversations.members", 200, {"ok": False, "error": "internal_error"})
+    caplog.set_level(logging.DEBUG)
+    (failed,) = run_sync(settings, engine.index_writer())
+    assert failed.error == "slack: Slack conversations.members failed: internal_error"
+    assert TOKEN not in caplog.text
+    # the old readers stay until a poll can read the members; the change is not forgotten (checkpoint kept)
+    assert indexed(engine, "slack")[comp]["readers"] == ["user:ada@x.com", "user:linus@x.com"]
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok and report.permissions_changed == 1
+    assert comp not in threads_for(engine, "linus@x.com")
+
+
+def test_a_changed_email_reaches_the_readers_once_the_kept_users_are_looked_up_again(
+    make_engine, serve
+) -> None:
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api)], live_prune_every=3)
+    run_sync(settings, engine.index_writer())  # load: users looked up
+    api.users["U2"]["email"] = "linus@new.example"
+    (second,) = run_sync(settings, engine.index_writer())  # kept users: the old email still
+    assert second.permissions_changed == 0 and api.calls("users.info") == 3  # U1, U2 and the bot, once
+    (third,) = run_sync(settings, engine.index_writer())  # 3 polls old: looked up again
+    assert third.permissions_changed == 1
+    assert indexed(engine, "slack")[f"C2:{ts['comp']}"]["readers"] == [
+        "user:ada@x.com",
+        "user:linus@new.example",
+    ]
 
 
 def test_a_revoked_token_is_one_line_naming_the_variable_and_never_the_token(
