@@ -15,25 +15,30 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from rag_core.grounding import content_terms
+from rag_core.soft_match import Words, merge, soft_features
 from rag_core.sparse import Bm25Encoder
 
 # Chosen leave-one-corpus-out over three dev sets (eval/handbook-qa, eval/18f-qa, eval/scifact-qa) and then fitted on
 # all their questions by benchmarks/answerability_loco.py; features not listed weigh 0 (docs/answers.md).
 WEIGHTS: dict[str, float] = {
-    "bias": -3.39,
-    "cov_quoted": 1.152,
-    "raw_quoted": 1.089,
-    "raw_blocks": 0.797,
-    "sentence_sim": 1.794,
-    "type_missing": -0.473,
-    "missing_names": -1.023,
-    "relevance": 1.097,
+    "bias": -4.227,
+    "soft_sent": 1.324,
+    "soft_min_sent": 0.728,
+    "soft_quoted": 0.919,
+    "soft_min_quoted": 0.421,
+    "soft_top": 1.19,
+    "soft_min_top": 0.49,
+    "top_over_pool": 0.762,
+    "sentence_sim": 1.329,
+    "type_missing": -0.287,
+    "missing_names": -0.794,
+    "relevance": 0.846,
 }
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
@@ -79,8 +84,12 @@ class Evidence:
         default_factory=list
     )  # cosine of the question and each quoted sentence
 
+    # the content words and token vectors of the question, the quoted sentences and the top sources
+    # (soft_match.content_words), when the embedder gave them; not recorded in JSON
+    words: dict[str, list[Words]] | None = None
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "words"}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Evidence:
@@ -148,6 +157,14 @@ def _coverage(weights: Mapping[int, float], have: set[int]) -> float:
     return sum(w for t, w in weights.items() if t in have) / total if total else 1.0
 
 
+def _rare(weights: Mapping[int, float]) -> set[int]:
+    """The question's terms at least as rare among the candidates as its median term: what is asked."""
+    if not weights:
+        return set()
+    median = float(np.median(list(weights.values())))
+    return {t for t, w in weights.items() if w >= median}
+
+
 def _missing(items: set[str], text: str) -> float:
     lowered = text.lower()
     return sum(1 for item in items if item.lower() not in lowered) / len(items) if items else 0.0
@@ -163,8 +180,33 @@ def features(evidence: Evidence, sparse: Bm25Encoder) -> dict[str, float]:
     rel = sorted(evidence.relevances, reverse=True)
     even = dict.fromkeys(wanted, 1.0)
     quoted_terms = content_terms(" ".join(evidence.quoted), sparse)
-    return {
+    pool_cov = sorted(_coverage(weights, terms) for terms in pool)
+    top_cov = _coverage(weights, content_terms(evidence.blocks[0], sparse)) if evidence.blocks else 0.0
+    unseen = {t: w for t, w in weights.items() if not any(t in terms for terms in pool)}
+    rare = _rare(weights)
+    soft = {}
+    if evidence.words and evidence.words.get("question"):
+        targets = {"quoted": merge(evidence.words.get("quoted", []))}
+        if evidence.words.get("blocks"):
+            targets["top"] = evidence.words["blocks"][0]
+            targets["blocks"] = merge(evidence.words["blocks"])
+        soft = soft_features(evidence.words["question"][0], targets, weights)
+        sentences = [
+            soft_features(evidence.words["question"][0], {"s": w}, weights)
+            for w in evidence.words.get("quoted", [])
+        ]
+        soft["soft_sent"] = max((x["soft_s"] for x in sentences), default=0.0)
+        soft["soft_min_sent"] = max((x["soft_min_s"] for x in sentences), default=0.0)
+    return soft | {
         "raw_quoted": _coverage(even, quoted_terms),
+        # scale-free: relative to the other candidates of the same question
+        "unseen": sum(unseen.values()) / sum(weights.values()) if weights else 0.0,
+        "top_over_pool": top_cov - (pool_cov[len(pool_cov) // 2] if pool_cov else 0.0),
+        "rare_missing_quoted": 1.0 - _coverage(dict.fromkeys(rare, 1.0), quoted_terms) if rare else 0.0,
+        "rare_missing_blocks": (
+            1.0 - _coverage(dict.fromkeys(rare, 1.0), content_terms(everything, sparse)) if rare else 0.0
+        ),
+        "rel_z": (rel[0] - float(np.mean(rel))) / (float(np.std(rel)) or 1.0) if len(rel) > 1 else 0.0,
         "raw_blocks": _coverage(even, content_terms(everything, sparse)),
         "cov_quoted": _coverage(weights, quoted_terms),
         "cov_top": _coverage(
