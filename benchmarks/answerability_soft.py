@@ -31,7 +31,9 @@ def main() -> int:
     settings = get_settings()
     embedder = Embedder(settings)
     sparse = Bm25Encoder(settings)
-    for arg in sys.argv[1:]:
+    # --block-chars=N: read only the first N characters of each source (cost experiments)
+    chars = [int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--block-chars=")]
+    for arg in [a for a in sys.argv[1:] if not a.startswith("--")]:
         path = Path(arg)
         out: dict[str, dict[str, list[Words]]] = {}
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -40,7 +42,7 @@ def main() -> int:
             if not ev:
                 continue
             out[ev["question"]] = evidence_words(
-                ev["question"], ev["quoted"], ev["blocks"], embedder.encode_tokens, sparse
+                ev["question"], ev["quoted"], ev["blocks"], embedder.encode_tokens, sparse, *chars
             )
         words_path(path).write_bytes(pickle.dumps(out))
         print(f"{path}: {len(out)} questions")

@@ -3,9 +3,10 @@
 The relevance threshold only sees topical similarity, so in a team wiki a question whose answer is absent but whose
 topic is indexed ("What is the per-diem for Japan?" next to the travel policy) is answered with another page's
 passage. This score looks at what the question asks for and whether the quoted sentences hold it: its content
-words weighted by how rare they are among the sources found, the embedding similarity of the best quoted
-sentence, the kind of answer the question expects (a number, a date, a name), its numbers and names, and the
-relevance of the first source and its margin over the second. Nothing here knows any corpus: the weights were
+words, weighted by how rare they are among the sources found, matched softly in the quoted sentences and the top
+source with the embedding model's token vectors (soft_match.py), the embedding similarity of the best quoted
+sentence, the kind of answer the question expects (a number, a date, a name), its names, and the relevance of
+the first source. Nothing here knows any corpus: the weights were
 chosen by leave-one-corpus-out evaluation over three dev sets (benchmarks/answerability_loco.py) and a team can
 fit the threshold on its own questions (`ragbot calibrate --qa FILE`, docs/answers.md).
 """
@@ -171,6 +172,7 @@ def _missing(items: set[str], text: str) -> float:
 
 
 def features(evidence: Evidence, sparse: Bm25Encoder) -> dict[str, float]:
+    """Every feature the score may weigh; the soft-match ones only when the evidence carries token vectors."""
     question = evidence.question
     wanted = content_terms(question, sparse)
     pool = [content_terms(text, sparse) for text in (evidence.pool or evidence.blocks)]
@@ -187,9 +189,8 @@ def features(evidence: Evidence, sparse: Bm25Encoder) -> dict[str, float]:
     soft = {}
     if evidence.words and evidence.words.get("question"):
         targets = {"quoted": merge(evidence.words.get("quoted", []))}
-        if evidence.words.get("blocks"):
+        if evidence.words.get("blocks"):  # the engine embeds the top source only (cost)
             targets["top"] = evidence.words["blocks"][0]
-            targets["blocks"] = merge(evidence.words["blocks"])
         soft = soft_features(evidence.words["question"][0], targets, weights)
         sentences = [
             soft_features(evidence.words["question"][0], {"s": w}, weights)

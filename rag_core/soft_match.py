@@ -18,6 +18,9 @@ from rag_core.sparse import Bm25Encoder
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")
 
+# How much of a source the soft match reads: about the model's whole window (256 tokens) by default.
+BLOCK_CHARS = 100_000
+
 # (character span of each model token, one row of vectors per token) for one text, special tokens included.
 TokenVectors = tuple[Sequence[tuple[int, int]], np.ndarray]
 
@@ -98,9 +101,17 @@ def evidence_words(
     blocks: Sequence[str],
     encode_tokens: Callable[[Sequence[str]], Sequence[TokenVectors]],
     sparse: Bm25Encoder,
+    block_chars: int = BLOCK_CHARS,
 ) -> dict[str, list[Words]]:
-    """The content words of the question, the quoted sentences and the sources, from one forward pass."""
-    groups = {"question": [question], "quoted": list(quoted), "blocks": list(blocks)}
-    texts = [t for g in groups.values() for t in g]
-    words = iter([content_words(t, tv, sparse) for t, tv in zip(texts, encode_tokens(texts), strict=True)])
-    return {name: [next(words) for _ in g] for name, g in groups.items()}
+    """The content words of the question, the quoted sentences and the sources (their first `block_chars`
+    characters). Two forward passes: the short texts together, the long sources apart, since one batch pads every
+    text to its longest (the sentences padded to a whole source cost five times more)."""
+    short = [question, *quoted]
+    long = [b[:block_chars] for b in blocks]
+    vectors = [*encode_tokens(short), *(encode_tokens(long) if long else [])]
+    words = iter([content_words(t, tv, sparse) for t, tv in zip([*short, *long], vectors, strict=True)])
+    return {
+        "question": [next(words)],
+        "quoted": [next(words) for _ in quoted],
+        "blocks": [next(words) for _ in long],
+    }

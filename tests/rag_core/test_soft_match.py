@@ -3,12 +3,23 @@ keeps it; the words line up with the model's tokens."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
 from rag_core.answerability import Evidence, features, term_weights
 from rag_core.grounding import content_terms
-from rag_core.soft_match import Words, content_words, matches, merge, soft_features
+from rag_core.soft_match import (
+    TokenVectors,
+    Words,
+    content_words,
+    evidence_words,
+    matches,
+    merge,
+    soft_features,
+)
 from rag_core.sparse import Bm25Encoder
 
 
@@ -95,3 +106,28 @@ def test_features_use_the_words_when_the_evidence_has_them(small_engine, sparse:
     f = features(ev, sparse)
     assert 0.0 < f["soft_quoted"] < 1.0 and f["soft_top"] == f["soft_quoted"]
     assert "words" not in ev.to_json()
+
+
+def test_evidence_words_embeds_short_texts_apart_from_the_cut_sources(sparse: Bm25Encoder) -> None:
+    seen: list[list[str]] = []
+
+    def encode_tokens(texts: Sequence[str]) -> list[TokenVectors]:
+        seen.append(list(texts))
+        out: list[TokenVectors] = []
+        for text in texts:
+            spans = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
+            out.append(([(0, 0), *spans, (0, 0)], np.eye(len(spans) + 2, 8, dtype=np.float32)))
+        return out
+
+    words = evidence_words(
+        "Japan per diem?",
+        ["Per diem is $80.", "Travel policy."],
+        ["Leave policy " * 50],
+        encode_tokens,
+        sparse,
+        25,
+    )
+    # two forward passes: the short texts together, the (cut) source apart, so no short text is padded to it
+    assert seen == [["Japan per diem?", "Per diem is $80.", "Travel policy."], ["Leave policy Leave policy"]]
+    assert [len(words[k]) for k in ("question", "quoted", "blocks")] == [1, 2, 1]
+    assert len(words["question"][0].terms) == 3 and len(words["blocks"][0].terms) == 4
