@@ -2,8 +2,8 @@
 
 A question's word counts as found in a sentence when the same stem is there (1.0), else by the best cosine between
 its vector and a content word's vector in the sentence: "paid time off" finds "annual leave" partly, "Japan" does
-not find "Germany" well. Vectors come from one forward pass of the embedding model over the question and the
-quoted text (`Embedder.encode_tokens`); nothing here knows any corpus or language beyond the BM25 analyser.
+not find "Germany" well. Vectors come from the embedding model itself (`Embedder.encode_tokens`) over the question,
+the quoted sentences and the top source; nothing here knows any corpus or language beyond the BM25 analyser.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from rag_core.sparse import Bm25Encoder
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")
 
-# How much of a source the soft match reads: about the model's whole window (256 tokens) by default.
+# How much of a source the soft match reads; by default all of it that fits the model's window (256 tokens): the
+# first 500 characters only did worse left out (docs/answers.md).
 BLOCK_CHARS = 100_000
 
 # (character span of each model token, one row of vectors per token) for one text, special tokens included.
