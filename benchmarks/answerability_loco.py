@@ -13,6 +13,7 @@ and is then fitted on all corpora: those are the WEIGHTS and the default thresho
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +42,20 @@ LEGACY_WEIGHTS = {
     "relevance": 1.052,
 }
 LEGACY_MIN = 0.46
+# The score shipped before soft term matching (lexical coverage, sentence similarity, answer type, names,
+# relevance), its default threshold and the set/target/shrink that chose it.
+PREVIOUS_WEIGHTS = {
+    "bias": -3.39,
+    "cov_quoted": 1.152,
+    "raw_quoted": 1.089,
+    "raw_blocks": 0.797,
+    "sentence_sim": 1.794,
+    "type_missing": -0.473,
+    "missing_names": -1.023,
+    "relevance": 1.097,
+}
+PREVIOUS_MIN = 0.17
+PREVIOUS_CHOICE = ("rarity+plain+sim+type", 0.02, 1.0)
 FEATURE_SETS: dict[str, list[str]] = {
     "rarity coverage": [
         "cov_quoted",
@@ -109,6 +124,86 @@ FEATURE_SETS: dict[str, list[str]] = {
         "relevance",
     ],
     "sim+type+relevance": ["sentence_sim", "type_missing", "missing_names", "relevance", "margin"],
+    # Soft term matching with the embedding model's token vectors (rag_core/soft_match.py; needs the
+    # FEATURES.words.pkl benchmarks/answerability_soft.py writes).
+    "shipped before + soft top": [
+        "cov_quoted",
+        "raw_quoted",
+        "raw_blocks",
+        "sentence_sim",
+        "type_missing",
+        "missing_names",
+        "relevance",
+        "soft_top",
+        "soft_min_top",
+    ],
+    "shipped before + scale-free lexical": [
+        "cov_quoted",
+        "raw_quoted",
+        "raw_blocks",
+        "sentence_sim",
+        "type_missing",
+        "missing_names",
+        "relevance",
+        "top_over_pool",
+        "unseen",
+        "rare_missing_blocks",
+        "rare_missing_quoted",
+        "rel_z",
+    ],
+    "soft quoted": [
+        "soft_quoted",
+        "soft_min_quoted",
+        "sentence_sim",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
+    "soft sentence+quoted": [
+        "soft_sent",
+        "soft_min_sent",
+        "soft_quoted",
+        "soft_min_quoted",
+        "sentence_sim",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
+    "soft quoted+top": [
+        "soft_quoted",
+        "soft_min_quoted",
+        "soft_top",
+        "soft_min_top",
+        "sentence_sim",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
+    "soft sentence+quoted+top": [
+        "soft_sent",
+        "soft_min_sent",
+        "soft_quoted",
+        "soft_min_quoted",
+        "soft_top",
+        "soft_min_top",
+        "sentence_sim",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
+    "soft sentence+quoted+top+top over pool": [
+        "soft_sent",
+        "soft_min_sent",
+        "soft_quoted",
+        "soft_min_quoted",
+        "soft_top",
+        "soft_min_top",
+        "top_over_pool",
+        "sentence_sim",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
 }
 
 
@@ -127,15 +222,23 @@ class Row:
 
 def load(path: Path, sparse: Bm25Encoder) -> list[Row]:
     rows = []
+    # token vectors of the question, quoted sentences and top sources (benchmarks/answerability_soft.py), if made
+    pickled = path.with_suffix(".words.pkl")
+    if not pickled.exists():
+        raise SystemExit(f"no {pickled}: run benchmarks/answerability_soft.py {path} first")
+    words = pickle.loads(pickled.read_bytes())
     for line in path.read_text(encoding="utf-8").splitlines():
         d: dict[str, Any] = json.loads(line)
         reached = not d["threshold_abstained"]
+        evidence = Evidence.from_json(d["evidence"]) if reached else None
+        if evidence is not None:
+            evidence.words = words.get(evidence.question)
         rows.append(
             Row(
                 answerable=d["answerable"],
                 gold=d["gold"],
                 reached=reached,
-                feats=features(Evidence.from_json(d["evidence"]), sparse) if reached else {},
+                feats=features(evidence, sparse) if evidence is not None else {},
                 legacy=d.get("legacy_features_old") or {},
                 first=(d.get("cited") or [None])[0],
                 first_old=(d.get("cited_old") or [None])[0],
@@ -242,11 +345,24 @@ def main() -> int:
 
     # Safe on every corpus left out first, then the most abstentions on the worst corpus; if none is safe, the
     # fewest wrong abstentions on the worst corpus.
-    def rank(key: tuple[str, float, float]) -> tuple[bool, float]:
+    def rank(key: tuple[str, float, float]) -> tuple[bool, float, float]:
         cells = results[key]
-        if _safe(cells):
-            return (True, min(f["abstained_unanswerable"] for _, f in cells.values()))
-        return (False, -max(f["wrongly_abstained"] for _, f in cells.values()))
+        wrong = max(f["wrongly_abstained"] for _, f in cells.values())
+        if _safe(cells):  # ties: the fewest wrong abstentions on the worst corpus
+            return (True, min(f["abstained_unanswerable"] for _, f in cells.values()), -wrong)
+        return (False, -wrong, 0.0)
+
+    # Each feature set at its best target and shrink (same rule): the table of docs/answers.md.
+    print("\n| feature set | target, shrink | " + " | ".join(f"{k} left out" for k in corpora) + " |")
+    print("|---|---|" + "---|" * len(corpora))
+    for set_name in FEATURE_SETS:
+        key = max((k for k in results if k[0] == set_name), key=rank)
+        safe = "" if _safe(results[key]) else " (not safe)"
+        print(
+            f"| {set_name}{safe} | {key[1]}, {key[2]} | "
+            + " | ".join(fmt(f) for _, f in results[key].values())
+            + " |"
+        )
 
     best_set, best_target, best_shrink = max(results, key=rank)
     cells = results[(best_set, best_target, best_shrink)]
@@ -273,8 +389,18 @@ def main() -> int:
         zero = np.zeros(len(rows))
         lines = [
             ("off, previous quoting", figures(rows, zero, 0.0, old_order=True)),
-            (f"before: previous score, {LEGACY_MIN}", figures(rows, legacy_probs(rows), LEGACY_MIN, True)),
+            (f"handbook-only score, {LEGACY_MIN}", figures(rows, legacy_probs(rows), LEGACY_MIN, True)),
             ("off, best source first", figures(rows, zero, 0.0)),
+            (
+                f"before: previous score, left out of the fit (t={results[PREVIOUS_CHOICE][name][0]:.3f})",
+                results[PREVIOUS_CHOICE][name][1],
+            ),
+            (
+                f"before: previous shipped weights and default {PREVIOUS_MIN}",
+                figures(
+                    rows, probs(rows, list(PREVIOUS_WEIGHTS)[1:], _vector(PREVIOUS_WEIGHTS)), PREVIOUS_MIN
+                ),
+            ),
             (f"after, left out of the fit (t={cells[name][0]:.3f})", cells[name][1]),
             (f"after, shipped weights and default {t}", figures(rows, probs(rows, names, w), t)),
         ]
@@ -298,6 +424,10 @@ def main() -> int:
                 f"| {f['gold_cited_first']:.3f} |"
             )
     return 0
+
+
+def _vector(weights: dict[str, float]) -> np.ndarray:
+    return np.asarray(list(weights.values()))  # bias first, then the features in order
 
 
 def _safe(cells: dict[str, tuple[float, dict[str, float]]]) -> bool:

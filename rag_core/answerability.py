@@ -3,9 +3,10 @@
 The relevance threshold only sees topical similarity, so in a team wiki a question whose answer is absent but whose
 topic is indexed ("What is the per-diem for Japan?" next to the travel policy) is answered with another page's
 passage. This score looks at what the question asks for and whether the quoted sentences hold it: its content
-words weighted by how rare they are among the sources found, the embedding similarity of the best quoted
-sentence, the kind of answer the question expects (a number, a date, a name), its numbers and names, and the
-relevance of the first source and its margin over the second. Nothing here knows any corpus: the weights were
+words, weighted by how rare they are among the sources found, matched softly in the quoted sentences and the top
+source with the embedding model's token vectors (soft_match.py), the embedding similarity of the best quoted
+sentence, the kind of answer the question expects (a number, a date, a name), its names, and the relevance of
+the first source. Nothing here knows any corpus: the weights were
 chosen by leave-one-corpus-out evaluation over three dev sets (benchmarks/answerability_loco.py) and a team can
 fit the threshold on its own questions (`ragbot calibrate --qa FILE`, docs/answers.md).
 """
@@ -15,25 +16,30 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from rag_core.grounding import content_terms
+from rag_core.soft_match import Words, merge, soft_features
 from rag_core.sparse import Bm25Encoder
 
 # Chosen leave-one-corpus-out over three dev sets (eval/handbook-qa, eval/18f-qa, eval/scifact-qa) and then fitted on
 # all their questions by benchmarks/answerability_loco.py; features not listed weigh 0 (docs/answers.md).
 WEIGHTS: dict[str, float] = {
-    "bias": -3.39,
-    "cov_quoted": 1.152,
-    "raw_quoted": 1.089,
-    "raw_blocks": 0.797,
-    "sentence_sim": 1.794,
-    "type_missing": -0.473,
-    "missing_names": -1.023,
-    "relevance": 1.097,
+    "bias": -4.227,
+    "soft_sent": 1.324,
+    "soft_min_sent": 0.728,
+    "soft_quoted": 0.919,
+    "soft_min_quoted": 0.421,
+    "soft_top": 1.19,
+    "soft_min_top": 0.49,
+    "top_over_pool": 0.762,
+    "sentence_sim": 1.329,
+    "type_missing": -0.287,
+    "missing_names": -0.794,
+    "relevance": 0.846,
 }
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
@@ -79,8 +85,12 @@ class Evidence:
         default_factory=list
     )  # cosine of the question and each quoted sentence
 
+    # the content words and token vectors of the question, the quoted sentences and the top sources
+    # (soft_match.content_words), when the embedder gave them; not recorded in JSON
+    words: dict[str, list[Words]] | None = None
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "words"}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Evidence:
@@ -148,12 +158,21 @@ def _coverage(weights: Mapping[int, float], have: set[int]) -> float:
     return sum(w for t, w in weights.items() if t in have) / total if total else 1.0
 
 
+def _rare(weights: Mapping[int, float]) -> set[int]:
+    """The question's terms at least as rare among the candidates as its median term: what is asked."""
+    if not weights:
+        return set()
+    median = float(np.median(list(weights.values())))
+    return {t for t, w in weights.items() if w >= median}
+
+
 def _missing(items: set[str], text: str) -> float:
     lowered = text.lower()
     return sum(1 for item in items if item.lower() not in lowered) / len(items) if items else 0.0
 
 
 def features(evidence: Evidence, sparse: Bm25Encoder) -> dict[str, float]:
+    """Every feature the score may weigh; the soft-match ones only when the evidence carries token vectors."""
     question = evidence.question
     wanted = content_terms(question, sparse)
     pool = [content_terms(text, sparse) for text in (evidence.pool or evidence.blocks)]
@@ -163,8 +182,32 @@ def features(evidence: Evidence, sparse: Bm25Encoder) -> dict[str, float]:
     rel = sorted(evidence.relevances, reverse=True)
     even = dict.fromkeys(wanted, 1.0)
     quoted_terms = content_terms(" ".join(evidence.quoted), sparse)
-    return {
+    pool_cov = sorted(_coverage(weights, terms) for terms in pool)
+    top_cov = _coverage(weights, content_terms(evidence.blocks[0], sparse)) if evidence.blocks else 0.0
+    unseen = {t: w for t, w in weights.items() if not any(t in terms for terms in pool)}
+    rare = _rare(weights)
+    soft = {}
+    if evidence.words and evidence.words.get("question"):
+        targets = {"quoted": merge(evidence.words.get("quoted", []))}
+        if evidence.words.get("blocks"):  # the engine embeds the top source only (cost)
+            targets["top"] = evidence.words["blocks"][0]
+        soft = soft_features(evidence.words["question"][0], targets, weights)
+        sentences = [
+            soft_features(evidence.words["question"][0], {"s": w}, weights)
+            for w in evidence.words.get("quoted", [])
+        ]
+        soft["soft_sent"] = max((x["soft_s"] for x in sentences), default=0.0)
+        soft["soft_min_sent"] = max((x["soft_min_s"] for x in sentences), default=0.0)
+    return soft | {
         "raw_quoted": _coverage(even, quoted_terms),
+        # scale-free: relative to the other candidates of the same question
+        "unseen": sum(unseen.values()) / sum(weights.values()) if weights else 0.0,
+        "top_over_pool": top_cov - (pool_cov[len(pool_cov) // 2] if pool_cov else 0.0),
+        "rare_missing_quoted": 1.0 - _coverage(dict.fromkeys(rare, 1.0), quoted_terms) if rare else 0.0,
+        "rare_missing_blocks": (
+            1.0 - _coverage(dict.fromkeys(rare, 1.0), content_terms(everything, sparse)) if rare else 0.0
+        ),
+        "rel_z": (rel[0] - float(np.mean(rel))) / (float(np.std(rel)) or 1.0) if len(rel) > 1 else 0.0,
         "raw_blocks": _coverage(even, content_terms(everything, sparse)),
         "cov_quoted": _coverage(weights, quoted_terms),
         "cov_top": _coverage(

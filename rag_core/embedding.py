@@ -93,6 +93,7 @@ class Embedder:
         self.batch_size = settings.embedding_batch_size
         self.max_tokens = int(model.max_seq_length)
         self.tokenizer = model.tokenizer
+        self._model = model  # token vectors for soft term matching (encode_tokens) come from the local model
         # Packaged tokenizer.json files may carry fixed padding/truncation (128); counting must see every token.
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None:
@@ -136,6 +137,22 @@ class Embedder:
         """Character span of every model token, for cutting text at token boundaries."""
         enc = self.tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
         return [tuple(span) for span in enc["offset_mapping"]]
+
+    def encode_tokens(self, texts: Sequence[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+        """Each text's contextual token vectors (local model, special tokens included, truncated like a passage)
+        with each token's character span ((0, 0) for special tokens): soft term matching reads them."""
+        if not texts:
+            return []
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts), output_value="token_embeddings", batch_size=self.batch_size
+            )
+        out = []
+        for text, v in zip(texts, vectors, strict=True):
+            v = np.asarray(v.float().numpy() if hasattr(v, "numpy") else v, dtype=np.float32)
+            spans = [(0, 0), *self.token_offsets(text)[: max(len(v) - 2, 0)], (0, 0)][: len(v)]
+            out.append((spans, v))
+        return out
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -40,6 +40,7 @@ from rag_core.query_plan import QueryPlan, aplan_queries, needs_llm, plan_querie
 from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
 from rag_core.settings import Settings, get_settings
+from rag_core.soft_match import evidence_words
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import VectorStore, open_store
 from rag_core.threshold import above_threshold, min_relevance
@@ -589,6 +590,10 @@ class Engine:
             relevances=[c.relevance if c.relevance is not None else c.fused_score for c in kept],
             sentence_sims=sentence_similarities(
                 question, quoted, self.embedder.encode_query, self.embedder.encode_passages
+            ),
+            # soft term matching: token vectors of the question, the quoted sentences and the top source
+            words=evidence_words(
+                question, quoted, [b.text for b in blocks[:1]], self.embedder.encode_tokens, self.sparse
             ),
         )
 

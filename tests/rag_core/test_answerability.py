@@ -321,3 +321,14 @@ def test_the_scifact_set_hides_the_unanswerable_claims_abstracts() -> None:
     assert sum(c["answerable"] for c in cases) == 40 and len(cases) == 80
     assert all(set(c["gold"]) <= indexed for c in cases if c["answerable"])
     assert not any(set(c["hidden"]) & indexed for c in cases if not c["answerable"])
+
+
+def test_top_over_pool_is_relative_to_the_questions_own_candidates(sparse: Bm25Encoder) -> None:
+    pool = ["Travel policy overview.", "Booking travel.", "Per diem for Japan is $60.", "Office plants."]
+    question = "What is the per diem for Japan?"
+    top_holds = features(_evidence(question, [pool[2]], [pool[2], pool[0]], pool=pool), sparse)
+    top_lacks = features(_evidence(question, [pool[0]], [pool[0], pool[2]], pool=pool), sparse)
+    # the top source holds every rare word the median candidate lacks: 1.0 over it; a topical one: 0
+    assert top_holds["top_over_pool"] == pytest.approx(1.0) and top_lacks["top_over_pool"] == pytest.approx(
+        0.0
+    )

@@ -1,0 +1,133 @@
+"""Soft term matching with the embedding model's token vectors: a missing rare term lowers the match, a paraphrase
+keeps it; the words line up with the model's tokens."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from rag_core.answerability import Evidence, features, term_weights
+from rag_core.grounding import content_terms
+from rag_core.soft_match import (
+    TokenVectors,
+    Words,
+    content_words,
+    evidence_words,
+    matches,
+    merge,
+    soft_features,
+)
+from rag_core.sparse import Bm25Encoder
+
+
+@pytest.fixture(scope="module")
+def sparse(small_engine) -> Bm25Encoder:  # type: ignore[no-untyped-def]
+    return small_engine.sparse
+
+
+def _words(small_engine, sparse: Bm25Encoder, *texts: str) -> list[Words]:  # type: ignore[no-untyped-def]
+    tokens = small_engine.embedder.encode_tokens(list(texts))
+    return [content_words(t, tv, sparse) for t, tv in zip(texts, tokens, strict=True)]
+
+
+def _soft(
+    small_engine, sparse: Bm25Encoder, question: str, sentence: str, pool: list[str]
+) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    q, s = _words(small_engine, sparse, question, sentence)
+    weights = term_weights(content_terms(question, sparse), [content_terms(p, sparse) for p in pool])
+    return soft_features(q, {"quoted": s}, weights)
+
+
+def test_token_vectors_line_up_with_the_words(small_engine, sparse: Bm25Encoder) -> None:  # type: ignore[no-untyped-def]
+    [(spans, vectors)] = small_engine.embedder.encode_tokens(["The per-diem for Japan is listed."])
+    assert len(spans) == len(vectors) and spans[0] == (0, 0) and spans[-1] == (0, 0)
+    [w] = _words(small_engine, sparse, "The per-diem for Japan is listed.")
+    # stopwords ("the", "for", "is") are dropped; each content word has a unit vector
+    assert len(w.terms) == 3 and np.allclose(np.linalg.norm(w.vectors, axis=1), 1.0, atol=1e-5)
+    assert small_engine.embedder.encode_tokens([]) == []
+
+
+def test_a_missing_rare_term_lowers_the_weakest_match(small_engine, sparse: Bm25Encoder) -> None:  # type: ignore[no-untyped-def]
+    pool = ["Per diem rates for travel.", "Travel booking and per diem.", "The per diem for Canada is $80."]
+    question = "What is the per diem for Japan?"
+    held = _soft(small_engine, sparse, question, "The per diem for Japan is $80.", pool)
+    other = _soft(small_engine, sparse, question, "The per diem for Canada is $80.", pool)
+    assert held["soft_min_quoted"] == 1.0 and held["soft_quoted"] == 1.0
+    assert other["soft_min_quoted"] < 0.8 and other["soft_quoted"] < held["soft_quoted"]
+
+
+def test_a_paraphrase_keeps_a_soft_match_an_unrelated_sentence_does_not(
+    small_engine, sparse: Bm25Encoder
+) -> None:  # type: ignore[no-untyped-def]
+    pool = [
+        "New employees receive annual leave.",
+        "Holidays are listed yearly.",
+        "Expense reports are due monthly.",
+    ]
+    question = "How many vacation days do new hires get?"
+    paraphrase = _soft(
+        small_engine, sparse, question, "Newly joined staff receive 20 days of annual leave.", pool
+    )
+    unrelated = _soft(
+        small_engine, sparse, question, "Expense reports are due on the fifth of the month.", pool
+    )
+    exact = len(
+        content_terms(question, sparse)
+        & content_terms("Newly joined staff receive 20 days of annual leave.", sparse)
+    )
+    # only "days" matches exactly; "vacation", "new", "hires" find "leave", "newly", "staff" softly
+    assert exact == 1
+    assert paraphrase["soft_quoted"] > unrelated["soft_quoted"] + 0.1
+    assert paraphrase["soft_min_quoted"] > unrelated["soft_min_quoted"]
+
+
+def test_matches_are_exact_first_then_the_best_cosine() -> None:
+    q = Words([frozenset({1}), frozenset({2})], np.asarray([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+    t = Words([frozenset({1}), frozenset({3})], np.asarray([[-1.0, 0.0], [0.6, 0.8]], dtype=np.float32))
+    assert matches(q, t) == pytest.approx([1.0, 0.8])  # term 1 by stem even though its vector differs
+    assert matches(q, merge([])) == [0.0, 0.0]
+    both = soft_features(q, {"quoted": t}, {1: 1.0, 2: 3.0})
+    assert both["soft_quoted"] == pytest.approx((1.0 + 3 * 0.8) / 4) and both[
+        "soft_min_quoted"
+    ] == pytest.approx(0.8)
+
+
+def test_features_use_the_words_when_the_evidence_has_them(small_engine, sparse: Bm25Encoder) -> None:  # type: ignore[no-untyped-def]
+    question, sentence = "What is the per diem for Japan?", "The per diem for Canada is $80."
+    ev = Evidence(question=question, quoted=[sentence], blocks=[sentence])
+    assert "soft_quoted" not in features(
+        ev, sparse
+    )  # no token vectors (e.g. recorded evidence): no soft features
+    q, s = _words(small_engine, sparse, question, sentence)
+    ev.words = {"question": [q], "quoted": [s], "blocks": [s]}
+    f = features(ev, sparse)
+    assert 0.0 < f["soft_quoted"] < 1.0 and f["soft_top"] == f["soft_quoted"]
+    assert "words" not in ev.to_json()
+
+
+def test_evidence_words_embeds_short_texts_apart_from_the_cut_sources(sparse: Bm25Encoder) -> None:
+    seen: list[list[str]] = []
+
+    def encode_tokens(texts: Sequence[str]) -> list[TokenVectors]:
+        seen.append(list(texts))
+        out: list[TokenVectors] = []
+        for text in texts:
+            spans = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
+            out.append(([(0, 0), *spans, (0, 0)], np.eye(len(spans) + 2, 8, dtype=np.float32)))
+        return out
+
+    words = evidence_words(
+        "Japan per diem?",
+        ["Per diem is $80.", "Travel policy."],
+        ["Leave policy " * 50],
+        encode_tokens,
+        sparse,
+        25,
+    )
+    # two forward passes: the short texts together, the (cut) source apart, so no short text is padded to it
+    assert seen == [["Japan per diem?", "Per diem is $80.", "Travel policy."], ["Leave policy Leave policy"]]
+    assert [len(words[k]) for k in ("question", "quoted", "blocks")] == [1, 2, 1]
+    assert len(words["question"][0].terms) == 3 and len(words["blocks"][0].terms) == 4
