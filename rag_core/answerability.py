@@ -42,6 +42,14 @@ WEIGHTS: dict[str, float] = {
     "relevance": 0.846,
 }
 
+SOFT_FEATURES = ("soft_sent", "soft_min_sent", "soft_quoted", "soft_min_quoted", "soft_top", "soft_min_top")
+
+
+def needs_token_vectors(weights: Mapping[str, float] | None) -> bool:
+    """Whether the score weighs a soft-match feature (they cost a forward pass over the top source)."""
+    return any((weights if weights is not None else WEIGHTS).get(name) for name in SOFT_FEATURES)
+
+
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
 # A capitalised word that does not start the question or a sentence in it: a name, a product, a place.
 _NAME = re.compile(r"(?<![.?!]\s)(?<!^)\b[A-Z][A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*\b")
@@ -118,8 +126,13 @@ def sentence_similarities(
     """Cosine similarity of the question and each sentence, with the embedding model the index uses."""
     if not sentences:
         return []
-    q = np.asarray(encode_query(question), dtype=np.float32)
-    s = np.asarray(encode_passages(list(sentences)), dtype=np.float32)
+    return cosines(encode_query(question), encode_passages(list(sentences)))
+
+
+def cosines(query: Any, vectors: Any) -> list[float]:
+    """Cosine similarity of `query` and each row of `vectors`."""
+    q = np.asarray(query, dtype=np.float32)
+    s = np.asarray(vectors, dtype=np.float32).reshape(-1, q.shape[-1])
     norms = np.linalg.norm(s, axis=1) * (np.linalg.norm(q) or 1.0)
     return [float(x) for x in (s @ q) / np.where(norms == 0, 1.0, norms)]
 

@@ -154,6 +154,19 @@ class Embedder:
             out.append((spans, v))
         return out
 
+    def pooled(self, tokens: tuple[Sequence[tuple[int, int]], np.ndarray]) -> np.ndarray:
+        """The local model's sentence vector of a text from its token vectors (`encode_tokens`): the model's own
+        pooling and normalisation, so the answerability check reads sentence and token vectors from one pass."""
+        import torch
+
+        vectors = torch.from_numpy(np.ascontiguousarray(tokens[1], dtype=np.float32))[None]
+        features = {"token_embeddings": vectors, "attention_mask": torch.ones(vectors.shape[:2])}
+        with torch.inference_mode():
+            for module in list(self._model)[1:]:  # after the transformer: pooling, normalisation
+                features = module(features)
+        pooled: np.ndarray = features["sentence_embedding"][0].float().numpy()
+        return pooled
+
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

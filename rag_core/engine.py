@@ -14,7 +14,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from rag_core.answerability import Evidence, answerability, quoted_sentences, sentence_similarities
+from rag_core.answerability import (
+    Evidence,
+    answerability,
+    cosines,
+    needs_token_vectors,
+    quoted_sentences,
+    sentence_similarities,
+)
 from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
 from rag_core.cancellation import AnswerCancelled
@@ -554,7 +561,9 @@ class Engine:
         text = extractive_answer(question, packed.blocks, self.sparse, settings.extractive_sentences, reason)
         score = None
         if settings.answerability_min > 0 or self.score_answerability:
-            evidence = self.evidence(question, text, packed.blocks, kept, pool)
+            evidence = self.evidence(
+                question, text, packed.blocks, kept, pool, settings.answerability_weights
+            )
             score = answerability(evidence, self.sparse, settings.answerability_weights)
             if score < settings.answerability_min:
                 answer = self._abstain_streamed(question, kept, on_token)
@@ -579,22 +588,34 @@ class Engine:
         blocks: Sequence[ContextBlock],
         kept: Sequence[Candidate],
         pool: Sequence[Candidate] = (),
+        weights: Mapping[str, float] | None = None,
     ) -> Evidence:
-        """What the answerability score reads for a quoted-passage answer (embeds the quoted sentences)."""
+        """What the answerability score reads for a quoted-passage answer. The question's and quoted sentences'
+        token vectors (soft term matching) and sentence vectors come from one forward pass; without a weighted
+        soft-match feature (`weights`, default the shipped ones) only the sentence vectors are embedded."""
         quoted = quoted_sentences(extractive_text)
+        words = None
+        if not quoted:
+            sims: list[float] = []
+        elif needs_token_vectors(weights):
+            short = self.embedder.encode_tokens([question, *quoted])
+            sims = cosines(self.embedder.pooled(short[0]), [self.embedder.pooled(t) for t in short[1:]])
+            top = [b.text for b in blocks[:1]]
+            words = evidence_words(
+                question, quoted, top, self.embedder.encode_tokens, self.sparse, short_tokens=short
+            )
+        else:
+            sims = sentence_similarities(
+                question, quoted, self.embedder.encode_query, self.embedder.encode_passages
+            )
         return Evidence(
             question=question,
             quoted=quoted,
             blocks=[b.text for b in blocks[:3]],
             pool=[c.chunk.text for c in (pool or kept)],
             relevances=[c.relevance if c.relevance is not None else c.fused_score for c in kept],
-            sentence_sims=sentence_similarities(
-                question, quoted, self.embedder.encode_query, self.embedder.encode_passages
-            ),
-            # soft term matching: token vectors of the question, the quoted sentences and the top source
-            words=evidence_words(
-                question, quoted, [b.text for b in blocks[:1]], self.embedder.encode_tokens, self.sparse
-            ),
+            sentence_sims=sims,
+            words=words,
         )
 
     def _grounded(

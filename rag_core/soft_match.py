@@ -103,13 +103,15 @@ def evidence_words(
     encode_tokens: Callable[[Sequence[str]], Sequence[TokenVectors]],
     sparse: Bm25Encoder,
     block_chars: int = BLOCK_CHARS,
+    short_tokens: Sequence[TokenVectors] | None = None,
 ) -> dict[str, list[Words]]:
     """The content words of the question, the quoted sentences and the sources (their first `block_chars`
     characters). Two forward passes: the short texts together, the long sources apart, since one batch pads every
-    text to its longest (the sentences padded to a whole source cost five times more)."""
+    text to its longest (the sentences padded to a whole source cost five times more). `short_tokens`: the
+    question's and quoted sentences' token vectors when the caller has them already."""
     short = [question, *quoted]
     long = [b[:block_chars] for b in blocks]
-    vectors = [*encode_tokens(short), *(encode_tokens(long) if long else [])]
+    vectors = [*(short_tokens or encode_tokens(short)), *(encode_tokens(long) if long else [])]
     words = iter([content_words(t, tv, sparse) for t, tv in zip([*short, *long], vectors, strict=True)])
     return {
         "question": [next(words)],

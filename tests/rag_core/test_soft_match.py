@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 
-from rag_core.answerability import Evidence, features, term_weights
+from rag_core.answerability import (
+    SOFT_FEATURES,
+    WEIGHTS,
+    Evidence,
+    cosines,
+    features,
+    sentence_similarities,
+    term_weights,
+)
 from rag_core.grounding import content_terms
 from rag_core.soft_match import (
     TokenVectors,
@@ -131,3 +140,55 @@ def test_evidence_words_embeds_short_texts_apart_from_the_cut_sources(sparse: Bm
     assert seen == [["Japan per diem?", "Per diem is $80.", "Travel policy."], ["Leave policy Leave policy"]]
     assert [len(words[k]) for k in ("question", "quoted", "blocks")] == [1, 2, 1]
     assert len(words["question"][0].terms) == 3 and len(words["blocks"][0].terms) == 4
+
+
+def test_sentence_similarities_from_the_token_pass_equal_the_embedders(small_engine) -> None:  # type: ignore[no-untyped-def]
+    question = "How fast must a page be acknowledged?"
+    sentences = ["Acknowledge a page within five minutes.", "Expenses over $500 need approval."]
+    tokens = small_engine.embedder.encode_tokens([question, *sentences])
+    pooled = cosines(
+        small_engine.embedder.pooled(tokens[0]), [small_engine.embedder.pooled(t) for t in tokens[1:]]
+    )
+    direct = sentence_similarities(
+        question, sentences, small_engine.embedder.encode_query, small_engine.embedder.encode_passages
+    )
+    assert np.allclose(pooled, direct, atol=1e-5) and pooled[0] > pooled[1]
+
+
+class CountingEmbedder:
+    """The small engine's embedder, counting token passes."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.token_passes = inner, 0
+
+    def encode_tokens(self, texts: Sequence[str]) -> list[TokenVectors]:
+        self.token_passes += 1
+        return self.inner.encode_tokens(texts)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("soft_weighted", [True, False])
+def test_token_vectors_are_embedded_only_when_a_soft_feature_weighs(
+    small_engine, soft_weighted: bool
+) -> None:  # type: ignore[no-untyped-def]
+    from rag_core.engine import Engine
+    from rag_core.kv import MemoryKV
+
+    weights = dict(WEIGHTS) if soft_weighted else {k: v for k, v in WEIGHTS.items() if k not in SOFT_FEATURES}
+    settings = small_engine.settings.model_copy(
+        update={"answerability_weights": weights, "answerability_min": 0.01}
+    )
+    engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+    )
+    counting = CountingEmbedder(small_engine.embedder)
+    engine.embedder = counting  # type: ignore[assignment]
+    answer = engine.answer("How quickly must I acknowledge a page?")
+    assert answer.extractive and answer.answerability is not None
+    assert (counting.token_passes > 0) == soft_weighted
