@@ -92,7 +92,10 @@ class Embedder:
         self.name = settings.embedding_model
         self.batch_size = settings.embedding_batch_size
         self.max_tokens = int(model.max_seq_length)
-        self.tokenizer = model.tokenizer
+        # Counting has its own copy of the tokenizer: a fast tokenizer keeps its padding and truncation as state that
+        # every call sets, so counting on the model's own one (sync chunking, the answerability check) while another
+        # thread embeds could turn its padding off mid-batch ("Unable to create tensor", seen at 50 askers).
+        self.tokenizer = copy.deepcopy(model.tokenizer)
         self._model = model  # token vectors for soft term matching (encode_tokens) come from the local model
         # Packaged tokenizer.json files may carry fixed padding/truncation (128); counting must see every token.
         backend = getattr(self.tokenizer, "backend_tokenizer", None)

@@ -192,3 +192,14 @@ def test_token_vectors_are_embedded_only_when_a_soft_feature_weighs(
     answer = engine.answer("How quickly must I acknowledge a page?")
     assert answer.extractive and answer.answerability is not None
     assert (counting.token_passes > 0) == soft_weighted
+
+
+def test_counting_tokens_never_changes_the_models_own_tokenizer(small_engine) -> None:  # type: ignore[no-untyped-def]
+    """A fast tokenizer's padding is state each call sets: counting on the model's own tokenizer while another thread
+    embeds turned the batch's padding off ("Unable to create tensor" at 50 askers)."""
+    backend = small_engine.embedder._model.tokenizer.backend_tokenizer
+    backend.enable_padding()  # as the model's batch tokenization leaves it
+    small_engine.embedder.count_tokens("How fast must a page be acknowledged?")
+    small_engine.embedder.token_offsets("How fast must a page be acknowledged?")
+    small_engine.embedder.encode_tokens(["Acknowledge a page within five minutes."])
+    assert backend.padding is not None
