@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,6 +111,10 @@ class Embedder:
         # recent questions' vectors: one answer embeds its question twice (retrieval, then the answerability check)
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self._recent_lock = threading.Lock()
+        # recent texts' token vectors (encode_tokens), within a memory budget
+        self._tokens: OrderedDict[str, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
+        self._tokens_bytes = 0
+        self._tokens_budget = settings.token_cache_mb * 1024 * 1024
         self.backend: Backend
         if settings.embedding_url:
             self.backend, self.model_id, self.dim = _remote_backend(settings)
@@ -143,19 +147,41 @@ class Embedder:
 
     def encode_tokens(self, texts: Sequence[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
         """Each text's contextual token vectors (local model, special tokens included, truncated like a passage)
-        with each token's character span ((0, 0) for special tokens): soft term matching reads them."""
+        with each token's character span ((0, 0) for special tokens): soft term matching reads them.
+
+        Recent texts' vectors are kept (`RAG_TOKEN_CACHE_MB`): the answerability check reads the top source's, and
+        questions asked together (an incident) mostly quote the same few sources."""
         if not texts:
             return []
-        with self._lock:
-            vectors = self._model.encode(
-                list(texts), output_value="token_embeddings", batch_size=self.batch_size
-            )
-        out = []
-        for text, v in zip(texts, vectors, strict=True):
-            v = np.asarray(v.float().numpy() if hasattr(v, "numpy") else v, dtype=np.float32)
-            spans = [(0, 0), *self.token_offsets(text)[: max(len(v) - 2, 0)], (0, 0)][: len(v)]
-            out.append((spans, v))
-        return out
+        found: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
+        with self._recent_lock:
+            for text in texts:
+                hit = self._tokens.get(text)
+                if hit is not None:
+                    self._tokens.move_to_end(text)
+                    found[text] = hit
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            with self._lock:
+                vectors = self._model.encode(
+                    missing, output_value="token_embeddings", batch_size=self.batch_size
+                )
+            for text, v in zip(missing, vectors, strict=True):
+                v = np.asarray(v.float().numpy() if hasattr(v, "numpy") else v, dtype=np.float32)
+                spans = [(0, 0), *self.token_offsets(text)[: max(len(v) - 2, 0)], (0, 0)][: len(v)]
+                found[text] = (spans, v)
+            self._keep_tokens({t: found[t] for t in missing})
+        return [found[t] for t in texts]
+
+    def _keep_tokens(self, fresh: Mapping[str, tuple[list[tuple[int, int]], np.ndarray]]) -> None:
+        with self._recent_lock:
+            for text, entry in fresh.items():
+                if text not in self._tokens:
+                    self._tokens[text] = entry
+                    self._tokens_bytes += entry[1].nbytes
+            while self._tokens and self._tokens_bytes > self._tokens_budget:
+                _, (_, dropped) = self._tokens.popitem(last=False)
+                self._tokens_bytes -= dropped.nbytes
 
     def pooled(self, tokens: tuple[Sequence[tuple[int, int]], np.ndarray]) -> np.ndarray:
         """The local model's sentence vector of a text from its token vectors (`encode_tokens`): the model's own

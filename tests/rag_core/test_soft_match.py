@@ -203,3 +203,27 @@ def test_counting_tokens_never_changes_the_models_own_tokenizer(small_engine) ->
     small_engine.embedder.token_offsets("How fast must a page be acknowledged?")
     small_engine.embedder.encode_tokens(["Acknowledge a page within five minutes."])
     assert backend.padding is not None
+
+
+def test_recent_texts_token_vectors_are_kept_within_the_budget(small_engine) -> None:  # type: ignore[no-untyped-def]
+    embedder = small_engine.embedder
+    calls: list[list[str]] = []
+    model_encode = embedder._model.encode
+
+    def counting(texts, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return model_encode(texts, **kwargs)
+
+    embedder._model.encode = counting
+    try:
+        first = embedder.encode_tokens(["A runbook passage quoted by many answers.", "A question?"])
+        again = embedder.encode_tokens(["A runbook passage quoted by many answers.", "Another question?"])
+        assert calls == [["A runbook passage quoted by many answers.", "A question?"], ["Another question?"]]
+        assert np.array_equal(first[0][1], again[0][1]) and first[0][0] == again[0][0]
+        budget = embedder._tokens_budget
+        embedder._tokens_budget = 0  # nothing is kept past the budget
+        embedder.encode_tokens(["Something new."])
+        assert embedder._tokens_bytes == 0 and not embedder._tokens
+    finally:
+        embedder._model.encode = model_encode
+        embedder._tokens_budget = budget
