@@ -50,6 +50,8 @@ def _b(value: bytes | str) -> bytes:
 class MemoryKV:
     """In-process equivalent of the few Redis commands ragbot uses, with TTLs and an LRU bound."""
 
+    in_process = True  # answers without leaving the process (no network, nothing to wait for)
+
     def __init__(self, max_entries: int = 100_000) -> None:
         self._data: OrderedDict[str, tuple[bytes | float, float | None]] = OrderedDict()
         self._max = max_entries

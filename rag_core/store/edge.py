@@ -73,6 +73,8 @@ def _hits(points: list[Any]) -> list[Hit]:
 class EdgeStore:
     """One qdrant-edge shard under `path`; metadata in a JSON file beside it, replaced atomically."""
 
+    in_process = True  # answers without leaving the process (no network, nothing to wait for)
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._meta_path = self.path.with_suffix(".meta.json")
