@@ -43,7 +43,7 @@ from rag_core.llm_calls import ShortCalls, Spend, price_usd
 from rag_core.overrides import check_overrides
 from rag_core.packing import ContextBlock, PackedContext, pack_context, token_budget
 from rag_core.permissions import Audience
-from rag_core.query_plan import QueryPlan, aplan_queries, needs_llm, plan_queries, retrieve_plan
+from rag_core.query_plan import QueryPlan, aplan_queries, plan_queries, retrieve_plan
 from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
 from rag_core.settings import Settings, get_settings
@@ -277,17 +277,14 @@ class Engine:
         looked_up = self._look_up(*args) if self._local_lookup else await self._in_cpu(self._look_up, *args)
         if isinstance(looked_up, Answer):
             return looked_up
-        if needs_llm(looked_up.history, looked_up.settings, self.calls):
-            try:  # the query-side LLM calls wait on the loop, holding no answer thread
-                with _timed(looked_up.timings, "query"):
-                    plan = await aplan_queries(
-                        looked_up.question, looked_up.history, looked_up.settings, self.calls, looked_up.spend
-                    )
-            except asyncio.CancelledError:
-                raise self._cancelled(looked_up, "query", "", None) from None
-            p = await self._in_cpu(self._ranked, looked_up, plan)
-        else:
-            p = await self._in_cpu(self._ranked, looked_up, None)
+        try:  # the query-side LLM calls wait on the loop, holding no answer thread
+            with _timed(looked_up.timings, "query"):
+                plan = await aplan_queries(
+                    looked_up.question, looked_up.history, looked_up.settings, self.calls, looked_up.spend
+                )
+        except asyncio.CancelledError:
+            raise self._cancelled(looked_up, "query", "", None) from None
+        p = await self._in_cpu(self._ranked, looked_up, plan)
         if not p.kept:
             answer = self._abstain_streamed(p.question, p.candidates, on_token)
         else:
@@ -305,7 +302,13 @@ class Engine:
     ) -> _Prepared | Answer:
         """Everything before generation: the cached answer when there is one, else ranked, kept candidates."""
         looked_up = self._look_up(question, allowed_sources, history, overrides, audience, on_token)
-        return looked_up if isinstance(looked_up, Answer) else self._ranked(looked_up, None)
+        if isinstance(looked_up, Answer):
+            return looked_up
+        with _timed(looked_up.timings, "query"):
+            plan = plan_queries(
+                looked_up.question, looked_up.history, looked_up.settings, self.calls, looked_up.spend
+            )
+        return self._ranked(looked_up, plan)
 
     def _look_up(
         self,
@@ -356,12 +359,9 @@ class Engine:
             audience,
         )
 
-    def _ranked(self, p: _Prepared, plan: QueryPlan | None) -> _Prepared:
-        """Plan the searches (unless `plan` is given), rank the candidates and keep those over the threshold."""
+    def _ranked(self, p: _Prepared, plan: QueryPlan) -> _Prepared:
+        """Rank the candidates of the planned searches and keep those over the threshold."""
         settings, timings = p.settings, p.timings
-        if plan is None:
-            with _timed(timings, "query"):
-                plan = plan_queries(p.question, p.history, settings, self.calls, p.spend)
         p.candidates = self.rank(
             plan.search,
             allowed_sources=p.allowed_sources,

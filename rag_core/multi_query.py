@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag_core.llm_calls import ShortCalls, Spend
 from rag_core.types import Candidate
 
 ALTERNATIVES_PROMPT = """Write {n} different search queries that would find the documents answering the user's \
@@ -41,17 +40,6 @@ def parse_alternatives(reply: str | None, question: str, n: int) -> list[str]:
 
 def hyde_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": HYDE_PROMPT}, {"role": "user", "content": question}]
-
-
-def alternative_queries(question: str, n: int, calls: ShortCalls, model: str, spend: Spend) -> list[str]:
-    """Up to `n` distinct rephrasings of `question`, none equal to it; empty when the call fails."""
-    reply = calls.ask("multi_query", alternatives_messages(question, n), model, ALTERNATIVE_TOKENS * n, spend)
-    return parse_alternatives(reply, question, n)
-
-
-def hyde_passage(question: str, calls: ShortCalls, model: str, spend: Spend) -> str | None:
-    """A hypothetical answer passage, embedded as a dense query (HyDE); None when the call fails."""
-    return calls.ask("hyde", hyde_messages(question), model, HYDE_TOKENS, spend)
 
 
 def fuse_candidates(rankings: Sequence[Sequence[Candidate]], k: int, limit: int) -> list[Candidate]:

@@ -3,18 +3,16 @@ how those searches become one candidate list."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 from rag_core.llm_calls import ShortCalls, Spend
 from rag_core.multi_query import (
     ALTERNATIVE_TOKENS,
     HYDE_TOKENS,
-    alternative_queries,
     alternatives_messages,
     fuse_candidates,
     hyde_messages,
-    hyde_passage,
     parse_alternatives,
 )
 from rag_core.permissions import Audience
@@ -24,7 +22,6 @@ from rag_core.rewrite import (
     is_follow_up,
     rewrite_messages,
     searched_follow_up,
-    standalone_question,
 )
 from rag_core.settings import Settings
 from rag_core.types import Candidate, Turn
@@ -41,55 +38,58 @@ class QueryPlan:
         return 1 + len(self.alternatives) + (1 if self.hyde else 0)
 
 
+Request = tuple[str, list[dict[str, str]], int]  # an LLM call the plan needs: stage, messages, output cap
+
+
+def _planning(
+    question: str, history: Sequence[Turn], settings: Settings
+) -> Generator[Request, str | None, QueryPlan]:
+    """The query side, once for both drivers below: each LLM call it needs is yielded and its reply sent back
+    (None without an LLM or when the call fails, which falls back to what the stage does without one)."""
+    search = question
+    if is_follow_up(history):
+        reply = None
+        if settings.rewrite_follow_ups:
+            reply = yield ("rewrite", rewrite_messages(question, history), REWRITE_TOKENS)
+        search = searched_follow_up(reply, question, history)
+    plan = QueryPlan(search)
+    if settings.multi_query > 0:
+        n = settings.multi_query
+        reply = yield ("multi_query", alternatives_messages(search, n), ALTERNATIVE_TOKENS * n)
+        plan.alternatives = parse_alternatives(reply, search, n)
+    if settings.hyde:
+        plan.hyde = yield ("hyde", hyde_messages(search), HYDE_TOKENS)
+    return plan
+
+
 def plan_queries(
     question: str, history: Sequence[Turn], settings: Settings, calls: ShortCalls | None, spend: Spend
 ) -> QueryPlan:
     """Without an LLM: the (history-prefixed) question alone. With one: its rewrite, phrasings and HyDE, as set."""
     model = settings.query_llm_model or settings.llm_model
-    rewrite_calls = calls if settings.rewrite_follow_ups else None
-    plan = QueryPlan(standalone_question(question, history, rewrite_calls, model, spend))
-    if calls is None:
-        return plan
-    if settings.multi_query > 0:
-        plan.alternatives = alternative_queries(plan.search, settings.multi_query, calls, model, spend)
-    if settings.hyde:
-        plan.hyde = hyde_passage(plan.search, calls, model, spend)
-    return plan
-
-
-def needs_llm(history: Sequence[Turn], settings: Settings, calls: ShortCalls | None) -> bool:
-    """Whether planning this question makes (or looks up) any LLM call."""
-    if calls is None:
-        return False
-    rewrite = settings.rewrite_follow_ups and is_follow_up(history)
-    return rewrite or settings.multi_query > 0 or settings.hyde
+    steps, reply = _planning(question, history, settings), None
+    while True:
+        try:
+            stage, messages, max_tokens = steps.send(reply)
+        except StopIteration as done:
+            plan: QueryPlan = done.value
+            return plan
+        reply = calls.ask(stage, messages, model, max_tokens, spend) if calls else None
 
 
 async def aplan_queries(
     question: str, history: Sequence[Turn], settings: Settings, calls: ShortCalls | None, spend: Spend
 ) -> QueryPlan:
     """`plan_queries` for an event loop: each LLM call is awaited, one after the other (the budget sees each)."""
-    if calls is None:
-        return plan_queries(question, history, settings, None, spend)
     model = settings.query_llm_model or settings.llm_model
-    search = question
-    if is_follow_up(history):
-        reply = None
-        if settings.rewrite_follow_ups:
-            reply = await calls.aask(
-                "rewrite", rewrite_messages(question, history), model, REWRITE_TOKENS, spend
-            )
-        search = searched_follow_up(reply, question, history)
-    plan = QueryPlan(search)
-    if settings.multi_query > 0:
-        n = settings.multi_query
-        reply = await calls.aask(
-            "multi_query", alternatives_messages(search, n), model, ALTERNATIVE_TOKENS * n, spend
-        )
-        plan.alternatives = parse_alternatives(reply, search, n)
-    if settings.hyde:
-        plan.hyde = await calls.aask("hyde", hyde_messages(search), model, HYDE_TOKENS, spend)
-    return plan
+    steps, reply = _planning(question, history, settings), None
+    while True:
+        try:
+            stage, messages, max_tokens = steps.send(reply)
+        except StopIteration as done:
+            plan: QueryPlan = done.value
+            return plan
+        reply = await calls.aask(stage, messages, model, max_tokens, spend) if calls else None
 
 
 def retrieve_plan(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rag_core.llm_calls import ShortCalls, Spend
 from rag_core.types import Turn
 
 REWRITE_PROMPT = """Rewrite the user's last message as one standalone question that can be understood without \
@@ -38,18 +37,3 @@ def searched_follow_up(reply: str | None, question: str, history: Sequence[Turn]
     if reply:
         return reply.splitlines()[0].strip().strip('"')
     return history_prefixed(question, history)
-
-
-def standalone_question(
-    question: str, history: Sequence[Turn], calls: ShortCalls | None, model: str, spend: Spend
-) -> str:
-    """What to search for: the question itself, or for a follow-up the LLM's standalone rewrite of it
-    (the history-prefixed question when there is no LLM or the call fails)."""
-    if not is_follow_up(history):
-        return question
-    reply = (
-        calls.ask("rewrite", rewrite_messages(question, history), model, REWRITE_TOKENS, spend)
-        if calls
-        else None
-    )
-    return searched_follow_up(reply, question, history)
