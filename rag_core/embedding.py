@@ -68,7 +68,7 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-_RECENT_QUERIES = 256  # question vectors kept for reuse within an answer
+_RECENT_QUERIES = 1024  # query vectors kept for reuse within an answer: 64 in flight, up to 5 searches each
 
 
 class Embedder:
@@ -210,6 +210,20 @@ class Embedder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors, recent ones from memory; the rest embedded together, batched with other callers'."""
+        vectors, missing = self._recalled(texts)
+        if missing:
+            return self._with_fresh(texts, vectors, missing, self.queries.encode_many(missing))
+        return np.stack([v for v in vectors if v is not None])
+
+    async def aencode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """`encode_queries` for an event loop: the batch is awaited, holding no thread."""
+        vectors, missing = self._recalled(texts)
+        if missing:
+            return self._with_fresh(texts, vectors, missing, await self.queries.aencode_many(missing))
+        return np.stack([v for v in vectors if v is not None])
+
+    def _recalled(self, texts: Sequence[str]) -> tuple[list[np.ndarray | None], list[str]]:
+        """The recent vectors of `texts` (None where there is none), and the distinct texts still to embed."""
         vectors: list[np.ndarray | None] = []
         with self._recent_lock:
             for text in texts:
@@ -218,15 +232,18 @@ class Embedder:
                     self._recent.move_to_end(text)
                 vectors.append(None if vector is None else vector.copy())
         missing = list(dict.fromkeys(t for t, v in zip(texts, vectors, strict=True) if v is None))
-        if missing:
-            fresh = dict(zip(missing, self.queries.encode_many(missing), strict=True))
-            with self._recent_lock:
-                for text, vector in fresh.items():
-                    self._recent[text] = vector.copy()
-                while len(self._recent) > _RECENT_QUERIES:
-                    self._recent.popitem(last=False)
-            vectors = [fresh[t] if v is None else v for t, v in zip(texts, vectors, strict=True)]
-        return np.stack([v for v in vectors if v is not None])
+        return vectors, missing
+
+    def _with_fresh(
+        self, texts: Sequence[str], vectors: list[np.ndarray | None], missing: list[str], rows: np.ndarray
+    ) -> np.ndarray:
+        fresh = dict(zip(missing, rows, strict=True))
+        with self._recent_lock:
+            for text, vector in fresh.items():
+                self._recent[text] = vector.copy()
+            while len(self._recent) > _RECENT_QUERIES:
+                self._recent.popitem(last=False)
+        return np.stack([fresh[t] if v is None else v for t, v in zip(texts, vectors, strict=True)])
 
     def _encode_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:

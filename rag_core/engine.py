@@ -46,6 +46,7 @@ from rag_core.permissions import Audience
 from rag_core.query_plan import QueryPlan, aplan_queries, plan_queries, retrieve_plan
 from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
+from rag_core.rewrite import is_follow_up
 from rag_core.settings import Settings, get_settings
 from rag_core.soft_match import evidence_words
 from rag_core.sparse import Bm25Encoder
@@ -76,6 +77,7 @@ class _Prepared:
     allowed_sources: Sequence[str] | None = None
     overrides: Mapping[str, Any] | None = None
     audience: Audience | None = None
+    packed: PackedContext | None = None  # packed for the LLM in the same pool task as the ranking
 
 
 class Engine:
@@ -109,7 +111,7 @@ class Engine:
         self.reranker = reranker
         self.generator = generator
         self.calls = (
-            ShortCalls(generator.client, kv, settings, generator.async_client, self._in_cpu)
+            ShortCalls(generator.client, kv, settings, generator.async_client)
             if generator is not None
             else None
         )
@@ -164,6 +166,7 @@ class Engine:
     def close(self) -> None:
         if self._cpu_pool is not None:
             self._cpu_pool.shutdown(wait=False, cancel_futures=True)
+        self.embedder.queries.close()
         self.store.close()
 
     def sources(
@@ -200,6 +203,7 @@ class Engine:
         timings: dict[str, float] | None = None,
         plan: QueryPlan | None = None,
         audience: Audience | None = None,
+        searched: list[Candidate] | None = None,
     ) -> list[Candidate]:
         """Hybrid retrieval of `limit` candidates (default top_k × candidate_multiplier), then the active reranker.
 
@@ -207,13 +211,20 @@ class Engine:
         rank through here. Stage times in ms are added to `timings` when given. A `plan` (multi-query, HyDE)
         searches each of its queries and fuses them by RRF before reranking against `text`. Only documents
         `audience` may read are candidates (None: documents visible to everyone; `Audience.operator()`: all).
+        `searched` is the plan's first search when it was already made (`_search_early`).
         """
         settings = self._effective(overrides or {})
         limit = limit or settings.top_k * settings.candidate_multiplier
         timings = {} if timings is None else timings
         with _timed(timings, "retrieve"):
             candidates = retrieve_plan(
-                self.retriever, plan or QueryPlan(text), limit, self.index_version, allowed_sources, audience
+                self.retriever,
+                plan or QueryPlan(text),
+                limit,
+                self.index_version,
+                allowed_sources,
+                audience,
+                searched,
             )
         with _timed(timings, "rerank"):
             candidates = self._active_reranker(settings).rerank(text, candidates)
@@ -277,14 +288,20 @@ class Engine:
         looked_up = self._look_up(*args) if self._local_lookup else await self._in_cpu(self._look_up, *args)
         if isinstance(looked_up, Answer):
             return looked_up
+        early = self._search_early(looked_up)
         try:  # the query-side LLM calls wait on the loop, holding no answer thread
             with _timed(looked_up.timings, "query"):
                 plan = await aplan_queries(
                     looked_up.question, looked_up.history, looked_up.settings, self.calls, looked_up.spend
                 )
+            searched = await early if early is not None and plan.search == looked_up.question else None
+            with _timed(looked_up.timings, "embed"):  # batched with every answer in flight, holding no thread
+                await self.embedder.aencode_queries(plan.embedded)
         except asyncio.CancelledError:
+            if early is not None:
+                early.cancel()
             raise self._cancelled(looked_up, "query", "", None) from None
-        p = await self._in_cpu(self._ranked, looked_up, plan)
+        p = await self._in_cpu(self._ranked, looked_up, plan, searched, self.generator is not None)
         if not p.kept:
             answer = self._abstain_streamed(p.question, p.candidates, on_token)
         else:
@@ -359,8 +376,15 @@ class Engine:
             audience,
         )
 
-    def _ranked(self, p: _Prepared, plan: QueryPlan) -> _Prepared:
-        """Rank the candidates of the planned searches and keep those over the threshold."""
+    def _ranked(
+        self,
+        p: _Prepared,
+        plan: QueryPlan,
+        searched: list[Candidate] | None = None,
+        pack: bool = False,
+    ) -> _Prepared:
+        """Rank the candidates of the planned searches and keep those over the threshold; with `pack`, pack the
+        kept ones for the LLM too (one trip to the pool instead of two, the second queued behind other answers)."""
         settings, timings = p.settings, p.timings
         p.candidates = self.rank(
             plan.search,
@@ -369,11 +393,31 @@ class Engine:
             timings=timings,
             plan=plan,
             audience=p.audience,
+            searched=searched,
         )
         with _timed(timings, "threshold"):
             threshold = min_relevance(self._active_reranker(settings), p.overrides or {})
             p.kept = above_threshold(p.candidates, threshold)[: settings.top_k]
+        if pack and p.kept:
+            p.packed = self._pack(p.question, p.kept, p.history, settings, p.spend, timings)
         return p
+
+    def _search_early(self, p: _Prepared) -> asyncio.Future[list[Candidate]] | None:
+        """The question's own search, started while its phrasings (or HyDE passage) are written, when the plan
+        searches the question as asked (not a follow-up's rewrite): the CPU work overlaps the LLM's wait instead
+        of queueing with every other answer's when the replies come back."""
+        settings = p.settings
+        if self.calls is None or not (settings.multi_query > 0 or settings.hyde) or is_follow_up(p.history):
+            return None
+        future = asyncio.ensure_future(self._search(p, settings.top_k * settings.candidate_multiplier))
+        future.add_done_callback(_retrieved)  # a failure surfaces through `await`, never as "never retrieved"
+        return future
+
+    async def _search(self, p: _Prepared, limit: int) -> list[Candidate]:
+        """The search `rank` makes for a plan's first query, its embedding awaited."""
+        await self.embedder.aencode_queries([p.question])
+        search = functools.partial(self.retriever.retrieve, audience=p.audience)
+        return await self._in_cpu(search, p.question, limit, self.index_version, p.allowed_sources)
 
     def _finish(self, p: _Prepared, answer: Answer) -> Answer:
         """Charge the question's LLM calls, time it, cache it (unless the LLM failed) and log one line."""
@@ -463,7 +507,9 @@ class Engine:
     async def _generate_async(self, p: _Prepared, on_token: Callable[[str], None] | None) -> Answer:
         """`_generate` with the LLM stream awaited on the loop and the CPU stages in the pool."""
         settings, timings = p.settings, p.timings
-        packed = await self._in_cpu(self._pack, p.question, p.kept, p.history, settings, p.spend, timings)
+        packed = p.packed
+        if packed is None:
+            packed = await self._in_cpu(self._pack, p.question, p.kept, p.history, settings, p.spend, timings)
         generated: Generated | None = None
         error = None
         with _timed(timings, "generate"):
@@ -689,6 +735,11 @@ def _require(question: str) -> str:
     if not question:
         raise UserError('the question is empty: ask something, e.g. ragbot ask "How do I reset my VPN?"')
     return question
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _llm_failed(exc: Exception) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import openai
 
+from rag_core.llm_calls import create_kwargs
 from rag_core.packing import ContextBlock
 from rag_core.settings import Settings
 from rag_core.sparse import Bm25Encoder
@@ -200,15 +201,17 @@ class LLMGenerator:
         return sum(count_tokens(m["content"], self.settings.tokenizer_encoding) for m in messages)
 
     def _request(self, model: str, messages: list[Any]) -> dict[str, Any]:
-        """The streamed chat-completion request both clients make."""
-        return {
-            "model": model,
-            "messages": messages,
-            "temperature": self.settings.llm_temperature,
-            "max_tokens": self.settings.llm_max_output_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        """The streamed chat-completion request both clients make (as `create` arguments)."""
+        return create_kwargs(
+            {
+                "model": model,
+                "messages": messages,
+                "temperature": self.settings.llm_temperature,
+                "max_tokens": self.settings.llm_max_output_tokens,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+        )
 
     async def _astream(
         self, model: str, messages: list[Any], parts: list[str], on_token: Callable[[str], None] | None

@@ -11,9 +11,9 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import openai
 
@@ -63,11 +63,23 @@ class _Call:
     reply: str | None = None
 
 
+def create_kwargs(request: dict[str, Any]) -> dict[str, Any]:
+    """`chat.completions.create` arguments for `request`, its messages carried in `extra_body`.
+
+    The SDK walks `messages` against its typed unions before sending, on the event loop with the GIL held: ~0.4 ms
+    a call alone, several times that while the answer threads embed. Ours are plain wire-format dicts already, and
+    `extra_body` is merged into the JSON body after that walk, so the request on the wire is the same.
+    """
+    fields = {key: value for key, value in request.items() if key != "messages"}
+    return {**fields, "messages": [], "extra_body": {"messages": request["messages"]}}
+
+
 class ShortCalls:
     """One short chat completion per query-side stage, through the generator's OpenAI-compatible clients.
 
-    `ask` blocks (the terminal, evaluation); `aask` awaits the model on the event loop and runs the cache
-    lookups through `offload` (the engine's CPU pool), so a slow model or cache never holds a thread or the loop.
+    `ask` blocks (the terminal, evaluation); `aask` awaits the model on the event loop. Its cache lookups run on
+    the loop when the cache lives in the process, else on an I/O thread: never in the engine's CPU pool, where
+    they would queue behind other answers' embedding and search.
     """
 
     def __init__(
@@ -76,13 +88,11 @@ class ShortCalls:
         kv: KeyValue,
         settings: Settings,
         async_client: Callable[[], openai.AsyncOpenAI] | None = None,
-        offload: Callable[..., Awaitable[Any]] | None = None,
     ) -> None:
         self.client = client
         self.kv = kv
         self.settings = settings
         self.async_client = async_client
-        self.offload = offload
 
     def ask(
         self, stage: str, messages: list[dict[str, str]], model: str, max_tokens: int, spend: Spend
@@ -93,7 +103,7 @@ class ShortCalls:
         if call.done:
             return call.reply
         try:
-            response = self.client.chat.completions.create(**call.request)
+            response = self.client.chat.completions.create(**create_kwargs(call.request))
         except openai.OpenAIError as exc:
             return _failed(stage, type(exc).__name__)
         return self._end(stage, call, response, spend)
@@ -108,15 +118,15 @@ class ShortCalls:
         if call.done:
             return call.reply
         try:
-            response = await self.async_client().chat.completions.create(**call.request)
+            response = await self.async_client().chat.completions.create(**create_kwargs(call.request))
         except openai.OpenAIError as exc:
             return _failed(stage, type(exc).__name__)
         return await self._run(self._end, stage, call, response, spend)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self.offload is None:
-            return await asyncio.to_thread(fn, *args)
-        return cast(T, await self.offload(fn, *args))
+        if getattr(self.kv, "in_process", False):
+            return fn(*args)  # a dict lookup and a token count: less than the hop to a thread
+        return await asyncio.to_thread(fn, *args)
 
     def _begin(
         self, stage: str, messages: list[dict[str, str]], model: str, max_tokens: int, spend: Spend

@@ -3,13 +3,17 @@
 Each question is one short text; embedding them one at a time under the model's lock made concurrent answers
 queue on it. Here the first caller of a batch gathers the questions arriving within a short window (or while the
 model is busy with the previous batch), up to a bounded size, and embeds them in one call; every caller gets its
-own row. No thread waits longer than the window plus one batch.
+own row. No thread waits longer than the window plus one batch. On an event loop, `aencode_many` waits holding no
+thread: a batch an awaiting caller leads runs on the batcher's own thread, so how many questions share a batch is
+not capped by how many answer threads there are.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -21,6 +25,12 @@ class _Batch:
         self.done = threading.Event()
         self.vectors: np.ndarray | None = None
         self.error: BaseException | None = None
+        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []  # awaiting callers
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # a cancelled caller's future is done already
+        waiter.set_result(None)
 
 
 class QueryBatcher:
@@ -38,6 +48,10 @@ class QueryBatcher:
         self.batches = 0  # batches embedded (for tests and benchmarks)
         self.largest = 0  # largest batch so far
 
+        self._runner: ThreadPoolExecutor | None = (
+            None  # runs the batches awaiting callers lead; made on first use
+        )
+
     @property
     def gathering(self) -> int:
         """Questions in the open batch, waiting to be embedded."""
@@ -51,6 +65,40 @@ class QueryBatcher:
     def encode_many(self, texts: list[str]) -> np.ndarray:
         """The rows of `texts` (one question's searches), embedded in the same batch as other callers' when they
         fit in it together."""
+        batch, first, lead = self._join(texts)
+        if lead:
+            self._run(batch)
+        else:
+            batch.done.wait()
+        return self._rows(batch, first, len(texts))
+
+    async def aencode_many(self, texts: list[str]) -> np.ndarray:
+        """`encode_many` for an event loop: the same batches, awaited."""
+        batch, first, lead = self._join(texts)
+        loop = asyncio.get_running_loop()
+        if lead:
+            if self._runner is None:
+                self._runner = ThreadPoolExecutor(1, thread_name_prefix="query-embed")
+            await loop.run_in_executor(self._runner, self._run, batch)
+        else:
+            waiter = loop.create_future()
+            with self._cond:  # `_run` sets `done` and takes the waiters under the same lock
+                pending = not batch.done.is_set()
+                if pending:
+                    batch.waiters.append((loop, waiter))
+            if pending:
+                await waiter
+        return self._rows(batch, first, len(texts))
+
+    def close(self) -> None:
+        """Let the batcher's thread go (a later awaiting caller makes a new one)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.shutdown(wait=False)
+
+    def _join(self, texts: list[str]) -> tuple[_Batch, int, bool]:
+        """Add `texts` to the open batch (a new one when they do not fit): the batch, their first row, and whether
+        this caller leads it."""
         with self._cond:
             batch = self._open
             if batch is not None and len(batch.texts) + len(texts) > self.max_batch:
@@ -66,14 +114,14 @@ class QueryBatcher:
                 batch.closed = True
                 self._open = None
                 self._cond.notify_all()  # a full batch goes at once
-        if lead:
-            self._run(batch)
-        else:
-            batch.done.wait()
+        return batch, first, lead
+
+    @staticmethod
+    def _rows(batch: _Batch, first: int, count: int) -> np.ndarray:
         if batch.error is not None:
             raise batch.error
         assert batch.vectors is not None
-        rows: np.ndarray = batch.vectors[first : first + len(texts)]
+        rows: np.ndarray = batch.vectors[first : first + count]
         return rows
 
     def _run(self, batch: _Batch) -> None:
@@ -92,4 +140,8 @@ class QueryBatcher:
             except BaseException as exc:  # noqa: BLE001 - every caller of the batch sees it, raised there
                 batch.error = exc
             finally:
-                batch.done.set()
+                with self._cond:
+                    batch.done.set()
+                    waiters, batch.waiters = batch.waiters, []
+                for loop, waiter in waiters:
+                    loop.call_soon_threadsafe(_wake, waiter)

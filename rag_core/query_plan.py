@@ -37,6 +37,11 @@ class QueryPlan:
     def searches(self) -> int:
         return 1 + len(self.alternatives) + (1 if self.hyde else 0)
 
+    @property
+    def embedded(self) -> list[str]:
+        """The texts its searches embed (HyDE's passage is the dense query of its search)."""
+        return [self.search, *self.alternatives, *([self.hyde] if self.hyde else [])]
+
 
 Request = tuple[str, list[dict[str, str]], int]  # an LLM call the plan needs: stage, messages, output cap
 
@@ -99,11 +104,17 @@ def retrieve_plan(
     generation: int,
     allowed_sources: Sequence[str] | None,
     audience: Audience | None = None,
+    searched: list[Candidate] | None = None,
 ) -> list[Candidate]:
-    """One hybrid search per query of the plan, fused by reciprocal rank fusion (a single search as is)."""
+    """One hybrid search per query of the plan, fused by reciprocal rank fusion (a single search as is).
+    `searched`: the ranking of `plan.search`, when it was already searched (while the phrasings were written)."""
     if plan.alternatives:  # embedded together, then each search finds its vector in the embedder's memory
-        retriever.embedder.encode_queries([plan.search, *plan.alternatives])
-    rankings = [retriever.retrieve(plan.search, limit, generation, allowed_sources, audience=audience)]
+        retriever.embedder.encode_queries(
+            [plan.search, *plan.alternatives][1 if searched is not None else 0 :]
+        )
+    if searched is None:
+        searched = retriever.retrieve(plan.search, limit, generation, allowed_sources, audience=audience)
+    rankings = [searched]
     for query in plan.alternatives:
         rankings.append(retriever.retrieve(query, limit, generation, allowed_sources, audience=audience))
     if plan.hyde:

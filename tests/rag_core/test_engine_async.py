@@ -151,3 +151,144 @@ def test_an_answer_cancelled_during_its_query_side_call_closes_it_and_says_so(
     assert not any(r["body"].get("stream") for r in llm.requests)  # no answer stream was started
     loop.close()
     _close_pool(engine)
+
+
+def test_a_phrasing_call_does_not_wait_for_a_free_answer_thread(
+    small_engine: Engine, openai_server: LLMServer
+) -> None:
+    """With the answer cache in the process, a question's phrasing call starts while every answer thread is busy
+    with other answers' embedding and search (its cache lookups once queued behind them)."""
+    llm = openai_server.reset(hold_completions=True, reply="page acknowledgement time")
+    settings = small_engine.settings.model_copy(
+        update={
+            "openai_base_url": openai_server.base_url,
+            "llm_model": "test-model",
+            "answer_threads": 1,
+            "multi_query": 3,
+        }
+    )
+    engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+        generator=LLMGenerator(settings),
+    )
+    started, busy = threading.Event(), threading.Event()
+    loop = asyncio.new_event_loop()
+
+    def hold() -> None:
+        started.set()
+        busy.wait()
+
+    async def main() -> Any:
+        blocker = asyncio.ensure_future(engine._in_cpu(hold))
+        await asyncio.to_thread(started.wait)  # the only answer thread is taken
+        answer = await engine.answer_async("How quickly must I acknowledge a page?")
+        await blocker
+        return answer
+
+    task = loop.create_task(main())
+    thread = threading.Thread(target=lambda: loop.run_until_complete(asyncio.wait([task])), daemon=True)
+    thread.start()
+    try:
+        called = llm.wait_for(lambda b: b.open_completions == 1, timeout=30)
+    finally:
+        busy.set()
+        llm.release.set()
+        thread.join(60)
+    assert called, "the phrasing call waited for an answer thread"
+    assert task.result().text
+    loop.close()
+    _close_pool(engine)
+
+
+def test_the_model_receives_the_messages_on_both_calls_and_both_paths(
+    small_engine: Engine, openai_server: LLMServer
+) -> None:
+    """Messages travel in `extra_body` (past the SDK's request walk): the model still gets them, once, as built."""
+    llm = openai_server.reset(script=["acknowledging a page"], reply="Acknowledge within 5 minutes [1].")
+    settings = small_engine.settings.model_copy(
+        update={"openai_base_url": openai_server.base_url, "llm_model": "test-model", "multi_query": 3}
+    )
+    engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+        generator=LLMGenerator(settings),
+    )
+    question = "How quickly must I acknowledge a page?"
+    asyncio.run(engine.answer_async(question))
+    llm.script.append("acknowledging a page")
+    engine.answer(question + " (sync)")
+    bodies = [r["body"] for r in llm.requests]
+    assert [bool(b.get("stream")) for b in bodies] == [False, True, False, True]
+    for body in bodies:
+        assert "extra_body" not in body and body["model"] == "test-model"
+        roles = [m["role"] for m in body["messages"]]
+        assert roles[0] == "system" and roles[-1] == "user"
+        assert "acknowledge a page" in body["messages"][-1]["content"]
+    streamed = [b for b in bodies if b.get("stream")]
+    assert all(b["stream_options"] == {"include_usage": True} for b in streamed)
+    assert "[1]" in streamed[0]["messages"][0]["content"]  # the sources are in the system message
+    _close_pool(engine)
+
+
+def test_the_question_is_searched_while_its_phrasings_are_written(
+    small_engine: Engine, openai_server: LLMServer
+) -> None:
+    """With multi-query, the question's own search runs during the phrasing call (not after it, queued with
+    every other answer's), once; the answer cites what the blocking path cites."""
+    llm = openai_server.reset(hold_completions=True, reply="acknowledging a page\npage response time")
+    settings = small_engine.settings.model_copy(
+        update={"openai_base_url": openai_server.base_url, "llm_model": "test-model", "multi_query": 2}
+    )
+    engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+        generator=LLMGenerator(settings),
+    )
+    question = "How quickly must I acknowledge a page?"
+    searched: list[str] = []
+    question_searched = threading.Event()
+    retrieve = engine.retriever.retrieve
+
+    def spy(query: str, *args: Any, **kwargs: Any) -> list[Candidate]:
+        searched.append(query)
+        if query == question:
+            question_searched.set()
+        return retrieve(query, *args, **kwargs)
+
+    engine.retriever.retrieve = spy  # type: ignore[method-assign]
+    result: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=lambda: result.setdefault("answer", asyncio.run(engine.answer_async(question))), daemon=True
+    )
+    thread.start()
+    try:
+        assert llm.wait_for(lambda b: b.open_completions == 1, timeout=60)
+        during_the_call = question_searched.wait(30) and llm.open_completions == 1
+    finally:
+        llm.release.set()
+        thread.join(120)
+    assert during_the_call, "the question was searched only after its phrasing call"
+    assert searched == [question, "acknowledging a page", "page response time"]
+    engine.retriever.retrieve = retrieve  # type: ignore[method-assign]
+    blocking_engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+        generator=LLMGenerator(settings),
+    )
+    blocking = blocking_engine.answer(question)  # searched after its phrasings, in this thread
+    assert blocking.text and not blocking.cache_hit
+    assert [c.doc_id for c in result["answer"].citations] == [c.doc_id for c in blocking.citations]
+    _close_pool(engine)

@@ -3,6 +3,7 @@ same vector it would get alone; a failure reaches every caller of the batch."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -151,3 +152,61 @@ def test_rows_that_do_not_fit_the_open_batch_send_it_and_open_the_next() -> None
         results = [first.result(30), three.result(30), two.result(30)]
     assert sorted(len(c) for c in model.calls) == [1, 2, 3]
     assert [v[0] for v in results[2]] == [4, 5]
+
+
+def _on_a_loop(coro_fn):
+    """Run `coro_fn()` on an event loop in its own thread; the thread's result holder."""
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.setdefault("value", asyncio.run(coro_fn())), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_awaiting_questions_gather_in_one_batch_holding_no_thread() -> None:
+    """Fifty questions awaiting on one loop share batches, each gets its own row, and the only thread they use is
+    the batcher's (a caller parked on an answer thread would cap a batch at the number of threads)."""
+    model = GatedModel()
+    batcher = QueryBatcher(model, window_s=0.0, max_batch=64)
+    texts = [f"question {i:02d}" + "?" * i for i in range(50)]
+    before = set(threading.enumerate())
+
+    async def ask() -> list:
+        return list(await asyncio.gather(*(batcher.aencode_many([t]) for t in texts)))
+
+    thread, result = _on_a_loop(ask)
+    assert model.entered.wait(30)  # the first question is in the model; the others gather
+    assert _until(lambda: batcher.gathering == len(texts) - 1)
+    started = set(threading.enumerate()) - before - {thread}
+    model.release.set()
+    thread.join(30)
+    assert [t.name.split("_")[0] for t in started] == [
+        "query-embed"
+    ]  # besides the loop's, the batcher's only
+    assert [len(c) for c in model.calls] == [1, 49]
+    assert [row[0][0] for row in result["value"]] == [len(t) for t in texts]
+    batcher.close()
+
+
+def test_threads_and_awaiting_callers_share_a_batch_and_its_failure() -> None:
+    model = GatedModel(fail=True)
+    batcher = QueryBatcher(model, window_s=0.0, max_batch=32)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(batcher.encode, "busy")
+        assert model.entered.wait(30)
+        from_thread = pool.submit(batcher.encode, "a thread's question")
+
+        async def ask() -> list:
+            return await asyncio.gather(batcher.aencode_many(["awaited"]), return_exceptions=True)
+
+        assert _until(lambda: batcher.gathering == 1)
+        thread, result = _on_a_loop(ask)
+        assert _until(lambda: batcher.gathering == 2)
+        model.release.set()
+        thread.join(30)
+        assert first.result(30)[0] == 4
+        with pytest.raises(RuntimeError, match="model exploded"):
+            from_thread.result(30)
+    assert [len(c) for c in model.calls] == [1, 2]
+    (error,) = result["value"]
+    assert isinstance(error, RuntimeError) and "model exploded" in str(error)
+    batcher.close()
