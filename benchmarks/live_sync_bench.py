@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connectors.slack_threads.events import SlackChangeRecorder  # noqa: E402
 from connectors.sync import SyncReport, run_sync  # noqa: E402
 from rag_core.settings import Settings, SourceConfig  # noqa: E402
 from tests.connectors.live.fake_confluence import T0, FakeConfluence, Page  # noqa: E402
@@ -147,6 +148,29 @@ def build_slack(n: int, texts: list[str]) -> FakeSlackApi:
     return api
 
 
+def slack_events(redis_url: str) -> SlackChangeRecorder | None:
+    """The recorder the Slack adapter runs (bot/slack/app.py), on a clean event log; None without Redis."""
+    if not redis_url:
+        print("slack events: off (no --redis-url): every poll reads each channel's history")
+        return None
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter("ragbot:live_events:*"):
+        client.delete(key)
+    client.close()
+    print("slack events: the Events API envelopes of every change are delivered to the adapter's recorder")
+    return SlackChangeRecorder(redis_url)
+
+
+def deliver(api: FakeSlackApi, recorder: SlackChangeRecorder | None, start: int) -> int:
+    """Hand the envelopes queued since `start` to the recorder, as the Slack adapter does on receipt."""
+    if recorder is not None:
+        for envelope in api.events[start:]:
+            recorder(envelope)
+    return len(api.events)
+
+
 def stub_embeddings(engine: Engine) -> None:
     """Hashed random unit vectors: the same text always gets the same vector, at no model cost."""
     dim = engine.embedder.dim
@@ -215,7 +239,7 @@ def change_slack(api: FakeSlackApi) -> Expected:
         deleted.add(f"{chan.id}:{parent.ts}")
     readers: dict[str, tuple[str, ...]] = {}
     for chan in [c for c in api.channels.values() if c.private][:PERMISSIONS]:
-        chan.members.remove("U19")  # someone leaves a private channel: its threads' readers change
+        api.leave(chan.id, "U19")  # someone leaves a private channel: its threads' readers change
         emails = sorted(f"user:{api.users[u]['email']}" for u in chan.members if api.users[u]["email"])
         for m in chan.messages:
             if m.thread_ts is None:
@@ -254,6 +278,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=2_000)
     parser.add_argument("--threads", type=int, default=2_000)
     parser.add_argument("--real-embeddings", action="store_true")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("RAG_TEST_REDIS_URL", ""),
+        help="a Redis database for Slack's event hints (its ragbot:live_events:* keys are cleared); "
+        "none: Slack is polled channel by channel",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from rag_core.engine import Engine
@@ -266,6 +296,7 @@ def main() -> None:
     )
     for api in (wiki, drive, slack):
         api.start()
+    recorder = slack_events(args.redis_url)
     os.environ["BENCH_CONFLUENCE_TOKEN"] = wiki.token
     os.environ["BENCH_DRIVE_KEY"] = service_account_json(f"{drive.base}/token")
     os.environ["BENCH_SLACK_TOKEN"] = slack.token
@@ -299,7 +330,7 @@ def main() -> None:
             data_dir=Path(tmp),
             sources=sources,
             rerank_model="",
-            redis_url=None,
+            redis_url=args.redis_url or None,
             embedding_backend="fp32",
             log_level="WARNING",
         )
@@ -313,6 +344,7 @@ def main() -> None:
             "machine: shared 2-core, loaded (figures are relative)"
         )
         full: dict[str, SyncReport] = {}
+        delivered = deliver(slack, recorder, 0)  # the workspace's messages reached the bot as they were posted
         for config in sources:
             (report,) = run_sync(settings, writer, source=config.name)
             assert report.ok, report.error
@@ -330,6 +362,8 @@ def main() -> None:
         for config in sources:
             before = writer.indexed_documents(config.name)
             expected = changers[config.name]()
+            if config.name == "slack":
+                delivered = deliver(slack, recorder, delivered)
             mark = len(apis[config.name].requests)
             (poll,) = run_sync(settings, writer, source=config.name)
             assert poll.ok, poll.error
@@ -367,6 +401,8 @@ def main() -> None:
         engine.close()
     for api in (wiki, drive, slack):
         api.stop()
+    if recorder is not None:
+        recorder.close()
     full_calls = sum(r.api_calls or 0 for r in full.values())
     slowest = min(r.added / r.duration_s for r in full.values())
     print(
