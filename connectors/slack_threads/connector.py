@@ -9,6 +9,10 @@ indexed threads get their new readers without being read again. Threads deleted 
 listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`). A public channel's threads are visible to
 everyone who may use the source; a private channel's to its members (`conversations.members`, emails by
 `users.info`, kept in the checkpoint for `RAG_LIVE_PRUNE_EVERY` syncs).
+
+With Slack's Events API recorded by the bot (`events.py`, `connectors/live_events.py`), a poll whose event log
+vouches that nothing was missed reads no history: only `conversations.replies` of the threads the events named
+(members are still read at every poll). Its checkpoint keeps the log position, moved by the poll's last batch.
 """
 
 from __future__ import annotations
