@@ -109,7 +109,11 @@ class EventLog:
         except redis.RedisError as exc:
             log.warning(
                 "live event log unreachable; polling everything",
-                extra={"event": "live_events_unreachable", "receiver": self.receiver, "error": type(exc).__name__},
+                extra={
+                    "event": "live_events_unreachable",
+                    "receiver": self.receiver,
+                    "error": type(exc).__name__,
+                },
             )
             return Pending(position=since, why="the event log is unreachable")
 
@@ -159,7 +163,9 @@ class Receiver:
 
     def start(self) -> Receiver:
         self._beat()
-        self._thread = threading.Thread(target=self._run, name=f"live-events-{self.log.receiver}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"live-events-{self.log.receiver}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -172,10 +178,18 @@ class Receiver:
         except redis.RedisError as exc:
             log.warning(
                 "live event hints not recorded; the next poll reads everything",
-                extra={"event": "live_events_lost", "receiver": self.log.receiver, "error": type(exc).__name__},
+                extra={
+                    "event": "live_events_lost",
+                    "receiver": self.log.receiver,
+                    "error": type(exc).__name__,
+                },
             )
-            self.epoch = uuid.uuid4().hex  # a new epoch: no poll trusts the log across the lost write
-            self._beat()
+            self.restart()
+
+    def restart(self) -> None:
+        """A new epoch: no poll trusts the log across something this receiver may have lost."""
+        self.epoch = uuid.uuid4().hex
+        self._beat()
 
     def stop(self) -> None:
         self._stop.set()
@@ -188,7 +202,11 @@ class Receiver:
         except redis.RedisError as exc:
             log.warning(
                 "live event receiver heartbeat failed",
-                extra={"event": "live_events_heartbeat", "receiver": self.log.receiver, "error": type(exc).__name__},
+                extra={
+                    "event": "live_events_heartbeat",
+                    "receiver": self.log.receiver,
+                    "error": type(exc).__name__,
+                },
             )
 
     def _run(self) -> None:

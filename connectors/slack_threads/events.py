@@ -12,9 +12,12 @@ poll (`conversations.members`), so that a lost event never leaves a reader who l
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from connectors.live_events import EventLog, Receiver
+
+log = logging.getLogger(__name__)
 
 RECEIVER = "slack"
 _CHANNEL_EVENTS = {
@@ -79,7 +82,18 @@ class SlackChangeRecorder:
         self.receiver = Receiver(EventLog(redis_url, RECEIVER)).start()
 
     def __call__(self, body: dict[str, Any]) -> None:
-        self.receiver.record(hints_of(body))
+        """Never raises (the adapter answers questions on the same events): an envelope that cannot be read
+        ends the receiver's epoch, so the next poll lists every channel instead of trusting the log."""
+        try:
+            hints = hints_of(body)
+        except (AttributeError, TypeError, ValueError, KeyError):
+            log.warning(
+                "slack event not understood; the next poll reads every channel",
+                extra={"event": "live_events_unreadable"},
+            )
+            self.receiver.restart()
+            return
+        self.receiver.record(hints)
 
     def close(self) -> None:
         self.receiver.stop()

@@ -44,21 +44,33 @@ def test_hints_from_the_documented_envelopes() -> None:
         return {"type": "event_callback", "event_id": "Ev1", "event": event}
 
     assert hints_of(envelope({"type": "message", "channel": "C1", "ts": "1.1"})) == ["C1:1.1"]
-    assert hints_of(envelope({"type": "message", "channel": "C1", "ts": "1.2", "thread_ts": "1.1"})) == ["C1:1.1"]
+    assert hints_of(envelope({"type": "message", "channel": "C1", "ts": "1.2", "thread_ts": "1.1"})) == [
+        "C1:1.1"
+    ]
     changed = {"type": "message", "subtype": "message_changed", "channel": "C1", "ts": "9.9"}
     assert hints_of(envelope({**changed, "message": {"ts": "1.2", "thread_ts": "1.1"}})) == ["C1:1.1"]
-    deleted = {"type": "message", "subtype": "message_deleted", "channel": "C1", "ts": "9.9", "deleted_ts": "1.3"}
+    deleted = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": "C1",
+        "ts": "9.9",
+        "deleted_ts": "1.3",
+    }
     assert hints_of(envelope({**deleted, "previous_message": {"ts": "1.3"}})) == ["C1:1.3"]
     reaction = {"type": "reaction_added", "item": {"type": "message", "channel": "C1", "ts": "1.1"}}
     assert hints_of(envelope(reaction)) == ["C1:1.1"]
     assert hints_of(envelope({"type": "channel_rename", "channel": {"id": "C1", "name": "x"}})) == ["C1"]
     # direct messages, joins and leaves (members are read by every poll), and other envelopes say nothing
     assert hints_of(envelope({"type": "message", "channel": "D1", "channel_type": "im", "ts": "1.1"})) == []
-    assert hints_of(envelope({"type": "message", "subtype": "channel_join", "channel": "C1", "ts": "1"})) == []
+    assert (
+        hints_of(envelope({"type": "message", "subtype": "channel_join", "channel": "C1", "ts": "1"})) == []
+    )
     assert hints_of({"type": "url_verification", "challenge": "x"}) == []
 
 
-def test_delivered_events_are_applied_without_listing_any_channel(make_engine, serve, events, redis_url) -> None:
+def test_delivered_events_are_applied_without_listing_any_channel(
+    make_engine, serve, events, redis_url
+) -> None:
     api, ts = workspace()
     serve(api)
     engine, settings = make_engine([source(api)], redis_url=redis_url)
@@ -112,7 +124,9 @@ def test_a_lost_event_is_caught_by_the_reconciliation_poll(make_engine, serve, e
     assert "13" in indexed(engine, "slack")[f"C1:{ts['lunch']}"]["text"]
 
 
-@pytest.mark.parametrize("gap", ["receiver restarted", "receiver stopped", "log trimmed", "redis unreachable"])
+@pytest.mark.parametrize(
+    "gap", ["receiver restarted", "receiver stopped", "log trimmed", "redis unreachable"]
+)
 def test_when_the_log_cannot_vouch_for_every_event_the_poll_lists_every_channel(
     make_engine, serve, events, redis_url, gap
 ) -> None:
@@ -181,6 +195,15 @@ def test_a_failed_write_of_hints_ends_the_epoch(redis_url, events) -> None:
     events({"type": "event_callback", "event": {"type": "message", "channel": "C1", "ts": "1.1"}})
     events.receiver.log = log
     events.receiver._beat()  # Redis back: the receiver now speaks under a new epoch
+    pending = log.read(position)
+    assert not pending.complete and "restarted" in pending.why
+    log.close()
+
+
+def test_an_envelope_that_cannot_be_read_ends_the_epoch_and_does_not_raise(redis_url, events) -> None:
+    log = EventLog(redis_url, RECEIVER)
+    position = log.read(None).position
+    events({"type": "event_callback", "event": ["not", "an", "event"]})  # the adapter keeps answering
     pending = log.read(position)
     assert not pending.complete and "restarted" in pending.why
     log.close()
