@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connectors.confluence_api.events import ConfluenceChangeRecorder, signature  # noqa: E402
 from connectors.slack_threads.events import SlackChangeRecorder  # noqa: E402
 from connectors.sync import SyncReport, run_sync  # noqa: E402
 from rag_core.settings import Settings, SourceConfig  # noqa: E402
@@ -74,8 +75,9 @@ def esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build_confluence(n: int, texts: list[str]) -> FakeConfluence:
-    api = FakeConfluence("cloud", token="bench-confluence-token", email="bot@example.com")
+def build_confluence(n: int, texts: list[str], flavor: str) -> FakeConfluence:
+    email = "bot@example.com" if flavor == "cloud" else None
+    api = FakeConfluence(flavor, token="bench-confluence-token", email=email)
     api.add_space("HB", "Handbook", read_groups=["staff"])
     for i in range(n):
         when = T0 - timedelta(minutes=10 * (n - i))  # a page every 10 minutes, the newest at T0
@@ -163,6 +165,19 @@ def slack_events(redis_url: str) -> SlackChangeRecorder | None:
     return SlackChangeRecorder(redis_url)
 
 
+BENCH_WEBHOOK_SECRET = "bench-confluence-webhook-secret"
+
+
+def confluence_webhooks(redis_url: str, flavor: str) -> ConfluenceChangeRecorder | None:
+    """Data Center's webhooks reach the recorder `POST /webhooks/confluence` runs (bot/api/webhooks.py); Cloud
+    has none for an API token."""
+    if flavor == "cloud" or not redis_url:
+        print(f"confluence webhooks: off ({'Cloud has none' if flavor == 'cloud' else 'no --redis-url'})")
+        return None
+    print("confluence webhooks: Data Center's signed bodies of every change reach the webhook route's recorder")
+    return ConfluenceChangeRecorder(redis_url, BENCH_WEBHOOK_SECRET)
+
+
 def deliver(api: FakeSlackApi, recorder: SlackChangeRecorder | None, start: int) -> int:
     """Hand the envelopes queued since `start` to the recorder, as the Slack adapter does on receipt."""
     if recorder is not None:
@@ -197,7 +212,7 @@ def change_confluence(api: FakeConfluence) -> Expected:
     for page_id in ids[:EDITS]:
         api.edit(page_id, f"<p>Edited {page_id}: {api.pages[page_id].body}</p>")
     for page_id in ids[third : third + DELETIONS]:
-        api.pages[page_id].status = "trashed"
+        api.trash(page_id)
     for page_id in ids[2 * third : 2 * third + PERMISSIONS]:
         api.restrict(page_id, users=["lead@example.com"])
     restricted = ids[2 * third : 2 * third + PERMISSIONS]
@@ -279,6 +294,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2_000)
     parser.add_argument("--real-embeddings", action="store_true")
     parser.add_argument(
+        "--confluence-flavor",
+        choices=["cloud", "datacenter"],
+        default="cloud",
+        help="datacenter: its webhooks (signed, as Confluence sends them) reach the recorder the API's route runs",
+    )
+    parser.add_argument(
         "--redis-url",
         default=os.environ.get("RAG_TEST_REDIS_URL", ""),
         help="a Redis database for Slack's event hints (its ragbot:live_events:* keys are cleared); "
@@ -290,13 +311,14 @@ def main() -> None:
 
     texts = paragraphs(max(args.pages, args.files, args.threads) + 10)
     wiki, drive, slack = (
-        build_confluence(args.pages, texts),
+        build_confluence(args.pages, texts, args.confluence_flavor),
         build_drive(args.files, texts),
         build_slack(args.threads, texts),
     )
     for api in (wiki, drive, slack):
         api.start()
     recorder = slack_events(args.redis_url)
+    hooks = confluence_webhooks(args.redis_url, args.confluence_flavor)
     os.environ["BENCH_CONFLUENCE_TOKEN"] = wiki.token
     os.environ["BENCH_DRIVE_KEY"] = service_account_json(f"{drive.base}/token")
     os.environ["BENCH_SLACK_TOKEN"] = slack.token
@@ -305,7 +327,8 @@ def main() -> None:
             name="confluence",
             kind="confluence_api",
             url=wiki.url(),
-            email="bot@example.com",
+            flavor=args.confluence_flavor,
+            email="bot@example.com" if args.confluence_flavor == "cloud" else None,
             token_env="BENCH_CONFLUENCE_TOKEN",
             spaces=["HB"],
         ),
@@ -364,6 +387,9 @@ def main() -> None:
             expected = changers[config.name]()
             if config.name == "slack":
                 delivered = deliver(slack, recorder, delivered)
+            if config.name == "confluence" and hooks is not None:
+                for body in wiki.webhooks:  # signed with the webhook's secret, as Confluence does
+                    assert hooks.receive(body, signature(body, BENCH_WEBHOOK_SECRET)) == 204
             mark = len(apis[config.name].requests)
             (poll,) = run_sync(settings, writer, source=config.name)
             assert poll.ok, poll.error
@@ -403,6 +429,8 @@ def main() -> None:
         api.stop()
     if recorder is not None:
         recorder.close()
+    if hooks is not None:
+        hooks.close()
     full_calls = sum(r.api_calls or 0 for r in full.values())
     slowest = min(r.added / r.duration_s for r in full.values())
     print(
