@@ -30,10 +30,6 @@ class BotSettings(Settings):
         default=None, validation_alias=_token_alias("SLACK_SIGNING_SECRET")
     )  # verifies Slack's HTTP requests; set without an app token = Slack HTTP mode
     slack_api_url: str = "https://slack.com/api/"  # Slack Web API base URL (tests point it at a local server)
-    # --- sources that push changes ------------------------------------------------------------------------------
-    confluence_webhook_secret: SecretStr | None = (
-        None  # the secret of Confluence Data Center's webhook at /webhooks/confluence (docs/connectors.md)
-    )
     slack_http_port: int = 3000  # deprecated alias of RAG_HTTP_PORT (this release only)
     slack_max_body_bytes: int = 1024 * 1024  # HTTP mode: larger request bodies get 413, cut off while reading
     discord_token: SecretStr | None = Field(
@@ -51,6 +47,11 @@ class BotSettings(Settings):
     discord_principals: dict[str, list[str]] = Field(
         default_factory=dict
     )  # Discord user id, or "&" + role id -> that person's principals (user:<email>, group:<name>)
+
+    # --- sources that push changes ------------------------------------------------------------------------------
+    confluence_webhook_secret: SecretStr | None = (
+        None  # the secret of Confluence Data Center's webhook at /webhooks/confluence (docs/connectors.md)
+    )
 
     @field_validator("discord_principals")
     @classmethod
