@@ -12,11 +12,17 @@ Two totals: the steady state of a poll (the polls' calls plus the listing's divi
 its seconds likewise), then the last line: every call made to apply all the changes, the listing included, as a
 share of the full syncs' calls (what the issue asks for). Each sync's requests are counted by the connectors (`SyncReport.api_calls`).
 
+Pushed changes are delivered the way the services send them: with `--redis-url` (default `RAG_TEST_REDIS_URL`)
+the fake Slack's Events API envelopes for every change go to the recorder the Slack adapter runs, and with
+`--confluence-flavor datacenter` the fake Data Center's webhook bodies, signed with the webhook secret, go to the
+recorder `POST /webhooks/confluence` runs; every API request the syncs make is counted as before.
+
 By default the passages get hashed random unit vectors instead of embeddings (the real model on a loaded 2-core
 machine would turn this into a multi-hour embedding benchmark; `sync_bench.py` measures that); `--real-embeddings`
 uses the model. The output says which.
 
     .venv/bin/python benchmarks/live_sync_bench.py [--pages 10000] [--files 2000] [--threads 2000]
+        [--redis-url URL] [--confluence-flavor cloud|datacenter]
 """
 
 from __future__ import annotations
