@@ -12,11 +12,17 @@ Two totals: the steady state of a poll (the polls' calls plus the listing's divi
 its seconds likewise), then the last line: every call made to apply all the changes, the listing included, as a
 share of the full syncs' calls (what the issue asks for). Each sync's requests are counted by the connectors (`SyncReport.api_calls`).
 
+Pushed changes are delivered the way the services send them: with `--redis-url` (default `RAG_TEST_REDIS_URL`)
+the fake Slack's Events API envelopes for every change go to the recorder the Slack adapter runs, and with
+`--confluence-flavor datacenter` the fake Data Center's webhook bodies, signed with the webhook secret, go to the
+recorder `POST /webhooks/confluence` runs; every API request the syncs make is counted as before.
+
 By default the passages get hashed random unit vectors instead of embeddings (the real model on a loaded 2-core
 machine would turn this into a multi-hour embedding benchmark; `sync_bench.py` measures that); `--real-embeddings`
 uses the model. The output says which.
 
     .venv/bin/python benchmarks/live_sync_bench.py [--pages 10000] [--files 2000] [--threads 2000]
+        [--redis-url URL] [--confluence-flavor cloud|datacenter]
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connectors.confluence_api.events import ConfluenceChangeRecorder, signature  # noqa: E402
+from connectors.slack_threads.events import SlackChangeRecorder  # noqa: E402
 from connectors.sync import SyncReport, run_sync  # noqa: E402
 from rag_core.settings import Settings, SourceConfig  # noqa: E402
 from tests.connectors.live.fake_confluence import T0, FakeConfluence, Page  # noqa: E402
@@ -73,8 +81,9 @@ def esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build_confluence(n: int, texts: list[str]) -> FakeConfluence:
-    api = FakeConfluence("cloud", token="bench-confluence-token", email="bot@example.com")
+def build_confluence(n: int, texts: list[str], flavor: str) -> FakeConfluence:
+    email = "bot@example.com" if flavor == "cloud" else None
+    api = FakeConfluence(flavor, token="bench-confluence-token", email=email)
     api.add_space("HB", "Handbook", read_groups=["staff"])
     for i in range(n):
         when = T0 - timedelta(minutes=10 * (n - i))  # a page every 10 minutes, the newest at T0
@@ -147,6 +156,42 @@ def build_slack(n: int, texts: list[str]) -> FakeSlackApi:
     return api
 
 
+def slack_events(redis_url: str) -> SlackChangeRecorder | None:
+    """The recorder the Slack adapter runs (bot/slack/app.py), on a clean event log; None without Redis."""
+    if not redis_url:
+        print("slack events: off (no --redis-url): every poll reads each channel's history")
+        return None
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter("ragbot:live_events:*"):
+        client.delete(key)
+    client.close()
+    print("slack events: the Events API envelopes of every change are delivered to the adapter's recorder")
+    return SlackChangeRecorder(redis_url)
+
+
+BENCH_WEBHOOK_SECRET = "bench-confluence-webhook-secret"
+
+
+def confluence_webhooks(redis_url: str, flavor: str) -> ConfluenceChangeRecorder | None:
+    """Data Center's webhooks reach the recorder `POST /webhooks/confluence` runs (bot/api/webhooks.py); Cloud
+    has none for an API token."""
+    if flavor == "cloud" or not redis_url:
+        print(f"confluence webhooks: off ({'Cloud has none' if flavor == 'cloud' else 'no --redis-url'})")
+        return None
+    print("confluence webhooks: Data Center's signed bodies of every change reach the webhook route's recorder")
+    return ConfluenceChangeRecorder(redis_url, BENCH_WEBHOOK_SECRET)
+
+
+def deliver(api: FakeSlackApi, recorder: SlackChangeRecorder | None, start: int) -> int:
+    """Hand the envelopes queued since `start` to the recorder, as the Slack adapter does on receipt."""
+    if recorder is not None:
+        for envelope in api.events[start:]:
+            recorder(envelope)
+    return len(api.events)
+
+
 def stub_embeddings(engine: Engine) -> None:
     """Hashed random unit vectors: the same text always gets the same vector, at no model cost."""
     dim = engine.embedder.dim
@@ -173,7 +218,7 @@ def change_confluence(api: FakeConfluence) -> Expected:
     for page_id in ids[:EDITS]:
         api.edit(page_id, f"<p>Edited {page_id}: {api.pages[page_id].body}</p>")
     for page_id in ids[third : third + DELETIONS]:
-        api.pages[page_id].status = "trashed"
+        api.trash(page_id)
     for page_id in ids[2 * third : 2 * third + PERMISSIONS]:
         api.restrict(page_id, users=["lead@example.com"])
     restricted = ids[2 * third : 2 * third + PERMISSIONS]
@@ -215,7 +260,7 @@ def change_slack(api: FakeSlackApi) -> Expected:
         deleted.add(f"{chan.id}:{parent.ts}")
     readers: dict[str, tuple[str, ...]] = {}
     for chan in [c for c in api.channels.values() if c.private][:PERMISSIONS]:
-        chan.members.remove("U19")  # someone leaves a private channel: its threads' readers change
+        api.leave(chan.id, "U19")  # someone leaves a private channel: its threads' readers change
         emails = sorted(f"user:{api.users[u]['email']}" for u in chan.members if api.users[u]["email"])
         for m in chan.messages:
             if m.thread_ts is None:
@@ -254,18 +299,32 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=2_000)
     parser.add_argument("--threads", type=int, default=2_000)
     parser.add_argument("--real-embeddings", action="store_true")
+    parser.add_argument(
+        "--confluence-flavor",
+        choices=["cloud", "datacenter"],
+        default="cloud",
+        help="datacenter: its webhooks (signed, as Confluence sends them) reach the recorder the API's route runs",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("RAG_TEST_REDIS_URL", ""),
+        help="a Redis database for Slack's event hints (its ragbot:live_events:* keys are cleared); "
+        "none: Slack is polled channel by channel",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from rag_core.engine import Engine
 
     texts = paragraphs(max(args.pages, args.files, args.threads) + 10)
     wiki, drive, slack = (
-        build_confluence(args.pages, texts),
+        build_confluence(args.pages, texts, args.confluence_flavor),
         build_drive(args.files, texts),
         build_slack(args.threads, texts),
     )
     for api in (wiki, drive, slack):
         api.start()
+    recorder = slack_events(args.redis_url)
+    hooks = confluence_webhooks(args.redis_url, args.confluence_flavor)
     os.environ["BENCH_CONFLUENCE_TOKEN"] = wiki.token
     os.environ["BENCH_DRIVE_KEY"] = service_account_json(f"{drive.base}/token")
     os.environ["BENCH_SLACK_TOKEN"] = slack.token
@@ -274,7 +333,8 @@ def main() -> None:
             name="confluence",
             kind="confluence_api",
             url=wiki.url(),
-            email="bot@example.com",
+            flavor=args.confluence_flavor,
+            email="bot@example.com" if args.confluence_flavor == "cloud" else None,
             token_env="BENCH_CONFLUENCE_TOKEN",
             spaces=["HB"],
         ),
@@ -299,7 +359,7 @@ def main() -> None:
             data_dir=Path(tmp),
             sources=sources,
             rerank_model="",
-            redis_url=None,
+            redis_url=args.redis_url or None,
             embedding_backend="fp32",
             log_level="WARNING",
         )
@@ -313,6 +373,7 @@ def main() -> None:
             "machine: shared 2-core, loaded (figures are relative)"
         )
         full: dict[str, SyncReport] = {}
+        delivered = deliver(slack, recorder, 0)  # the workspace's messages reached the bot as they were posted
         for config in sources:
             (report,) = run_sync(settings, writer, source=config.name)
             assert report.ok, report.error
@@ -330,6 +391,11 @@ def main() -> None:
         for config in sources:
             before = writer.indexed_documents(config.name)
             expected = changers[config.name]()
+            if config.name == "slack":
+                delivered = deliver(slack, recorder, delivered)
+            if config.name == "confluence" and hooks is not None:
+                for body in wiki.webhooks:  # signed with the webhook's secret, as Confluence does
+                    assert hooks.receive(body, signature(body, BENCH_WEBHOOK_SECRET)) == 204
             mark = len(apis[config.name].requests)
             (poll,) = run_sync(settings, writer, source=config.name)
             assert poll.ok, poll.error
@@ -367,6 +433,10 @@ def main() -> None:
         engine.close()
     for api in (wiki, drive, slack):
         api.stop()
+    if recorder is not None:
+        recorder.close()
+    if hooks is not None:
+        hooks.close()
     full_calls = sum(r.api_calls or 0 for r in full.values())
     slowest = min(r.added / r.duration_s for r in full.values())
     print(

@@ -48,6 +48,11 @@ class BotSettings(Settings):
         default_factory=dict
     )  # Discord user id, or "&" + role id -> that person's principals (user:<email>, group:<name>)
 
+    # --- sources that push changes ------------------------------------------------------------------------------
+    confluence_webhook_secret: SecretStr | None = (
+        None  # the secret of Confluence Data Center's webhook at /webhooks/confluence (docs/connectors.md)
+    )
+
     @field_validator("discord_principals")
     @classmethod
     def _discord_principals_parse(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -32,10 +32,15 @@ Checkpoint = dict[str, Any]  # opaque to the sync, JSON-serialisable; stored in 
 class AccessChange:
     """Who may read some indexed documents changed and nothing else did: the sync rewrites their `readers`.
 
-    `prefix` names them: every indexed id starting with it (all threads of a Slack channel, `C123:`)."""
+    `prefix` names them: every indexed id starting with it (all threads of a Slack channel, `C123:`), or, when
+    `exact`, the one document with that id (a Drive file whose content stamp did not change)."""
 
     prefix: str
     access: Access
+    exact: bool = False
+
+    def names(self, doc_id: str) -> bool:
+        return doc_id == self.prefix if self.exact else doc_id.startswith(self.prefix)
 
 
 @dataclass

@@ -206,7 +206,7 @@ class _Run:
         stale = [
             doc_id
             for doc_id, old in self.indexed.items()
-            if doc_id.startswith(change.prefix) and old.readers != readers
+            if change.names(doc_id) and old.readers != readers
         ]
         for n, doc_id in enumerate(stale, 1):
             # acl_epoch bumps after the first rewrite (no answer cached before the change is served again) and

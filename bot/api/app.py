@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
-from bot.api import admin, knowledge, openai_compat, routes
+from bot.api import admin, knowledge, openai_compat, routes, webhooks
 from bot.api.auth import RequireToken, Sessions, TokenCheck
 from bot.api.context import ApiContext, TokenIdentity
 from bot.api.docs_page import add_docs
@@ -81,6 +81,8 @@ def create_app(ctx: ApiContext, *, limit_body: bool = True) -> ASGIApp:
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
     app.include_router(knowledge.router)
+    app.state.confluence_webhooks = webhooks.confluence_recorder(ctx.settings)
+    app.include_router(webhooks.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(RequireToken, checker=ctx.tokens)  # added before CORS: a 401 still gets CORS headers
     origins = ctx.settings.api_cors_origins

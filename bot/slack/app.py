@@ -173,6 +173,16 @@ class EphemeralSink:
 
 
 # --- the app -----------------------------------------------------------------------------------------------
+def slack_change_recorder(settings: BotSettings) -> Callable[[dict], None] | None:
+    """Events as change hints for the Slack threads sources (connectors/live_events.py), when one is configured
+    and Redis is there to carry them to the sync."""
+    if not settings.redis_url or not any(s.kind == "slack_threads" for s in settings.sources):
+        return None
+    from connectors.slack_threads.events import SlackChangeRecorder
+
+    return SlackChangeRecorder(settings.redis_url)
+
+
 def build_app(
     settings: BotSettings, conversation: Conversation, *, client: AsyncWebClient | None = None
 ) -> AsyncApp:
@@ -185,6 +195,15 @@ def build_app(
     keep_bodies_out_of_bolt_logs()  # before Bolt builds its verification middleware's logger
     app = AsyncApp(client=client, signing_secret=secret, process_before_response=False)
     conversation.identities[PLATFORM] = SlackIdentity(client, settings)  # who asks, for private answers
+
+    recorder = slack_change_recorder(settings)
+    if recorder is not None:
+
+        @app.middleware
+        async def record_source_changes(body: dict, next: Callable) -> BoltResponse | None:
+            """Every verified event (the bot's own messages too) tells the Slack threads source what changed."""
+            await asyncio.to_thread(recorder, body)
+            return await next()
 
     @app.middleware
     async def ignore_bot_messages(body: dict, next: Callable) -> BoltResponse | None:

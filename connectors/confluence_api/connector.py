@@ -11,7 +11,8 @@ content that is gone and deletes it: on Cloud trashed, archived and deleted page
 Center trashed ones (REST v1 `/content?status=trashed`, a request per space and type). Restriction changes touch
 neither `lastmodified` nor anything else a cheap request shows: they, purged pages, and Data Center's archived
 pages are found by the id listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`), which brings each page's
-restrictions.
+restrictions — or, on Data Center with its webhooks pointed at the bot (`events.py`), by the next poll, which
+reads again the pages the webhooks named.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from typing import Any
 
 from connectors.archive import Limits
 from connectors.confluence_api.access import page_access, space_access
+from connectors.confluence_api.events import RECEIVER
 from connectors.confluence_xml import storage_to_markdown
 from connectors.errors import ExtractError, Skipped, SourceUnavailable
 from connectors.formats import extract, supported
 from connectors.live import Batch, Checkpoint, Listed, LiveConnector
+from connectors.live_events import EventLog, Pending
 from connectors.live_http import ApiClient, ApiError, read_secret
 from rag_core.permissions import Access
 from rag_core.settings import Settings, SourceConfig
@@ -80,19 +83,24 @@ class ConfluenceApiConnector(LiveConnector):
         )
         self._spaces: dict[str, tuple[str, Access]] | None = None  # key -> (name, access)
         self._space_ids: dict[str, str] = {}  # key -> REST v2 id (Cloud)
+        self._events: EventLog | None = None
 
     # -- the interface ---------------------------------------------------------------------------------------
 
     def poll(self, checkpoint: Checkpoint | None) -> Iterator[Batch]:
         since = _parse_when((checkpoint or {}).get("since"))
+        was = (checkpoint or {}).get("events")
+        pending = self._pending(was)
         cql = self._cql()
         if since is not None:
             cql += f' and lastmodified >= "{(since - _OVERLAP).strftime("%Y-%m-%d %H:%M")}"'
         cql += " order by lastmodified asc"
         newest = since
+        seen: set[str] = set()
         for results in self._search(cql, _EXPAND, PAGE_SIZE):
             batch = Batch()
             for content in results:
+                seen.add(str(content.get("id")))
                 page = self._document(content)
                 batch.documents.append(page)
                 if isinstance(page, Document):
@@ -100,11 +108,42 @@ class ConfluenceApiConnector(LiveConnector):
                 when = _parse_when((content.get("version") or {}).get("when"))
                 if when is not None and (newest is None or when > newest):
                     newest = when
-            batch.checkpoint = {"since": newest.isoformat() if newest else None}
+            # the webhook position moves with the last batch only: a poll cut short reads the same hints again
+            batch.checkpoint = {"since": newest.isoformat() if newest else None, "events": was}
             yield batch
         if since is not None:  # the first load has nothing to delete
+            hinted = sorted(set(pending.hints) - seen, key=lambda i: (len(i), i))
+            if hinted:  # pages a webhook named (a restriction change shows nowhere else before the listing)
+                yield self._named(hinted)
             yield Batch(deleted=list(self._gone() if self.config.flavor == "cloud" else self._trashed()))
-        yield Batch(checkpoint={"since": newest.isoformat() if newest else None})
+        yield Batch(checkpoint={"since": newest.isoformat() if newest else None, "events": pending.position})
+
+    def _pending(self, was: str | None) -> Pending:
+        """Page ids Data Center's webhooks named since the last poll (`events.py`); they only add to the poll,
+        so whether the log is complete does not matter: a lost webhook leaves its change to the id listing."""
+        if not self.settings.redis_url:
+            return Pending()
+        if self._events is None:
+            self._events = EventLog(self.settings.redis_url, RECEIVER)
+        return self._events.read(was)
+
+    def _named(self, ids: list[str]) -> Batch:
+        """The pages (and their attachments) a webhook named, read again; one the search no longer returns
+        (purged, or restricted away from this account) is deleted."""
+        batch = Batch()
+        found: set[str] = set()
+        for start in range(0, len(ids), PAGE_SIZE):
+            chunk = ids[start : start + PAGE_SIZE]
+            cql = f"{self._cql()} and id in ({','.join(chunk)})"
+            for results in self._search(cql, _EXPAND, PAGE_SIZE):
+                for content in results:
+                    found.add(str(content.get("id")))
+                    page = self._document(content)
+                    batch.documents.append(page)
+                    if isinstance(page, Document):
+                        batch.documents.extend(self._attachments(content, page))
+        batch.deleted = [i for i in ids if i not in found]
+        return batch
 
     def list_ids(self) -> Iterator[Listed]:
         spaces = self.spaces()
@@ -131,6 +170,8 @@ class ConfluenceApiConnector(LiveConnector):
 
     def close(self) -> None:
         self.http.close()
+        if self._events is not None:
+            self._events.close()
 
     @property
     def calls(self) -> int:

@@ -4,6 +4,10 @@ The first sync takes a start page token (`changes.getStartPageToken`), then list
 whole drive or the configured folders walked down); every later sync reads `changes.list` from the stored token:
 edits, moves out of the folders, trashing, deletions and permission changes, nothing else. The token moves with
 each committed batch, and a load killed half-way resumes from its `files.list` page token.
+
+The checkpoint keeps each indexed file's content stamp (`content_stamp`: modification time, checksum, name, a
+16-character hash, ~40 bytes a file): a change whose stamp is the stored one changed the sharing only, and
+becomes an access change (the file's new permissions, from the change itself; no export, no embedding).
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
 from connectors.archive import Limits
-from connectors.drive_api.files import FILE_FIELDS, FOLDER, to_document
+from connectors.drive_api.files import FILE_FIELDS, FOLDER, access_of, content_stamp, to_document
 from connectors.errors import Skipped, SourceUnavailable
-from connectors.live import Batch, Checkpoint, Listed, LiveConnector
+from connectors.live import AccessChange, Batch, Checkpoint, Listed, LiveConnector
 from connectors.live_http import ApiError, credential_name, read_secret
 from rag_core.logs import register_secret
+from rag_core.permissions import Access
 from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
 
@@ -93,6 +98,7 @@ class DriveApiConnector(LiveConnector):
             return
         token: str | None = state["page_token"]
         folders = set(state.get("folders") or [])
+        stamps: dict[str, str] = dict(state.get("stamps") or {})
         while token:
             page = self._execute(
                 self.service.changes().list(
@@ -110,13 +116,21 @@ class DriveApiConnector(LiveConnector):
                 meta = change.get("file") or {}
                 if change.get("removed") or meta.get("trashed") or not self._in_scope(meta, folders):
                     batch.deleted.append(str(change["fileId"]))
+                    stamps.pop(str(change["fileId"]), None)
                 elif meta.get("mimeType") == FOLDER:
                     folders.add(str(meta["id"]))
+                elif (stamp := content_stamp(meta)) and stamps.get(str(meta["id"])) == stamp:
+                    # sharing (or a move within scope) changed, the content did not: new readers, no export
+                    batch.access.append(AccessChange(str(meta["id"]), self._access(meta), exact=True))
                 else:
-                    batch.documents.append(self._document(meta))
+                    self._add(batch, meta, stamps)
             new_start = page.get("newStartPageToken")
             token = page.get("nextPageToken")
-            batch.checkpoint = {"page_token": token or new_start, "folders": sorted(folders)}
+            batch.checkpoint = {
+                "page_token": token or new_start,
+                "folders": sorted(folders),
+                "stamps": dict(stamps),
+            }
             yield batch
             if new_start:
                 break
@@ -144,6 +158,9 @@ class DriveApiConnector(LiveConnector):
             list(state["pending"]) if "pending" in state else [*self.config.folders] or [None]
         )
         page_token = state.get("list_page")
+        # content stamps of the files loaded, stored once the load is done (a resumed load knows only those it
+        # read itself: a file without a stamp is exported again at its next change, never given stale readers)
+        stamps: dict[str, str] = {}
         while pending:
             parent = pending[0]
             while True:
@@ -154,7 +171,7 @@ class DriveApiConnector(LiveConnector):
                         folders.add(str(meta["id"]))
                         pending.append(str(meta["id"]))
                     else:
-                        batch.documents.append(self._document(meta))
+                        self._add(batch, meta, stamps)
                 page_token = page.get("nextPageToken")
                 if not page_token:
                     pending.pop(0)
@@ -167,7 +184,7 @@ class DriveApiConnector(LiveConnector):
                 yield batch
                 if not page_token:
                     break
-        yield Batch(checkpoint={"page_token": start, "folders": sorted(folders)})
+        yield Batch(checkpoint={"page_token": start, "folders": sorted(folders), "stamps": stamps})
 
     def _files(self, fields: str, size: int) -> Iterator[dict[str, Any]]:
         """Every file under the configured folders (walked down), or of the whole drive."""
@@ -208,6 +225,20 @@ class DriveApiConnector(LiveConnector):
         if not self.config.folders:
             return not self.config.drive_id or meta.get("driveId") in (None, self.config.drive_id)
         return any(parent in folders for parent in meta.get("parents") or [])
+
+    def _add(self, batch: Batch, meta: dict[str, Any], stamps: dict[str, str]) -> None:
+        """The file read whole into `batch`; its content stamp kept when it was indexed (else dropped)."""
+        document = self._document(meta)
+        batch.documents.append(document)
+        stamp = content_stamp(meta)
+        if isinstance(document, Document) and stamp:
+            stamps[document.id] = stamp
+        else:
+            stamps.pop(str(meta.get("id")), None)
+
+    def _access(self, meta: dict[str, Any]) -> Access:
+        perms = meta.get("permissions")
+        return access_of(perms if perms is not None else self._permissions(str(meta["id"])))
 
     def _document(self, meta: dict[str, Any]) -> Document | Skipped:
         name = str(meta.get("name") or meta.get("id"))

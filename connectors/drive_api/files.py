@@ -3,6 +3,8 @@ downloaded (within `RAG_MAX_FILE_BYTES`) and read like an export's; the file's p
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -24,10 +26,20 @@ EXPORTS: dict[str, tuple[str, str]] = {
     "application/vnd.google-apps.presentation": ("text/plain", ".txt"),
 }
 FILE_FIELDS = (
-    "id,name,mimeType,size,modifiedTime,webViewLink,parents,trashed,driveId,"
+    "id,name,mimeType,size,modifiedTime,md5Checksum,webViewLink,parents,trashed,driveId,"
     "lastModifyingUser(displayName,emailAddress),owners(displayName,emailAddress),"
     "permissions(type,role,emailAddress,domain)"
 )
+
+
+def content_stamp(meta: dict[str, Any]) -> str:
+    """What shows a file's indexed content is unchanged, from its metadata alone: `modifiedTime` (Drive moves it
+    on every content edit and rename, not on sharing changes), `md5Checksum` (binary files), name, type, size.
+    Equal stamps: only the file's permissions (or parents) changed, and it need not be exported again."""
+    parts = [meta.get(k) for k in ("modifiedTime", "md5Checksum", "name", "mimeType", "size")]
+    if not parts[0]:
+        return ""  # no modification time: nothing vouches for the content, so it is always read again
+    return hashlib.blake2b(json.dumps(parts).encode(), digest_size=8).hexdigest()
 
 
 def access_of(permissions: list[dict[str, Any]]) -> Access:

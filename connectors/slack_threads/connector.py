@@ -9,6 +9,10 @@ indexed threads get their new readers without being read again. Threads deleted 
 listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`). A public channel's threads are visible to
 everyone who may use the source; a private channel's to its members (`conversations.members`, emails by
 `users.info`, kept in the checkpoint for `RAG_LIVE_PRUNE_EVERY` syncs).
+
+With Slack's Events API recorded by the bot (`events.py`, `connectors/live_events.py`), a poll whose event log
+vouches that nothing was missed reads no history: only `conversations.replies` of the threads the events named
+(members are still read at every poll). Its checkpoint keeps the log position, moved by the poll's last batch.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import Any
 
 from connectors.errors import Skipped, SourceUnavailable
 from connectors.live import AccessChange, Batch, Checkpoint, Listed, LiveConnector
+from connectors.live_events import EventLog, Pending
 from connectors.live_http import ApiClient, ApiError, credential_name, read_secret
+from connectors.slack_threads.events import RECEIVER
 from rag_core.permissions import PUBLIC, Access, user
 from rag_core.settings import Settings, SourceConfig
 from rag_core.types import Document
@@ -62,6 +68,7 @@ class SlackThreadsConnector(LiveConnector):
         self._users_age = 0
         self._channels: dict[str, tuple[str, Access]] = {}
         self._names: dict[str, tuple[str, bool]] = {}  # channel id -> (name, private)
+        self._events: EventLog | None = None
 
     @property
     def calls(self) -> int:
@@ -70,10 +77,27 @@ class SlackThreadsConnector(LiveConnector):
     # -- the interface ---------------------------------------------------------------------------------------
 
     def poll(self, checkpoint: Checkpoint | None) -> Iterator[Batch]:
-        since: dict[str, float] = dict((checkpoint or {}).get("since") or {})
-        readers: dict[str, str] = dict((checkpoint or {}).get("readers") or {})
-        self._load_users(checkpoint or {})
+        state = checkpoint or {}
+        since: dict[str, float] = dict(state.get("since") or {})
+        readers: dict[str, str] = dict(state.get("readers") or {})
+        self._load_users(state)
         self._identity()  # the token is checked first: a refused one fails in one line naming auth.test
+        pending, by_events = self._pending(state, bool(since))
+        threads, whole = _hinted(pending.hints if by_events else [])
+        event_polls = int(state.get("event_polls") or 0)
+
+        def saved(final: bool) -> Checkpoint:
+            # the event position moves only with the last batch: a poll cut short reads the same hints again
+            events = pending.position if final else state.get("events")
+            polls = (event_polls + 1 if by_events else 0) if final else event_polls
+            return {
+                "since": dict(since),
+                "readers": dict(readers),
+                **self._saved_users(),
+                "events": events,
+                "event_polls": polls,
+            }
+
         for channel in self.config.channels:
             last = since.get(channel)
             # everyone, or a private channel's members (a failed member lookup fails the sync: checkpoint kept)
@@ -84,6 +108,12 @@ class SlackThreadsConnector(LiveConnector):
                 # threads changed, so their readers are rewritten and no thread is read again
                 yield Batch(access=[AccessChange(f"{channel}:", access)])
             readers[channel] = digest
+            if by_events and last is not None and channel not in whole:
+                batch = self._threads_named(channel, sorted(threads.get(channel, ())))
+                if batch is not None:  # else a hinted thread could not be read: list the channel instead
+                    yield batch
+                    yield Batch(checkpoint=saved(False))
+                    continue
             oldest = None if last is None else max(last - LOOKBACK_S, 0.0)
             newest = last or 0.0
             for messages in self._history(channel, oldest):
@@ -103,7 +133,49 @@ class SlackThreadsConnector(LiveConnector):
                         batch.documents.append(self._thread(channel, message))
                 yield batch
             since[channel] = max(newest, since.get(channel) or 0.0)
-            yield Batch(checkpoint={"since": dict(since), "readers": dict(readers), **self._saved_users()})
+            yield Batch(checkpoint=saved(False))
+        yield Batch(checkpoint=saved(True))
+
+    def _pending(self, state: Checkpoint, loaded: bool) -> tuple[Pending, bool]:
+        """The pushed hints since the last poll, and whether this poll may go by them alone: the log vouches
+        that none is missing, the source was loaded, and it is not time for the reconciliation poll (every
+        `RAG_LIVE_PRUNE_EVERY` polls a poll lists every channel, catching what the events did not say)."""
+        if not self.settings.redis_url:
+            return Pending(), False
+        if self._events is None:
+            self._events = EventLog(self.settings.redis_url, RECEIVER)
+        pending = self._events.read(state.get("events"))
+        reconcile = int(state.get("event_polls") or 0) + 1 >= self.settings.live_prune_every
+        by_events = pending.complete and loaded and not reconcile
+        if not by_events and loaded:
+            why = pending.why or "reconciliation poll"
+            log.info(
+                "slack threads: listing every channel",
+                extra={"event": "live_events_not_used", "source": self.config.name, "why": why},
+            )
+        return pending, by_events
+
+    def _threads_named(self, channel: str, stamps: list[str]) -> Batch | None:
+        """The hinted threads of a channel read again (`conversations.replies`), or deleted when they are gone;
+        None when one cannot be read (the channel's history is listed instead)."""
+        batch = Batch()
+        for ts in stamps:
+            doc_id = f"{channel}:{ts}"
+            try:
+                replies = self._replies(channel, ts)
+            except ApiError:
+                return None
+            if not replies:
+                batch.deleted.append(doc_id)  # thread_not_found: deleted without a trace
+                continue
+            parent = replies[0]
+            if parent.get("ts") != ts or parent.get("thread_ts") not in (None, ts):
+                continue  # the hint named a reply (a reaction on it), not a thread
+            if parent.get("subtype") == "tombstone" or not self._keep(parent):
+                batch.deleted.append(doc_id)
+            else:
+                batch.documents.append(self._thread(channel, parent, replies))
+        return batch
 
     def list_ids(self) -> Iterator[Listed]:
         for channel in self.config.channels:
@@ -122,6 +194,8 @@ class SlackThreadsConnector(LiveConnector):
 
     def close(self) -> None:
         self.http.close()
+        if self._events is not None:
+            self._events.close()
 
     # -- internals ---------------------------------------------------------------------------------------------
 
@@ -330,3 +404,16 @@ def _digest(access: Access) -> str:
 
 def _date(ts: str) -> datetime:
     return datetime.fromtimestamp(float(ts), UTC)
+
+
+def _hinted(hints: list[str]) -> tuple[dict[str, set[str]], set[str]]:
+    """Hints split into threads by channel (`C1:ts`) and whole channels (`C1`)."""
+    threads: dict[str, set[str]] = {}
+    whole: set[str] = set()
+    for hint in hints:
+        channel, sep, ts = hint.partition(":")
+        if sep:
+            threads.setdefault(channel, set()).add(ts)
+        else:
+            whole.add(channel)
+    return threads, whole

@@ -1,9 +1,14 @@
 """A fake Confluence (Cloud under /wiki with REST v2 spaces and cursor pagination, or Data Center at the root
-with `start` pagination) serving the documented shapes of content search, spaces and space permissions."""
+with `start` pagination) serving the documented shapes of content search, spaces and space permissions.
+
+Data Center also queues the webhook bodies an admin-created webhook would POST for each change made through the
+helpers (`webhooks`: `page_updated`, `page_trashed` with the `page` entity, `content_permissions_updated` with
+`content`); Cloud sends none (its webhooks are for installed apps only)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +49,7 @@ class FakeConfluence(FakeApi):
         self.spaces: dict[str, dict[str, Any]] = {}
         self.pages: dict[str, Page] = {}
         self.clock = T0
+        self.webhooks: list[bytes] = []  # JSON bodies, Data Center only
 
     # -- test helpers ----------------------------------------------------------------------------------------
 
@@ -69,12 +75,37 @@ class FakeConfluence(FakeApi):
     def edit(self, page_id: str, body: str) -> None:
         page = self.pages[page_id]
         page.body, page.version, page.when = body, page.version + 1, self.tick()
+        self._webhook("page", page)
 
     def restrict(self, page_id: str, users: list[str] = (), groups: list[str] = ()) -> None:
         """Change read restrictions: Confluence does not touch the page's version or lastmodified."""
         page = self.pages[page_id]
         page.users = [{"email": u, "accountId": f"acc-{u}"} for u in users]
         page.groups = list(groups)
+        self._webhook("content", page)  # content_permissions_updated
+
+    def trash(self, page_id: str) -> None:
+        self.pages[page_id].status = "trashed"
+        self._webhook("page", self.pages[page_id])  # page_trashed
+
+    def _webhook(self, entity: str, page: Page) -> None:
+        if self.flavor == "cloud":
+            return
+        ms = int(self.tick().timestamp() * 1000)
+        body = {
+            "timestamp": ms,
+            "userAccountId": "acc-admin",
+            entity: {
+                "id": int(page.id),
+                "title": page.title,
+                "contentType": page.type,
+                "spaceKey": page.space,
+                "version": page.version,
+                "self": f"{self.url()}/pages/viewpage.action?pageId={page.id}",
+                "modificationDate": ms,
+            },
+        }
+        self.webhooks.append(json.dumps(body).encode())
 
     def url(self) -> str:
         return self.base + self.context

@@ -4,6 +4,7 @@ shapes: files.list, changes.getStartPageToken, changes.list, files.get alt=media
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class FakeDrive(FakeApi):
         self.tokens_issued = 0
         self.hide_permissions = False  # shared drives: files.list leaves permissions out
         self.claims: dict[str, Any] = {}  # of the last signed JWT the service account sent
+        self.edits = 0
 
     # -- test helpers ----------------------------------------------------------------------------------------
 
@@ -70,9 +72,13 @@ class FakeDrive(FakeApi):
         return file
 
     def touch(self, file_id: str, **changes: Any) -> None:
+        """Change a file as Drive would: a content edit or a rename moves `modifiedTime`, sharing does not."""
         file = self.files[file_id]
         for k, v in changes.items():
             setattr(file, k, v)
+        if ("content" in changes or "name" in changes) and "modified" not in changes:
+            self.edits += 1
+            file.modified = f"2024-02-01T00:00:{self.edits % 60:02d}.{self.edits:03d}Z"
         self.changes.append(file_id)
 
     def remove(self, file_id: str) -> None:
@@ -141,6 +147,7 @@ class FakeDrive(FakeApi):
         }
         if not file.mime.startswith("application/vnd.google-apps."):
             meta["size"] = str(len(file.content))
+            meta["md5Checksum"] = hashlib.md5(file.content).hexdigest()  # binary files only, as Drive
         if file.drive_id:
             meta["driveId"] = file.drive_id
         if not self.hide_permissions:

@@ -1,5 +1,9 @@
 """A fake Slack Web API for the threads source: auth.test, conversations.history/replies/info/members, users.info,
-with Slack's shapes (`ok`, `response_metadata.next_cursor`, `reply_count`/`latest_reply`, tombstones)."""
+with Slack's shapes (`ok`, `response_metadata.next_cursor`, `reply_count`/`latest_reply`, tombstones).
+
+Each change made through the helpers also queues the Events API envelope Slack would deliver for it (`events`:
+`message`, `message_changed`, `message_deleted`, `member_left_channel`), for tests to deliver, drop, repeat or
+reorder."""
 
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ class FakeSlackApi(FakeApi):
         self.channels: dict[str, Channel] = {}
         self.users: dict[str, dict[str, str]] = {BOT_USER: {"name": "ragbot", "email": ""}}
         self.clock = 1_700_000_000
+        self.events: list[dict[str, Any]] = []  # event_callback envelopes, in the order the changes happened
 
     # -- test helpers ----------------------------------------------------------------------------------------
 
@@ -53,21 +58,76 @@ class FakeSlackApi(FakeApi):
         if thread_ts is None:
             message.thread_ts = None
         self.channels[channel].messages.append(message)
+        self._event(channel, {"type": "message", **self._event_message(message)})
         return message
 
     def edit(self, channel: str, ts: str, text: str) -> None:
         for m in self.channels[channel].messages:
             if m.ts == ts:
+                before = self._event_message(m)
                 m.text, m.edited_ts = text, self.now()
+                self._event(
+                    channel,
+                    {
+                        "type": "message",
+                        "subtype": "message_changed",
+                        "hidden": True,
+                        "ts": m.edited_ts,
+                        "message": {**self._event_message(m), "edited": {"user": m.user, "ts": m.edited_ts}},
+                        "previous_message": before,
+                    },
+                )
 
     def delete(self, channel: str, ts: str) -> None:
         """A parent with replies leaves a tombstone; anything else disappears."""
         chan = self.channels[channel]
         parent = next(m for m in chan.messages if m.ts == ts)
+        before = self._event_message(parent)
         if any(m.thread_ts == ts for m in chan.messages):
             parent.subtype, parent.text, parent.user = "tombstone", "This message was deleted.", ""
         else:
             chan.messages.remove(parent)
+        self._event(
+            channel,
+            {
+                "type": "message",
+                "subtype": "message_deleted",
+                "hidden": True,
+                "ts": self.now(),
+                "deleted_ts": ts,
+                "previous_message": before,
+            },
+        )
+
+    def leave(self, channel: str, user: str) -> None:
+        self.channels[channel].members.remove(user)
+        chan = self.channels[channel]
+        self._event(
+            channel,
+            {"type": "member_left_channel", "user": user, "channel_type": "G" if chan.private else "C"},
+        )
+
+    def _event_message(self, m: Message) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "message", "user": m.user, "text": m.text, "ts": m.ts}
+        if m.thread_ts:
+            out["thread_ts"] = m.thread_ts
+        return out
+
+    def _event(self, channel: str, event: dict[str, Any]) -> None:
+        """The envelope the Events API delivers (HTTP body, or Socket Mode payload) for a change."""
+        chan = self.channels[channel]
+        event = {"channel": channel, "channel_type": "group" if chan.private else "channel", **event}
+        self.events.append(
+            {
+                "token": "verification-token",
+                "team_id": "T1",
+                "api_app_id": "A1",
+                "type": "event_callback",
+                "event_id": f"Ev{len(self.events) + 1:08d}",
+                "event_time": self.clock,
+                "event": event,
+            }
+        )
 
     # -- routes ----------------------------------------------------------------------------------------------
 

@@ -236,3 +236,76 @@ def test_domain_wide_delegation_signs_in_as_the_subject_with_the_read_only_scope
     assert api.claims["sub"] == "reader@x.com"
     assert api.claims["scope"] == "https://www.googleapis.com/auth/drive.readonly"
     assert api.claims["iss"] == "ragbot@ragbot-test.iam.gserviceaccount.com"
+
+
+def test_a_sharing_change_rewrites_readers_without_an_export_and_a_content_change_is_read_again(
+    make_engine, serve, key
+) -> None:
+    api = serve(drive())
+    key(api)
+    engine, settings = make_engine([source(api)])
+    run_sync(settings, engine.index_writer())
+    # p1 loses its CEO reader (sharing only: modifiedTime stays); d1 is edited and shared in the same poll
+    api.touch("p1", permissions=[{"type": "group", "emailAddress": "leads@x.com", "role": "reader"}])
+    api.touch("d1", content=b"<html><body><p>Laptops ship in week two.</p></body></html>")
+    api.touch("d1", permissions=[{"type": "user", "emailAddress": "it@x.com", "role": "reader"}])
+    before = len(api.requests)
+    (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok, report.error
+    paths = [r.path for r in api.requests[before:]]
+    assert "/drive/v3/files/p1/export" not in paths and paths.count("/drive/v3/files/d1/export") == 1
+    assert (report.updated, report.permissions_changed) == (1, 1), report
+    docs = indexed(engine, "drive")
+    assert docs["p1"]["readers"] == ["group:leads@x.com"]  # the CEO no longer reads it, from this sync on
+    assert docs["d1"]["readers"] == ["user:it@x.com"] and "week two" in docs["d1"]["text"]
+
+
+def test_without_a_stored_stamp_or_a_modification_time_a_change_is_exported_again(
+    make_engine, serve, key
+) -> None:
+    api = serve(drive())
+    key(api)
+    engine, settings = make_engine([source(api)])
+    writer = engine.index_writer()
+    run_sync(settings, writer)
+    # a checkpoint written before stamps existed: nothing vouches for the content, so it is read again
+    meta = writer.store.read_meta()
+    state = dict(meta["live_checkpoint:drive"])
+    state["cursor"] = {k: v for k, v in state["cursor"].items() if k != "stamps"}
+    with writer.begin() as tx:
+        tx.write_meta({"live_checkpoint:drive": state})
+        tx.abort()
+    api.touch("p1", permissions=[{"type": "anyone", "role": "reader"}])
+    before = len(api.requests)
+    (report,) = run_sync(settings, writer)
+    assert report.ok and api.calls("/files/p1/export") == 2 and indexed(engine, "drive")["p1"]["readers"] == ["*"]
+    # now stamped again: a file whose modification time Drive leaves out is never trusted to be unchanged
+    api.files["p1"].modified = ""
+    api.touch("p1", permissions=[{"type": "user", "emailAddress": "a@x.com", "role": "reader"}])
+    (report,) = run_sync(settings, writer)
+    assert api.calls("/files/p1/export") == 3 and indexed(engine, "drive")["p1"]["readers"] == ["user:a@x.com"]
+    assert len(api.requests) > before
+
+
+def test_a_sharing_change_on_a_shared_drive_reads_permissions_and_its_failure_keeps_the_checkpoint(
+    make_engine, serve, key
+) -> None:
+    api = serve(FakeDrive())
+    api.hide_permissions = True
+    who = [{"type": "user", "emailAddress": "pm@x.com", "role": "reader"}]
+    api.put(File("x1", "plan.md", "text/markdown", b"# Plan\n\nShip it.", drive_id="0AB", permissions=who))
+    key(api)
+    engine, settings = make_engine([source(api, drive_id="0AB")], live_max_retries=1)
+    writer = engine.index_writer()
+    run_sync(settings, writer)
+    loaded = len(api.requests)
+    api.touch("x1", permissions=[{"type": "user", "emailAddress": "cfo@x.com", "role": "reader"}])
+    for _ in range(settings.live_max_retries + 1):
+        api.fail("/files/x1/permissions", 500)
+    (report,) = run_sync(settings, writer)
+    assert not report.ok and "HTTP 500" in (report.error or "")
+    assert indexed(engine, "drive")["x1"]["readers"] == ["user:pm@x.com"]  # not applied, nor forgotten:
+    (report,) = run_sync(settings, writer)  # the next sync reads the same change again
+    assert report.ok and indexed(engine, "drive")["x1"]["readers"] == ["user:cfo@x.com"]
+    later = [r for r in api.requests[loaded:] if r.path.startswith("/drive/v3/files")]
+    assert {r.path for r in later} == {"/drive/v3/files/x1/permissions"}  # no download: 2 failed + 1

@@ -1,0 +1,100 @@
+"""Slack Events API payloads as change hints for the threads source (see `connectors/live_events.py`).
+
+A thread is named `<channel>:<parent ts>` (its document id); a whole channel by its id. From the documented
+`event_callback` envelopes: `message` (a new message: its `thread_ts`, or its own `ts` when it starts a
+thread), `message_changed` (the edited message's `thread_ts` or `ts`), `message_deleted` (the deleted one's
+`thread_ts`, or `deleted_ts`), `message_replied`; `reaction_added` / `reaction_removed` on a message (the
+reaction filter reads the parent's reactions: a reaction on a reply names a ts that is not a thread, and the
+poll drops it); `channel_*` / `group_*` renames, archives, deletions and history changes name the channel
+(its threads are listed again). Membership events give no hint: a private channel's members are read by every
+poll (`conversations.members`), so that a lost event never leaves a reader who left able to read its threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from connectors.live_events import EventLog, Receiver
+
+log = logging.getLogger(__name__)
+
+RECEIVER = "slack"
+_CHANNEL_EVENTS = {
+    "channel_rename",
+    "channel_archive",
+    "channel_unarchive",
+    "channel_deleted",
+    "channel_history_changed",
+    "group_rename",
+    "group_archive",
+    "group_unarchive",
+    "group_deleted",
+    "group_history_changed",
+}
+
+
+def hints_of(body: dict[str, Any]) -> list[str]:
+    """The hints one delivered `event_callback` envelope gives (none for anything else)."""
+    if body.get("type") != "event_callback":
+        return []
+    event = body.get("event") or {}
+    kind = event.get("type")
+    if kind == "message":
+        return _message(event)
+    if kind in ("reaction_added", "reaction_removed"):
+        item = event.get("item") or {}
+        if item.get("type") == "message" and item.get("channel") and item.get("ts"):
+            return [f"{item['channel']}:{item['ts']}"]
+        return []
+    if kind in _CHANNEL_EVENTS:
+        channel = event.get("channel")
+        if isinstance(channel, dict):  # channel_rename carries {id, name, created}
+            channel = channel.get("id")
+        return [str(channel)] if channel else []
+    return []
+
+
+def _message(event: dict[str, Any]) -> list[str]:
+    channel = event.get("channel")
+    if not channel or event.get("channel_type") == "im":
+        return []
+    subtype = event.get("subtype")
+    if subtype in ("channel_join", "channel_leave", "group_join", "group_leave"):
+        return []
+    if subtype == "message_changed":
+        inner = event.get("message") or {}
+        ts = inner.get("thread_ts") or inner.get("ts")
+    elif subtype == "message_deleted":
+        previous = event.get("previous_message") or {}
+        ts = previous.get("thread_ts") or event.get("deleted_ts") or previous.get("ts")
+    elif subtype == "message_replied":
+        ts = (event.get("message") or {}).get("thread_ts")
+    else:
+        ts = event.get("thread_ts") or event.get("ts")
+    return [f"{channel}:{ts}"] if ts else []
+
+
+class SlackChangeRecorder:
+    """What the Slack adapter calls with each verified envelope it receives (HTTP or Socket Mode)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.receiver = Receiver(EventLog(redis_url, RECEIVER)).start()
+
+    def __call__(self, body: dict[str, Any]) -> None:
+        """Never raises (the adapter answers questions on the same events): an envelope that cannot be read
+        ends the receiver's epoch, so the next poll lists every channel instead of trusting the log."""
+        try:
+            hints = hints_of(body)
+        except (AttributeError, TypeError, ValueError, KeyError):
+            log.warning(
+                "slack event not understood; the next poll reads every channel",
+                extra={"event": "live_events_unreadable"},
+            )
+            self.receiver.restart()
+            return
+        self.receiver.record(hints)
+
+    def close(self) -> None:
+        self.receiver.stop()
+        self.receiver.log.close()
