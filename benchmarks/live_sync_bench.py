@@ -180,7 +180,9 @@ def confluence_webhooks(redis_url: str, flavor: str) -> ConfluenceChangeRecorder
     if flavor == "cloud" or not redis_url:
         print(f"confluence webhooks: off ({'Cloud has none' if flavor == 'cloud' else 'no --redis-url'})")
         return None
-    print("confluence webhooks: Data Center's signed bodies of every change reach the webhook route's recorder")
+    print(
+        "confluence webhooks: Data Center's signed bodies of every change reach the webhook route's recorder"
+    )
     return ConfluenceChangeRecorder(redis_url, BENCH_WEBHOOK_SECRET)
 
 
@@ -373,7 +375,9 @@ def main() -> None:
             "machine: shared 2-core, loaded (figures are relative)"
         )
         full: dict[str, SyncReport] = {}
-        delivered = deliver(slack, recorder, 0)  # the workspace's messages reached the bot as they were posted
+        delivered = deliver(
+            slack, recorder, 0
+        )  # the workspace's messages reached the bot as they were posted
         for config in sources:
             (report,) = run_sync(settings, writer, source=config.name)
             assert report.ok, report.error
@@ -448,6 +452,7 @@ def main() -> None:
         f"live_sync_bench: kinds {','.join(k for k in counts)}; full {slowest:.1f} pages/s; incremental "
         f"{all_calls:.0f} calls = {100 * all_calls / full_calls:.2f}% of full, {all_s:.1f} s"
     )
+
 
 if __name__ == "__main__":
     main()

@@ -204,9 +204,7 @@ class _Run:
         """Rewrite `readers` on the indexed documents the change names whose readers differ (no fetch, no embedding)."""
         readers = tuple(change.access.readers())
         stale = [
-            doc_id
-            for doc_id, old in self.indexed.items()
-            if change.names(doc_id) and old.readers != readers
+            doc_id for doc_id, old in self.indexed.items() if change.names(doc_id) and old.readers != readers
         ]
         for n, doc_id in enumerate(stale, 1):
             # acl_epoch bumps after the first rewrite (no answer cached before the change is served again) and

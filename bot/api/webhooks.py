@@ -21,7 +21,9 @@ router = APIRouter()
 
 
 def confluence_recorder(settings: Settings) -> ConfluenceChangeRecorder | None:
-    secret = getattr(settings, "confluence_webhook_secret", None)  # a BotSettings field (the API's own process)
+    secret = getattr(
+        settings, "confluence_webhook_secret", None
+    )  # a BotSettings field (the API's own process)
     if secret is None or not secret.get_secret_value():
         return None
     if not settings.redis_url:

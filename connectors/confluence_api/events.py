@@ -61,7 +61,10 @@ class ConfluenceChangeRecorder:
         """The HTTP status to answer: 401 for a body not signed with the secret, 400 for one that is not
         JSON, else 204 (recorded, or nothing to record)."""
         if not signed(body, header, self.secret):
-            log.warning("confluence webhook with a bad signature refused", extra={"event": "confluence_webhook_refused"})
+            log.warning(
+                "confluence webhook with a bad signature refused",
+                extra={"event": "confluence_webhook_refused"},
+            )
             return 401
         try:
             payload = json.loads(body)

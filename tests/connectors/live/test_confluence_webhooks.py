@@ -83,7 +83,9 @@ def test_without_webhooks_the_change_waits_for_the_listing_and_a_page_gone_from_
     seen = deliver(api, hooks)
     api.restrict("101", users=["lead@x.com"])  # its webhook is lost
     (report,) = run_sync(settings, writer)
-    assert report.ok and indexed(engine)["101"]["readers"] == ["group:eng"]  # as without webhooks: the listing
+    assert report.ok and indexed(engine)["101"]["readers"] == [
+        "group:eng"
+    ]  # as without webhooks: the listing
     (report,) = run_sync(settings.model_copy(update={"live_prune_every": 1}), writer)
     assert indexed(engine)["101"]["readers"] == ["user:lead@x.com"]
     seen = len(api.webhooks)

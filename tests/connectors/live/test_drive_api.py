@@ -278,12 +278,18 @@ def test_without_a_stored_stamp_or_a_modification_time_a_change_is_exported_agai
     api.touch("p1", permissions=[{"type": "anyone", "role": "reader"}])
     before = len(api.requests)
     (report,) = run_sync(settings, writer)
-    assert report.ok and api.calls("/files/p1/export") == 2 and indexed(engine, "drive")["p1"]["readers"] == ["*"]
+    assert (
+        report.ok
+        and api.calls("/files/p1/export") == 2
+        and indexed(engine, "drive")["p1"]["readers"] == ["*"]
+    )
     # now stamped again: a file whose modification time Drive leaves out is never trusted to be unchanged
     api.files["p1"].modified = ""
     api.touch("p1", permissions=[{"type": "user", "emailAddress": "a@x.com", "role": "reader"}])
     (report,) = run_sync(settings, writer)
-    assert api.calls("/files/p1/export") == 3 and indexed(engine, "drive")["p1"]["readers"] == ["user:a@x.com"]
+    assert api.calls("/files/p1/export") == 3 and indexed(engine, "drive")["p1"]["readers"] == [
+        "user:a@x.com"
+    ]
     assert len(api.requests) > before
 
 
