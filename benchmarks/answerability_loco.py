@@ -4,8 +4,11 @@ recorded (no retrieval is run here).
 For each dev corpus: fit the weights on the other corpora, pick the threshold on them (the highest keeping wrongly
 abstained at most a target on each; targets are compared too), and report on every question of the corpus left out. Candidate feature sets
 are compared this way; the one whose worst left-out corpus abstains most (wrongly abstained <= 0.05 on all) wins,
-and is then fitted on all corpora: those are the WEIGHTS and the default threshold to ship. Also prints "before"
-(the previous score, default 0.46, previous quoting order) and "off" for each corpus.
+and is then fitted on all corpora: those are the WEIGHTS and the default threshold to ship; likewise the best set
+that needs no forward pass per answer (CHEAP_WEIGHTS: words' own vectors, FEATURES.static.pkl of
+benchmarks/answerability_static.py). Each set's row also shows the best any threshold could do on the corpus left
+out (its separating power, whatever the transfer). Also prints "before" (the previous score, default 0.46,
+previous quoting order) and "off" for each corpus.
 
     PYTHONPATH=. python benchmarks/answerability_loco.py data/features/handbook.jsonl data/features/18f.jsonl ...
 """
@@ -246,6 +249,23 @@ FEATURE_SETS |= {
         "missing_names",
         "relevance",
     ],
+    "ctx short + static top + bigrams": [
+        "soft_sent",
+        "soft_min_sent",
+        "soft_quoted",
+        "soft_min_quoted",
+        "sentence_sim",
+        "sw_top",
+        "sw_min_top",
+        "bigram_quoted",
+        "bigram_top",
+        "top_over_pool",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
+    "contextual shipped + bigrams": FEATURE_SETS["soft sentence+quoted+top+top over pool"]
+    + ["bigram_quoted", "bigram_top"],
     "contextual shipped + windows": FEATURE_SETS["soft sentence+quoted+top+top over pool"] + _WINDOW,
     "contextual shipped + static soft": FEATURE_SETS["soft sentence+quoted+top+top over pool"] + _SW,
 }
