@@ -213,8 +213,8 @@ class Embedder:
                     self._words[key] = vector
                 while self._words and len(self._words) * fresh[0].nbytes > self._tokens_budget:
                     self._words.popitem(last=False)
-        if not keys:
-            return np.zeros((0, self.dim), dtype=np.float32)
+        if not keys:  # the local model's width (a remote backend's model could differ)
+            return np.zeros((0, self._input_embeddings().shape[1]), dtype=np.float32)
         return np.stack([found[k] for k in keys])
 
     def _input_embeddings(self) -> np.ndarray:

@@ -257,7 +257,7 @@ def test_word_vectors_need_no_forward_pass_and_are_kept(small_engine) -> None:  
         assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
         assert len(embedder.tokenizer("reimbursement", add_special_tokens=False)["input_ids"]) > 1
         assert first[3] @ first[3] == pytest.approx(1.0, abs=1e-5)
-        assert embedder.word_vectors([]).shape == (0, embedder.dim)
+        assert embedder.word_vectors([]).shape == (0, first.shape[1])
         budget = embedder._tokens_budget
         embedder._tokens_budget = 0  # nothing is kept past the budget
         embedder.word_vectors(["parental"])
