@@ -69,9 +69,11 @@ def main() -> int:
 
     original_evidence = engine.evidence
 
-    def evidence(question: str, text: str, blocks: Any, kept: Any, pool: Any = ()) -> Evidence:
+    def evidence(
+        question: str, text: str, blocks: Any, kept: Any, pool: Any = (), weights: Any = None
+    ) -> Evidence:
         seen["kept"] = list(kept)
-        seen["evidence"] = original_evidence(question, text, blocks, kept, pool)
+        seen["evidence"] = original_evidence(question, text, blocks, kept, pool, weights)
         return seen["evidence"]
 
     engine_module.extractive_answer = extractive  # type: ignore[assignment]

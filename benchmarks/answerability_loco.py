@@ -4,8 +4,11 @@ recorded (no retrieval is run here).
 For each dev corpus: fit the weights on the other corpora, pick the threshold on them (the highest keeping wrongly
 abstained at most a target on each; targets are compared too), and report on every question of the corpus left out. Candidate feature sets
 are compared this way; the one whose worst left-out corpus abstains most (wrongly abstained <= 0.05 on all) wins,
-and is then fitted on all corpora: those are the WEIGHTS and the default threshold to ship. Also prints "before"
-(the previous score, default 0.46, previous quoting order) and "off" for each corpus.
+and is then fitted on all corpora: those are the WEIGHTS and the default threshold to ship; likewise the best set
+that needs no forward pass per answer (CHEAP_WEIGHTS: words' own vectors, FEATURES.static.pkl of
+benchmarks/answerability_static.py). Each set's row also shows the best any threshold could do on the corpus left
+out (its separating power, whatever the transfer). Also prints "before" (the previous score, default 0.46,
+previous quoting order) and "off" for each corpus.
 
     PYTHONPATH=. python benchmarks/answerability_loco.py data/features/handbook.jsonl data/features/18f.jsonl ...
 """
@@ -205,6 +208,67 @@ FEATURE_SETS: dict[str, list[str]] = {
         "relevance",
     ],
 }
+_CHEAP = ["top_over_pool", "type_missing", "missing_names", "relevance"]
+_SW = ["sw_sent", "sw_min_sent", "sw_quoted", "sw_min_quoted", "sw_top", "sw_min_top"]
+_WINDOW = ["sw_window", "sw_min_window", "sw_window_top", "sw_min_window_top"]
+# Soft term matching with each word's own vector (no contextual pass per answer; FEATURES.static.pkl).
+FEATURE_SETS |= {
+    "static soft": _SW + _CHEAP,
+    "static soft + sim": _SW + _CHEAP + ["sentence_sim"],
+    "static soft + windows": _SW + _WINDOW + _CHEAP,
+    "static soft + windows + sim": _SW + _WINDOW + _CHEAP + ["sentence_sim"],
+    "static soft + bigrams": _SW + ["bigram_quoted", "bigram_top"] + _CHEAP,
+    "static soft + windows + bigrams": _SW + _WINDOW + ["bigram_quoted", "bigram_top"] + _CHEAP,
+    "static windows only": _WINDOW + _CHEAP,
+    "static soft + windows + margin": _SW + _WINDOW + _CHEAP + ["margin", "rel_z"],
+    "ctx short + static top": [
+        "soft_sent",
+        "soft_min_sent",
+        "soft_quoted",
+        "soft_min_quoted",
+        "sentence_sim",
+        "sw_top",
+        "sw_min_top",
+        "top_over_pool",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
+    "ctx short + static top + windows": [
+        "soft_sent",
+        "soft_min_sent",
+        "soft_quoted",
+        "soft_min_quoted",
+        "sentence_sim",
+        "sw_top",
+        "sw_min_top",
+        "sw_window",
+        "sw_min_window",
+        "top_over_pool",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
+    "ctx short + static top + bigrams": [
+        "soft_sent",
+        "soft_min_sent",
+        "soft_quoted",
+        "soft_min_quoted",
+        "sentence_sim",
+        "sw_top",
+        "sw_min_top",
+        "bigram_quoted",
+        "bigram_top",
+        "top_over_pool",
+        "type_missing",
+        "missing_names",
+        "relevance",
+    ],
+    "contextual shipped + bigrams": FEATURE_SETS["soft sentence+quoted+top+top over pool"]
+    + ["bigram_quoted", "bigram_top"],
+    "contextual shipped + windows": FEATURE_SETS["soft sentence+quoted+top+top over pool"] + _WINDOW,
+    "contextual shipped + static soft": FEATURE_SETS["soft sentence+quoted+top+top over pool"] + _SW,
+}
 
 
 @dataclass(slots=True)
@@ -227,12 +291,16 @@ def load(path: Path, sparse: Bm25Encoder) -> list[Row]:
     if not pickled.exists():
         raise SystemExit(f"no {pickled}: run benchmarks/answerability_soft.py {path} first")
     words = pickle.loads(pickled.read_bytes())
+    # each word's own vector (benchmarks/answerability_static.py), if made: the cheap soft match
+    static_file = path.with_suffix(".static.pkl")
+    static = pickle.loads(static_file.read_bytes()) if static_file.exists() else {}
     for line in path.read_text(encoding="utf-8").splitlines():
         d: dict[str, Any] = json.loads(line)
         reached = not d["threshold_abstained"]
         evidence = Evidence.from_json(d["evidence"]) if reached else None
         if evidence is not None:
             evidence.words = words.get(evidence.question)
+            evidence.static = static.get(evidence.question)
         rows.append(
             Row(
                 answerable=d["answerable"],
@@ -309,7 +377,7 @@ def fmt(f: dict[str, float]) -> str:
 
 
 def main() -> int:
-    paths = [Path(p) for p in sys.argv[1:]]
+    paths = [Path(p) for p in sys.argv[1:] if not p.startswith("--")]
     sparse = Bm25Encoder(get_settings())
     corpora = {p.stem: load(p, sparse) for p in paths}
     print(
@@ -345,22 +413,36 @@ def main() -> int:
 
     # Safe on every corpus left out first, then the most abstentions on the worst corpus; if none is safe, the
     # fewest wrong abstentions on the worst corpus.
-    def rank(key: tuple[str, float, float]) -> tuple[bool, float, float]:
+    def rank(key: tuple[str, float, float]) -> tuple[bool, float, float, int]:
         cells = results[key]
         wrong = max(f["wrongly_abstained"] for _, f in cells.values())
+        size = -len(FEATURE_SETS[key[0]])  # last tie-break: the fewest features
         if _safe(cells):  # ties: the fewest wrong abstentions on the worst corpus
-            return (True, min(f["abstained_unanswerable"] for _, f in cells.values()), -wrong)
-        return (False, -wrong, 0.0)
+            return (True, min(f["abstained_unanswerable"] for _, f in cells.values()), -wrong, size)
+        return (False, -wrong, 0.0, size)
 
     # Each feature set at its best target and shrink (same rule): the table of docs/answers.md.
-    print("\n| feature set | target, shrink | " + " | ".join(f"{k} left out" for k in corpora) + " |")
-    print("|---|---|" + "---|" * len(corpora))
+    print(
+        "\n| feature set | target, shrink | "
+        + " | ".join(f"{k} left out" for k in corpora)
+        + " | best threshold on the corpus left out |"
+    )
+    print("|---|---|" + "---|" * (len(corpora) + 1))
     for set_name in FEATURE_SETS:
         key = max((k for k in results if k[0] == set_name), key=rank)
         safe = "" if _safe(results[key]) else " (not safe)"
+        # the best any threshold could do on the corpus left out (weights that never saw it, threshold fitted on it):
+        # what separating power the features have there, whatever the transfer of the threshold
+        best = []
+        for left_out, rows in corpora.items():
+            p = probs(rows, FEATURE_SETS[set_name], fitted[(set_name, left_out)])
+            own = highest_safe([(rows, p)], 0.05)
+            best.append(figures(rows, p, own)["abstained_unanswerable"])
         print(
             f"| {set_name}{safe} | {key[1]}, {key[2]} | "
             + " | ".join(fmt(f) for _, f in results[key].values())
+            + " | "
+            + " / ".join(f"{b:.2f}" for b in best)
             + " |"
         )
 
@@ -381,6 +463,27 @@ def main() -> int:
     )
     print("WEIGHTS =", json.dumps(weights, indent=4))
     print(f"answerability_min = {t}")
+    # The cheap check: no contextual token pass and no sentence embedding per answer (words' own vectors only).
+    cheap_key = max((k for k in results if _cheap(FEATURE_SETS[k[0]])), key=rank)
+    cheap_names = FEATURE_SETS[cheap_key[0]]
+    cheap_w = fit(everything, cheap_names)
+    cheap_t = round(
+        cheap_key[2]
+        * highest_safe([(rs, probs(rs, cheap_names, cheap_w)) for rs in corpora.values()], cheap_key[1]),
+        3,
+    )
+    print(f"\ncheap check chosen: {cheap_key[0]}, target {cheap_key[1]}, shrink {cheap_key[2]}")
+    print(
+        "CHEAP_WEIGHTS =",
+        json.dumps(
+            {
+                "bias": round(float(cheap_w[0]), 3),
+                **{n: round(float(v), 3) for n, v in zip(cheap_names, cheap_w[1:], strict=True)},
+            },
+            indent=4,
+        ),
+    )
+    print(f"cheap answerability_min = {cheap_t}")
     print(
         "\n| corpus (left out) | setting | abstained on unanswerable | wrongly abstained | gold cited first |"
     )
@@ -403,6 +506,14 @@ def main() -> int:
             ),
             (f"after, left out of the fit (t={cells[name][0]:.3f})", cells[name][1]),
             (f"after, shipped weights and default {t}", figures(rows, probs(rows, names, w), t)),
+            (
+                f"cheap check, left out of the fit (t={results[cheap_key][name][0]:.3f})",
+                results[cheap_key][name][1],
+            ),
+            (
+                f"cheap check, weights fitted on all and default {cheap_t}",
+                figures(rows, probs(rows, cheap_names, cheap_w), cheap_t),
+            ),
         ]
         # What `ragbot calibrate` gives a team: weights that never saw the corpus, threshold fitted on its tune half
         # (wrongly abstained <= 0.05), figures on its report half.
@@ -428,6 +539,11 @@ def main() -> int:
 
 def _vector(weights: dict[str, float]) -> np.ndarray:
     return np.asarray(list(weights.values()))  # bias first, then the features in order
+
+
+def _cheap(names: Sequence[str]) -> bool:
+    """A feature set that needs no forward pass per answer beyond words never seen before."""
+    return not any(n.startswith("soft_") or n == "sentence_sim" for n in names)
 
 
 def _safe(cells: dict[str, tuple[float, dict[str, float]]]) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rag_core.grounding import content_terms
-from rag_core.soft_match import Words, merge, soft_features
+from rag_core.soft_match import Words, best_sentence, bigram_coverage, merge, soft_features
 from rag_core.sparse import Bm25Encoder
 
 # Chosen leave-one-corpus-out over three dev sets (eval/handbook-qa, eval/18f-qa, eval/scifact-qa) and then fitted on
@@ -45,9 +45,61 @@ WEIGHTS: dict[str, float] = {
 SOFT_FEATURES = ("soft_sent", "soft_min_sent", "soft_quoted", "soft_min_quoted", "soft_top", "soft_min_top")
 
 
+# The cheap check, for a bot that needs throughput more than abstentions (docs/answers.md): soft matching with each
+# word's own vector (the model's input embeddings: no forward pass, no sentence embedding per answer) and word
+# pairs. Chosen and fitted like WEIGHTS (the best left-out set among those that need no forward pass per
+# answer); use it with RAG_ANSWERABILITY_WEIGHTS and RAG_ANSWERABILITY_MIN=CHEAP_MIN. Left out it abstains on
+# about as many unanswerable questions as the check before soft matching did.
+CHEAP_WEIGHTS: dict[str, float] = {
+    "bias": -2.707,
+    "sw_sent": 1.001,
+    "sw_min_sent": 0.103,
+    "sw_quoted": 0.642,
+    "sw_min_quoted": 0.04,
+    "sw_top": 0.871,
+    "sw_min_top": -0.116,
+    "bigram_quoted": 0.841,
+    "bigram_top": 1.233,
+    "top_over_pool": 0.853,
+    "type_missing": -0.459,
+    "missing_names": -1.038,
+    "relevance": 1.014,
+}
+CHEAP_MIN = 0.145
+
+STATIC_FEATURES = (
+    "sw_sent",
+    "sw_min_sent",
+    "sw_quoted",
+    "sw_min_quoted",
+    "sw_top",
+    "sw_min_top",
+    "sw_window",
+    "sw_min_window",
+    "sw_window_top",
+    "sw_min_window_top",
+    "bigram_quoted",
+    "bigram_top",
+)
+_WINDOW_FEATURES = ("sw_window", "sw_min_window")  # read every top source, not only the first
+
+
 def needs_token_vectors(weights: Mapping[str, float] | None) -> bool:
     """Whether the score weighs a soft-match feature (they cost a forward pass over the top source)."""
     return any((weights if weights is not None else WEIGHTS).get(name) for name in SOFT_FEATURES)
+
+
+def needs_sentence_sims(weights: Mapping[str, float] | None) -> bool:
+    """Whether the score weighs the sentence similarity (a forward pass over the quoted sentences)."""
+    return bool((weights if weights is not None else WEIGHTS).get("sentence_sim"))
+
+
+def static_sources(weights: Mapping[str, float] | None) -> int:
+    """How many top sources the words'-own-vector features read: 0 when none weighs (no word is embedded)."""
+    w = weights if weights is not None else WEIGHTS
+    if not any(w.get(name) for name in STATIC_FEATURES):
+        return 0
+    return 3 if any(w.get(name) for name in _WINDOW_FEATURES) else 1
 
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
@@ -96,9 +148,11 @@ class Evidence:
     # the content words and token vectors of the question, the quoted sentences and the top sources
     # (soft_match.content_words), when the embedder gave them; not recorded in JSON
     words: dict[str, list[Words]] | None = None
+    # the same with each word's own vector (soft_match.evidence_static_words): the cheap soft match
+    static: dict[str, list[Words]] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "words"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("words", "static")}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Evidence:
@@ -211,29 +265,61 @@ def features(evidence: Evidence, sparse: Bm25Encoder) -> dict[str, float]:
         ]
         soft["soft_sent"] = max((x["soft_s"] for x in sentences), default=0.0)
         soft["soft_min_sent"] = max((x["soft_min_s"] for x in sentences), default=0.0)
-    return soft | {
-        "raw_quoted": _coverage(even, quoted_terms),
-        # scale-free: relative to the other candidates of the same question
-        "unseen": sum(unseen.values()) / sum(weights.values()) if weights else 0.0,
-        "top_over_pool": top_cov - (pool_cov[len(pool_cov) // 2] if pool_cov else 0.0),
-        "rare_missing_quoted": 1.0 - _coverage(dict.fromkeys(rare, 1.0), quoted_terms) if rare else 0.0,
-        "rare_missing_blocks": (
-            1.0 - _coverage(dict.fromkeys(rare, 1.0), content_terms(everything, sparse)) if rare else 0.0
-        ),
-        "rel_z": (rel[0] - float(np.mean(rel))) / (float(np.std(rel)) or 1.0) if len(rel) > 1 else 0.0,
-        "raw_blocks": _coverage(even, content_terms(everything, sparse)),
-        "cov_quoted": _coverage(weights, quoted_terms),
-        "cov_top": _coverage(
-            weights, content_terms(evidence.blocks[0], sparse) if evidence.blocks else set()
-        ),
-        "cov_blocks": _coverage(weights, content_terms(everything, sparse)),
-        "sentence_sim": max(evidence.sentence_sims, default=0.0),
-        "type_missing": type_missing(question, evidence.quoted),
-        "missing_numbers": _missing(set(_NUMBER.findall(question)), everything),
-        "missing_names": _missing(names, everything),
-        "relevance": rel[0] if rel else 0.0,
-        "margin": rel[0] - rel[1] if len(rel) > 1 else (rel[0] if rel else 0.0),
-    }
+    return (
+        soft
+        | static_features(evidence, weights)
+        | {
+            "raw_quoted": _coverage(even, quoted_terms),
+            # scale-free: relative to the other candidates of the same question
+            "unseen": sum(unseen.values()) / sum(weights.values()) if weights else 0.0,
+            "top_over_pool": top_cov - (pool_cov[len(pool_cov) // 2] if pool_cov else 0.0),
+            "rare_missing_quoted": 1.0 - _coverage(dict.fromkeys(rare, 1.0), quoted_terms) if rare else 0.0,
+            "rare_missing_blocks": (
+                1.0 - _coverage(dict.fromkeys(rare, 1.0), content_terms(everything, sparse)) if rare else 0.0
+            ),
+            "rel_z": (rel[0] - float(np.mean(rel))) / (float(np.std(rel)) or 1.0) if len(rel) > 1 else 0.0,
+            "raw_blocks": _coverage(even, content_terms(everything, sparse)),
+            "cov_quoted": _coverage(weights, quoted_terms),
+            "cov_top": _coverage(
+                weights, content_terms(evidence.blocks[0], sparse) if evidence.blocks else set()
+            ),
+            "cov_blocks": _coverage(weights, content_terms(everything, sparse)),
+            "sentence_sim": max(evidence.sentence_sims, default=0.0),
+            "type_missing": type_missing(question, evidence.quoted),
+            "missing_numbers": _missing(set(_NUMBER.findall(question)), everything),
+            "missing_names": _missing(names, everything),
+            "relevance": rel[0] if rel else 0.0,
+            "margin": rel[0] - rel[1] if len(rel) > 1 else (rel[0] if rel else 0.0),
+        }
+    )
+
+
+def static_features(evidence: Evidence, weights: Mapping[int, float]) -> dict[str, float]:
+    """Soft-match features from each word's own vector (`Evidence.static`), prefixed `sw_`, and the question's
+    word pairs found together: in the quoted sentences, the top source, and the best sentence (or two) of the
+    top sources."""
+    static = evidence.static
+    if not static or not static.get("question"):
+        return {}
+    q = static["question"][0]
+    quoted = merge(static.get("quoted", []))
+    blocks = static.get("blocks", [])
+    targets = {"quoted": quoted}
+    if blocks:
+        targets["top"] = blocks[0]
+    out: dict[str, float] = {}
+    for key, value in soft_features(q, targets, weights).items():  # soft_x -> sw_x, soft_min_x -> sw_min_x
+        out["sw_" + key[len("soft_") :]] = value
+    sentences = [soft_features(q, {"s": w}, weights) for w in static.get("quoted", [])]
+    out["sw_sent"] = max((x["soft_s"] for x in sentences), default=0.0)
+    out["sw_min_sent"] = max((x["soft_min_s"] for x in sentences), default=0.0)
+    top = best_sentence(q, blocks[0], weights) if blocks else {"window": 0.0, "min_window": 0.0}
+    out["sw_window_top"], out["sw_min_window_top"] = top["window"], top["min_window"]
+    every = best_sentence(q, merge(blocks), weights) if blocks else {"window": 0.0, "min_window": 0.0}
+    out["sw_window"], out["sw_min_window"] = every["window"], every["min_window"]
+    out["bigram_quoted"] = bigram_coverage(q, quoted)
+    out["bigram_top"] = bigram_coverage(q, blocks[0]) if blocks else 0.0
+    return out
 
 
 def score(values: Mapping[str, float], weights: Mapping[str, float] | None = None) -> float:

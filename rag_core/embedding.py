@@ -115,6 +115,9 @@ class Embedder:
         self._tokens: OrderedDict[str, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
         self._tokens_bytes = 0
         self._tokens_budget = settings.token_cache_mb * 1024 * 1024
+        # single words' vectors (word_vectors), within the same budget again
+        self._words: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._word_table: np.ndarray | None = None
         self.backend: Backend
         if settings.embedding_url:
             self.backend, self.model_id, self.dim = _remote_backend(settings)
@@ -182,6 +185,44 @@ class Embedder:
             while self._tokens and self._tokens_bytes > self._tokens_budget:
                 _, (_, dropped) = self._tokens.popitem(last=False)
                 self._tokens_bytes -= dropped.nbytes
+
+    def word_vectors(self, words: Sequence[str]) -> np.ndarray:
+        """Unit vectors of single words from the local model's own input embeddings (the mean of each word's
+        word-piece rows; lowercased: the model is uncased), one row per word. No forward pass: soft term matching
+        reads these instead of a contextual pass over each source (the cheap check, docs/answers.md). Words seen
+        are kept (`RAG_TOKEN_CACHE_MB` bounds them too), which spares the tokenizer."""
+        keys = [w.lower() for w in words]
+        found: dict[str, np.ndarray] = {}
+        with self._recent_lock:
+            for key in keys:
+                hit = self._words.get(key)
+                if hit is not None:
+                    self._words.move_to_end(key)
+                    found[key] = hit
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            table = self._input_embeddings()
+            pieces = self.tokenizer(missing, add_special_tokens=False)["input_ids"]
+            fresh = np.stack([table[ids].mean(axis=0) if ids else np.zeros(table.shape[1]) for ids in pieces])
+            fresh = (fresh / np.maximum(np.linalg.norm(fresh, axis=1, keepdims=True), 1e-12)).astype(
+                np.float32
+            )
+            with self._recent_lock:
+                for key, vector in zip(missing, fresh, strict=True):
+                    found[key] = vector
+                    self._words[key] = vector
+                while self._words and len(self._words) * fresh[0].nbytes > self._tokens_budget:
+                    self._words.popitem(last=False)
+        if not keys:  # the local model's width (a remote backend's model could differ)
+            return np.zeros((0, self._input_embeddings().shape[1]), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
+    def _input_embeddings(self) -> np.ndarray:
+        """The local model's word-piece embedding table (vocabulary x hidden size), read once."""
+        if self._word_table is None:
+            weight = self._model[0].auto_model.get_input_embeddings().weight
+            self._word_table = np.asarray(weight.detach().float().numpy(), dtype=np.float32)
+        return self._word_table
 
     def pooled(self, tokens: tuple[Sequence[tuple[int, int]], np.ndarray]) -> np.ndarray:
         """The local model's sentence vector of a text from its token vectors (`encode_tokens`): the model's own

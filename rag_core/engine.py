@@ -18,9 +18,11 @@ from rag_core.answerability import (
     Evidence,
     answerability,
     cosines,
+    needs_sentence_sims,
     needs_token_vectors,
     quoted_sentences,
     sentence_similarities,
+    static_sources,
 )
 from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
@@ -48,7 +50,7 @@ from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
 from rag_core.rewrite import is_follow_up
 from rag_core.settings import Settings, get_settings
-from rag_core.soft_match import evidence_words
+from rag_core.soft_match import evidence_static_words, evidence_words
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import VectorStore, open_store
 from rag_core.threshold import above_threshold, min_relevance
@@ -640,9 +642,10 @@ class Engine:
     ) -> Evidence:
         """What the answerability score reads for a quoted-passage answer. The question's and quoted sentences'
         token vectors (soft term matching) and sentence vectors come from one forward pass; without a weighted
-        soft-match feature (`weights`, default the shipped ones) only the sentence vectors are embedded."""
+        soft-match feature (`weights`, default the shipped ones) only the sentence vectors are embedded, and only
+        when the sentence similarity weighs; features from words' own vectors embed only words never seen."""
         quoted = quoted_sentences(extractive_text)
-        words = None
+        words = static = None
         if not quoted:
             sims: list[float] = []
         elif needs_token_vectors(weights):
@@ -652,10 +655,15 @@ class Engine:
             words = evidence_words(
                 question, quoted, top, self.embedder.encode_tokens, self.sparse, short_tokens=short
             )
-        else:
+        elif needs_sentence_sims(weights):
             sims = sentence_similarities(
                 question, quoted, self.embedder.encode_query, self.embedder.encode_passages
             )
+        else:
+            sims = []
+        if quoted and static_sources(weights):
+            top = [b.text for b in blocks[: static_sources(weights)]]
+            static = evidence_static_words(question, quoted, top, self.embedder.word_vectors, self.sparse)
         return Evidence(
             question=question,
             quoted=quoted,
@@ -664,6 +672,7 @@ class Engine:
             relevances=[c.relevance if c.relevance is not None else c.fused_score for c in kept],
             sentence_sims=sims,
             words=words,
+            static=static,
         )
 
     def _grounded(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -32,6 +33,80 @@ class Words:
 
     terms: list[frozenset[int]]
     vectors: np.ndarray  # (words, dim), unit length; zero rows for words past the model's token limit
+    # the sentence each word is in (static_words only; empty = one sentence)
+    sentences: list[int] = field(default_factory=list)
+
+
+# One row of unit vectors per word, each word embedded alone (Embedder.word_vectors).
+WordVectors = Callable[[Sequence[str]], np.ndarray]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@lru_cache(maxsize=100_000)
+def _word_terms(sparse: Bm25Encoder, word: str) -> frozenset[int]:
+    return frozenset(sparse.encode_query(word).indices)
+
+
+def static_words(text: str, word_vectors: WordVectors, sparse: Bm25Encoder) -> Words:
+    """The content words of `text` with each word's own vector (no context: a word is embedded once and kept,
+    so this costs no forward pass per text), and the sentence each word is in."""
+    found: list[tuple[str, frozenset[int], int]] = []
+    for i, sentence in enumerate(_SENTENCE_END.split(text)):
+        for match in _WORD.finditer(sentence):
+            ids = _word_terms(sparse, match.group(0).lower())
+            if ids:
+                found.append((match.group(0), ids, i))
+    vectors = word_vectors([w for w, _, _ in found]) if found else np.zeros((0, 0), dtype=np.float32)
+    return Words(
+        [ids for _, ids, _ in found], np.asarray(vectors, dtype=np.float32), [i for _, _, i in found]
+    )
+
+
+def best_sentence(question: Words, target: Words, weights: Mapping[int, float]) -> dict[str, float]:
+    """The single sentence (or two consecutive ones) of `target` that holds most of the question's rarity-weighted
+    words, matched softly: its recall and its weakest rare word. What is asked must be said in one place, not
+    scattered over a page that shares the topic's words."""
+    if not question.terms:
+        return {"window": 1.0, "min_window": 1.0}
+    if not target.terms:
+        return {"window": 0.0, "min_window": 0.0}
+    w = np.asarray([max(weights.get(t, 0.0) for t in ids) for ids in question.terms])
+    w = w if w.sum() > 0 else np.ones_like(w)
+    rare = w >= np.median(w)
+    sims = np.clip(question.vectors @ target.vectors.T, 0.0, 1.0)
+    for j, ids in enumerate(target.terms):  # the same stem counts fully
+        for i, q in enumerate(question.terms):
+            if q <= ids:
+                sims[i, j] = 1.0
+    sent = np.asarray(target.sentences or [0] * len(target.terms))
+    best = (-1.0, 0.0)
+    for s in np.unique(sent):
+        inside = (sent == s) | (sent == s + 1)
+        m = sims[:, inside].max(axis=1)
+        recall = float((w * m).sum() / w.sum())
+        if recall > best[0]:
+            best = (recall, float(m[rare].min()))
+    return {"window": best[0], "min_window": best[1]}
+
+
+def bigram_coverage(question: Words, target: Words, span: int = 3) -> float:
+    """Share of the question's consecutive content-word pairs found within `span` words of each other in the
+    target (exact stems): "leave policy for contractors" is more than "leave", "policy" and "contractors" apart."""
+    pairs = list(zip(question.terms, question.terms[1:], strict=False))
+    if not pairs:
+        return 1.0
+    positions: dict[int, list[int]] = {}
+    for j, ids in enumerate(target.terms):
+        for t in ids:
+            positions.setdefault(t, []).append(j)
+    found = 0
+    for a, b in pairs:
+        pa = [p for t in a for p in positions.get(t, [])]
+        pb = np.asarray([p for t in b for p in positions.get(t, [])])
+        if pa and len(pb) and any(np.abs(pb - p).min() <= span for p in pa):
+            found += 1
+    return found / len(pairs)
 
 
 def content_words(text: str, tokens: TokenVectors, sparse: Bm25Encoder) -> Words:
@@ -91,9 +166,18 @@ def soft_features(
 def merge(words: Sequence[Words]) -> Words:
     """Several texts' words as one target (the quoted sentences together)."""
     terms = [t for w in words for t in w.terms]
-    dims = [w.vectors.shape[1] for w in words if w.vectors.ndim == 2]
-    vectors = np.vstack([w.vectors for w in words]) if terms else np.zeros((0, dims[0] if dims else 0))
-    return Words(terms, vectors.astype(np.float32))
+    dims = [w.vectors.shape[1] for w in words if w.vectors.ndim == 2 and len(w.terms)]
+    vectors = (
+        np.vstack([w.vectors for w in words if len(w.terms)])
+        if terms
+        else np.zeros((0, dims[0] if dims else 0))
+    )
+    sentences, offset = [], 0
+    for w in words:  # each text's sentences stay apart
+        own = w.sentences or [0] * len(w.terms)
+        sentences += [offset + s for s in own]
+        offset += (max(own) + 2) if own else 0
+    return Words(terms, vectors.astype(np.float32), sentences)
 
 
 def evidence_words(
@@ -117,4 +201,20 @@ def evidence_words(
         "question": [next(words)],
         "quoted": [next(words) for _ in quoted],
         "blocks": [next(words) for _ in long],
+    }
+
+
+def evidence_static_words(
+    question: str,
+    quoted: Sequence[str],
+    blocks: Sequence[str],
+    word_vectors: WordVectors,
+    sparse: Bm25Encoder,
+) -> dict[str, list[Words]]:
+    """The content words of the question, the quoted sentences and the sources with each word's own vector
+    (`static_words`): no forward pass beyond the words never seen before."""
+    return {
+        "question": [static_words(question, word_vectors, sparse)],
+        "quoted": [static_words(q, word_vectors, sparse) for q in quoted],
+        "blocks": [static_words(b, word_vectors, sparse) for b in blocks],
     }

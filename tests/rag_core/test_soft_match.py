@@ -1,5 +1,5 @@
 """Soft term matching with the embedding model's token vectors: a missing rare term lowers the match, a paraphrase
-keeps it; the words line up with the model's tokens."""
+keeps it; the words line up with the model's tokens. The cheap check: words' own vectors, windows, word pairs."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 from rag_core.answerability import (
+    CHEAP_WEIGHTS,
     SOFT_FEATURES,
+    STATIC_FEATURES,
     WEIGHTS,
     Evidence,
+    answerability,
     cosines,
     features,
     sentence_similarities,
@@ -23,11 +26,15 @@ from rag_core.grounding import content_terms
 from rag_core.soft_match import (
     TokenVectors,
     Words,
+    best_sentence,
+    bigram_coverage,
     content_words,
+    evidence_static_words,
     evidence_words,
     matches,
     merge,
     soft_features,
+    static_words,
 )
 from rag_core.sparse import Bm25Encoder
 
@@ -227,3 +234,136 @@ def test_recent_texts_token_vectors_are_kept_within_the_budget(small_engine) -> 
     finally:
         embedder._model.encode = model_encode
         embedder._tokens_budget = budget
+
+
+# --- the cheap check: each word's own vector, embedded once -------------------------------------------------
+
+
+def test_word_vectors_need_no_forward_pass_and_are_kept(small_engine) -> None:  # type: ignore[no-untyped-def]
+    embedder = small_engine.embedder
+    model_encode = embedder._model.encode
+
+    def no_pass(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("word vectors must not run the model")
+
+    embedder._model.encode = no_pass
+    embedder._words.clear()
+    try:
+        first = embedder.word_vectors(["Vacation", "leave", "invoice", "reimbursement"])
+        assert list(embedder._words) == ["vacation", "leave", "invoice", "reimbursement"]
+        again = embedder.word_vectors(["vacation", "LEAVE"])
+        assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+        # one word, however cased, one vector; a word of several word pieces is their mean, still unit length
+        assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+        assert len(embedder.tokenizer("reimbursement", add_special_tokens=False)["input_ids"]) > 1
+        assert first[3] @ first[3] == pytest.approx(1.0, abs=1e-5)
+        assert embedder.word_vectors([]).shape == (0, first.shape[1])
+        budget = embedder._tokens_budget
+        embedder._tokens_budget = 0  # nothing is kept past the budget
+        embedder.word_vectors(["parental"])
+        assert not embedder._words
+    finally:
+        embedder._model.encode = model_encode
+        embedder._tokens_budget = budget
+
+
+_AXES: dict[str, int] = {"vacation": 0, "leave": 0}
+
+
+def _fake_vectors(words: Sequence[str]) -> np.ndarray:
+    """One axis per distinct word (so other words do not match), "vacation" at cosine 0.8 with "leave"."""
+    out = np.zeros((len(words), 512), dtype=np.float32)
+    for i, w in enumerate(words):
+        key = w.lower()
+        out[i, _AXES.setdefault(key, len(_AXES))] = 1.0
+        if key == "vacation":
+            out[i, 511] = 0.75
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_static_words_keep_the_content_words_and_their_sentences(sparse: Bm25Encoder) -> None:
+    w = static_words("The per diem for Japan is listed. Canada is not!\nSee travel.", _fake_vectors, sparse)
+    assert len(w.terms) == len(w.sentences) == w.vectors.shape[0]
+    assert w.sentences == sorted(w.sentences) and set(w.sentences) == {0, 1, 2}
+    assert static_words("the of and", _fake_vectors, sparse).terms == []  # stopwords only
+
+
+def test_the_best_window_is_one_place_not_a_scattered_page(sparse: Bm25Encoder) -> None:
+    question = static_words("Vacation for contractors in Japan?", _fake_vectors, sparse)
+    weights = dict.fromkeys({t for ids in question.terms for t in ids}, 1.0)
+    scattered = static_words(
+        "Contractors are paid monthly. Some offices are in Japan. Expenses are filed online. "
+        "Every employee gets twenty days of leave.",
+        _fake_vectors,
+        sparse,
+    )
+    together = static_words(
+        "Expenses are filed online. Contractors in Japan get twenty days of leave.", _fake_vectors, sparse
+    )
+    far, near = best_sentence(question, scattered, weights), best_sentence(question, together, weights)
+    assert near["window"] > far["window"] and near["min_window"] > far["min_window"]
+    # the soft part: "leave" stands for "vacation" at its cosine
+    assert near["min_window"] == pytest.approx(0.8, abs=1e-5)
+    assert best_sentence(question, merge([]), weights) == {"window": 0.0, "min_window": 0.0}
+
+
+def test_bigram_coverage_needs_the_words_together(sparse: Bm25Encoder) -> None:
+    question = static_words("parental leave policy for contractors", _fake_vectors, sparse)
+    apart = static_words(
+        "Parental benefits are described elsewhere. "
+        + "Filler words here. " * 3
+        + "Leave is accrued monthly.",
+        _fake_vectors,
+        sparse,
+    )
+    together = static_words("The parental leave policy covers contractors.", _fake_vectors, sparse)
+    assert bigram_coverage(question, together) == 1.0
+    assert bigram_coverage(question, apart) == 0.0
+    assert bigram_coverage(static_words("leave", _fake_vectors, sparse), apart) == 1.0  # no pair to miss
+
+
+def test_cheap_features_need_only_word_vectors(sparse: Bm25Encoder) -> None:
+    question = "How many vacation days do new hires get?"
+    held, other = "New hires get 20 days of leave.", "Invoices are due monthly."
+    scores = []
+    for sentence in (held, other):
+        ev = Evidence(question=question, quoted=[sentence], blocks=[sentence], relevances=[0.5])
+        ev.static = evidence_static_words(question, [sentence], [sentence], _fake_vectors, sparse)
+        f = features(ev, sparse)
+        assert set(STATIC_FEATURES) <= set(f) and "soft_quoted" not in f
+        scores.append(answerability(ev, sparse, CHEAP_WEIGHTS))
+    assert scores[0] > scores[1]
+    assert "static" not in Evidence(question=question, quoted=[], blocks=[]).to_json()
+
+
+@pytest.mark.parametrize("weights_name", ["cheap", "shipped"])
+def test_the_cheap_check_embeds_words_not_texts(small_engine, weights_name: str) -> None:  # type: ignore[no-untyped-def]
+    from rag_core.engine import Engine
+    from rag_core.kv import MemoryKV
+
+    weights = dict(CHEAP_WEIGHTS) if weights_name == "cheap" else dict(WEIGHTS)
+    settings = small_engine.settings.model_copy(
+        update={"answerability_weights": weights, "answerability_min": 0.01}
+    )
+    engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+    )
+    counting = CountingEmbedder(small_engine.embedder)
+    words: list[list[str]] = []
+    passages: list[list[str]] = []
+    counting.word_vectors = lambda ws: words.append(list(ws)) or small_engine.embedder.word_vectors(ws)  # type: ignore[attr-defined]
+    counting.encode_passages = lambda ts: (
+        passages.append(list(ts)) or small_engine.embedder.encode_passages(ts)
+    )  # type: ignore[attr-defined]
+    engine.embedder = counting  # type: ignore[assignment]
+    answer = engine.answer("How quickly must I acknowledge a page?")
+    assert answer.extractive and answer.answerability is not None
+    if weights_name == "cheap":  # no contextual pass and no sentence embedding: only words' own vectors
+        assert counting.token_passes == 0 and not passages and words
+        assert any("acknowledge" in w.lower() for batch in words for w in batch)
+    else:
+        assert counting.token_passes > 0 and not words
