@@ -328,6 +328,25 @@ def score(values: Mapping[str, float], weights: Mapping[str, float] | None = Non
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
+TOP_SOFT = ("soft_top", "soft_min_top")  # what the top source's contextual token pass decides
+
+
+def top_source_range(
+    evidence: Evidence, sparse: Bm25Encoder, weights: Mapping[str, float] | None = None
+) -> tuple[float, float] | None:
+    """The score's range whatever the top source's token vectors turn out to be, from evidence whose top-source
+    words carry none (`Embedder.token_spans`: only the same stem matches). A question word matches a source word
+    with 1.0 for the same stem and its cosine (within [0, 1]) otherwise, so the top-source features lie between
+    their exact-stem values and 1; the score rises with them while their weights are not negative (else None)."""
+    w = weights or WEIGHTS
+    if any(w.get(name, 0.0) < 0 for name in TOP_SOFT):
+        return None
+    values = features(evidence, sparse)
+    if not all(name in values for name in TOP_SOFT):
+        return None
+    return score(values, w), score(values | dict.fromkeys(TOP_SOFT, 1.0), w)
+
+
 def answerability(
     evidence: Evidence, sparse: Bm25Encoder, weights: Mapping[str, float] | None = None
 ) -> float:

@@ -176,6 +176,21 @@ class Embedder:
             self._keep_tokens({t: found[t] for t in missing})
         return [found[t] for t in texts]
 
+    def token_spans(self, texts: Sequence[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+        """`encode_tokens` without the forward pass: the same spans (truncated alike) with zero vectors, so soft
+        matching sees only same-stem matches; texts whose vectors are kept come with them."""
+        dim = int(self._model[0].auto_model.config.hidden_size)
+        out = []
+        for text in texts:
+            with self._recent_lock:
+                hit = self._tokens.get(text)
+            if hit is None:
+                real = self.token_offsets(text)[: max(self.max_tokens - 2, 0)]
+                spans = [(0, 0), *real, (0, 0)]
+                hit = (spans, np.zeros((len(spans), dim), dtype=np.float32))
+            out.append(hit)
+        return out
+
     def _keep_tokens(self, fresh: Mapping[str, tuple[list[tuple[int, int]], np.ndarray]]) -> None:
         with self._recent_lock:
             for text, entry in fresh.items():

@@ -23,6 +23,7 @@ from rag_core.answerability import (
     quoted_sentences,
     sentence_similarities,
     static_sources,
+    top_source_range,
 )
 from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
@@ -50,7 +51,7 @@ from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
 from rag_core.rewrite import is_follow_up
 from rag_core.settings import Settings, get_settings
-from rag_core.soft_match import evidence_static_words, evidence_words
+from rag_core.soft_match import TokenVectors, evidence_static_words, evidence_words
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import VectorStore, open_store
 from rag_core.threshold import above_threshold, min_relevance
@@ -611,10 +612,7 @@ class Engine:
         text = extractive_answer(question, packed.blocks, self.sparse, settings.extractive_sentences, reason)
         score = None
         if settings.answerability_min > 0 or self.score_answerability:
-            evidence = self.evidence(
-                question, text, packed.blocks, kept, pool, settings.answerability_weights
-            )
-            score = answerability(evidence, self.sparse, settings.answerability_weights)
+            score = self._answerability(question, text, packed.blocks, kept, pool, settings)
             if score < settings.answerability_min:
                 answer = self._abstain_streamed(question, kept, on_token)
                 answer.answerability = score
@@ -631,6 +629,28 @@ class Engine:
             answerability=score,
         )
 
+    def _answerability(
+        self,
+        question: str,
+        text: str,
+        blocks: Sequence[ContextBlock],
+        kept: Sequence[Candidate],
+        pool: Sequence[Candidate],
+        settings: Settings,
+    ) -> float:
+        """The answerability score of a quoted answer. When only the decision matters (serving, not `eval` or
+        `calibrate`), the contextual pass over the top source, most of the check's cost, is skipped if the score
+        is on one side of the threshold whatever it finds (`top_source_range`): the decision is the same, and the
+        score given is the bound that decided it."""
+        weights, threshold = settings.answerability_weights, settings.answerability_min
+        if not self.score_answerability and threshold > 0 and needs_token_vectors(weights) and blocks:
+            rough = self.evidence(question, text, blocks, kept, pool, weights, self.embedder.token_spans)
+            bounds = top_source_range(rough, self.sparse, weights)
+            if bounds is not None and (bounds[0] >= threshold or bounds[1] < threshold):
+                return bounds[0] if bounds[0] >= threshold else bounds[1]
+        evidence = self.evidence(question, text, blocks, kept, pool, weights)
+        return answerability(evidence, self.sparse, weights)
+
     def evidence(
         self,
         question: str,
@@ -639,11 +659,13 @@ class Engine:
         kept: Sequence[Candidate],
         pool: Sequence[Candidate] = (),
         weights: Mapping[str, float] | None = None,
+        top_tokens: Callable[[Sequence[str]], Sequence[TokenVectors]] | None = None,
     ) -> Evidence:
         """What the answerability score reads for a quoted-passage answer. The question's and quoted sentences'
         token vectors (soft term matching) and sentence vectors come from one forward pass; without a weighted
         soft-match feature (`weights`, default the shipped ones) only the sentence vectors are embedded, and only
-        when the sentence similarity weighs; features from words' own vectors embed only words never seen."""
+        when the sentence similarity weighs; features from words' own vectors embed only words never seen.
+        `top_tokens` gives the top source's token vectors (default: its forward pass)."""
         quoted = quoted_sentences(extractive_text)
         words = static = None
         if not quoted:
@@ -653,7 +675,12 @@ class Engine:
             sims = cosines(self.embedder.pooled(short[0]), [self.embedder.pooled(t) for t in short[1:]])
             top = [b.text for b in blocks[:1]]
             words = evidence_words(
-                question, quoted, top, self.embedder.encode_tokens, self.sparse, short_tokens=short
+                question,
+                quoted,
+                top,
+                top_tokens or self.embedder.encode_tokens,
+                self.sparse,
+                short_tokens=short,
             )
         elif needs_sentence_sims(weights):
             sims = sentence_similarities(

@@ -1,0 +1,119 @@
+"""Serving skips the contextual pass over the top source when the question's exact-word matches already put the
+score on one side of the threshold: the same decisions as the full check, at the cost of the short pass only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rag_core.answerability import answerability, top_source_range
+from rag_core.engine import Engine
+from rag_core.kv import MemoryKV
+
+QUESTIONS = [
+    "How quickly must I acknowledge a page?",
+    "Who is paged if the primary on-call engineer does not acknowledge?",
+    "How do I reset my VPN?",
+    "Are team dinners covered for contractors?",
+    "When are deploys frozen?",
+    "How much is the per diem for international travel?",  # on topic (expenses), not answered
+    "Which pager app do contractors use on weekends?",
+    "What is the VPN bandwidth limit in the Berlin office?",
+]
+
+
+def _engine(small_engine: Engine, threshold: float, exact: bool) -> Engine:
+    settings = small_engine.settings.model_copy(update={"answerability_min": threshold})
+    engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+    )
+    engine.score_answerability = exact
+    return engine
+
+
+def _top_passes(small_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts each forward pass embeds as a source (not the question and its quoted sentences)."""
+    embedder, seen = small_engine.embedder, []
+    real = embedder.encode_tokens
+
+    def counting(texts: Any) -> Any:
+        if len(texts) == 1 and len(texts[0]) > 120:
+            seen.append(texts[0])
+        return real(texts)
+
+    monkeypatch.setattr(embedder, "encode_tokens", counting)
+    return seen
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.22, 0.5, 0.9])
+def test_skipping_the_top_source_pass_never_changes_a_decision(
+    small_engine: Engine, monkeypatch: pytest.MonkeyPatch, threshold: float
+) -> None:
+    passes = _top_passes(small_engine, monkeypatch)
+    served, exact = _engine(small_engine, threshold, exact=False), _engine(small_engine, threshold, exact=True)
+    skipped = 0
+    for question in QUESTIONS:
+        _forget(small_engine)  # no source's vectors kept from an earlier answer
+        before = len(passes)
+        got = served.answer(question)
+        skipped += len(passes) == before
+        _forget(small_engine)
+        full = exact.answer(question)
+        if full.answerability is None:  # nothing relevant enough to quote: abstained before any check
+            assert got.answerability is None and got.abstained and full.abstained
+            continue
+        assert got.answerability is not None
+        assert got.abstained == full.abstained == (full.answerability < threshold), question
+        assert (got.answerability >= threshold) == (full.answerability >= threshold)
+    if threshold in (0.05, 0.9):  # far from most scores: the exact-word bound decides some questions alone
+        assert skipped > 0
+
+
+def test_the_range_holds_the_score_the_full_pass_gives(small_engine: Engine) -> None:
+    engine = _engine(small_engine, 0.22, exact=True)
+    weights = engine.settings.answerability_weights
+    checked = 0
+    for question in QUESTIONS:
+        ranked = engine.rank(question)[:3]
+        if not ranked:
+            continue
+        packed = engine._pack(question, ranked, [], engine.settings, _spend(engine), {})
+        text = _quoted(engine, question, packed.blocks)
+        _forget(small_engine)
+        rough = engine.evidence(question, text, packed.blocks, ranked, (), weights, engine.embedder.token_spans)
+        low, high = top_source_range(rough, engine.sparse, weights) or (None, None)
+        full = answerability(engine.evidence(question, text, packed.blocks, ranked, (), weights), engine.sparse)
+        assert low is not None and high is not None
+        assert low - 1e-9 <= full <= high + 1e-9, question
+        checked += low < high
+    assert checked  # the top source's words were not all exact matches somewhere: a real range was tested
+
+
+def test_a_negative_top_source_weight_means_no_range(small_engine: Engine) -> None:
+    from rag_core.answerability import WEIGHTS, Evidence
+
+    weights = {**WEIGHTS, "soft_top": -0.5}
+    assert top_source_range(Evidence("q", [], []), small_engine.sparse, weights) is None
+
+
+def _forget(engine: Engine) -> None:
+    """No source's token vectors kept from an earlier answer (the cache and its byte count)."""
+    engine.embedder._tokens.clear()
+    engine.embedder._tokens_bytes = 0
+
+
+def _spend(engine: Engine) -> Any:
+    from rag_core.llm_calls import Spend
+
+    return Spend(engine.settings.max_cost_per_question_usd)
+
+
+def _quoted(engine: Engine, question: str, blocks: Any) -> str:
+    from rag_core.generation import extractive_answer
+
+    return extractive_answer(question, blocks, engine.sparse, engine.settings.extractive_sentences, "")
