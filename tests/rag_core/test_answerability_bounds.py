@@ -55,7 +55,10 @@ def test_skipping_the_top_source_pass_never_changes_a_decision(
     small_engine: Engine, monkeypatch: pytest.MonkeyPatch, threshold: float
 ) -> None:
     passes = _top_passes(small_engine, monkeypatch)
-    served, exact = _engine(small_engine, threshold, exact=False), _engine(small_engine, threshold, exact=True)
+    served, exact = (
+        _engine(small_engine, threshold, exact=False),
+        _engine(small_engine, threshold, exact=True),
+    )
     skipped = 0
     for question in QUESTIONS:
         _forget(small_engine)  # no source's vectors kept from an earlier answer
@@ -85,9 +88,13 @@ def test_the_range_holds_the_score_the_full_pass_gives(small_engine: Engine) -> 
         packed = engine._pack(question, ranked, [], engine.settings, _spend(engine), {})
         text = _quoted(engine, question, packed.blocks)
         _forget(small_engine)
-        rough = engine.evidence(question, text, packed.blocks, ranked, (), weights, engine.embedder.token_spans)
+        rough = engine.evidence(
+            question, text, packed.blocks, ranked, (), weights, engine.embedder.token_spans
+        )
         low, high = top_source_range(rough, engine.sparse, weights) or (None, None)
-        full = answerability(engine.evidence(question, text, packed.blocks, ranked, (), weights), engine.sparse)
+        full = answerability(
+            engine.evidence(question, text, packed.blocks, ranked, (), weights), engine.sparse
+        )
         assert low is not None and high is not None
         assert low - 1e-9 <= full <= high + 1e-9, question
         checked += low < high
