@@ -331,20 +331,27 @@ def score(values: Mapping[str, float], weights: Mapping[str, float] | None = Non
 TOP_SOFT = ("soft_top", "soft_min_top")  # what the top source's contextual token pass decides
 
 
-def top_source_range(
-    evidence: Evidence, sparse: Bm25Encoder, weights: Mapping[str, float] | None = None
-) -> tuple[float, float] | None:
-    """The score's range whatever the top source's token vectors turn out to be, from evidence whose top-source
-    words carry none (`Embedder.token_spans`: only the same stem matches). A question word matches a source word
-    with 1.0 for the same stem and its cosine (within [0, 1]) otherwise, so the top-source features lie between
-    their exact-stem values and 1; the score rises with them while their weights are not negative (else None)."""
+def score_range(
+    evidence: Evidence,
+    sparse: Bm25Encoder,
+    unknown: Sequence[str],
+    weights: Mapping[str, float] | None = None,
+) -> tuple[float, float]:
+    """The lowest and highest score over every value the `unknown` features can take, from evidence whose words
+    carry no vectors where those features read them (`Embedder.token_spans`: only the same stem matches).
+
+    A question word matches a target word with 1.0 for the same stem and its cosine, within [0, 1], otherwise,
+    so a soft-match feature lies between its exact-stem value (what such evidence gives) and 1; a cosine
+    (`sentence_sim`) between -1 and 1. The score is monotone in each feature, rising or falling with its weight's
+    sign, so the range's ends take each unknown feature at one end of its own."""
     w = weights or WEIGHTS
-    if any(w.get(name, 0.0) < 0 for name in TOP_SOFT):
-        return None
     values = features(evidence, sparse)
-    if not all(name in values for name in TOP_SOFT):
-        return None
-    return score(values, w), score(values | dict.fromkeys(TOP_SOFT, 1.0), w)
+    low, high = dict(values), dict(values)
+    for name in unknown:
+        ends = (-1.0, 1.0) if name == "sentence_sim" else (values.get(name, 0.0), 1.0)
+        falling = w.get(name, 0.0) < 0
+        low[name], high[name] = (ends[1], ends[0]) if falling else ends
+    return score(low, w), score(high, w)
 
 
 def answerability(

@@ -15,15 +15,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from rag_core.answerability import (
+    TOP_SOFT,
     Evidence,
     answerability,
     cosines,
     needs_sentence_sims,
     needs_token_vectors,
     quoted_sentences,
+    score_range,
     sentence_similarities,
     static_sources,
-    top_source_range,
 )
 from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
@@ -639,15 +640,19 @@ class Engine:
         settings: Settings,
     ) -> float:
         """The answerability score of a quoted answer. When only the decision matters (serving, not `eval` or
-        `calibrate`), the contextual pass over the top source, most of the check's cost, is skipped if the score
-        is on one side of the threshold whatever it finds (`top_source_range`): the decision is the same, and the
-        score given is the bound that decided it."""
+        `calibrate`), the contextual pass over the top source (half the check's cost) is made only if the score
+        could fall on either side of the threshold whatever that pass finds (`score_range`); else the decision is
+        the same without it, and the score given is the bound that decided it. (Bounding the question's and quoted
+        sentences' pass as well decided almost no question of the dev sets: a cosine's range is too wide.)"""
         weights, threshold = settings.answerability_weights, settings.answerability_min
-        if not self.score_answerability and threshold > 0 and needs_token_vectors(weights) and blocks:
-            rough = self.evidence(question, text, blocks, kept, pool, weights, self.embedder.token_spans)
-            bounds = top_source_range(rough, self.sparse, weights)
-            if bounds is not None and (bounds[0] >= threshold or bounds[1] < threshold):
-                return bounds[0] if bounds[0] >= threshold else bounds[1]
+        if not self.score_answerability and threshold > 0 and needs_token_vectors(weights):
+            spans = self.embedder.token_spans
+            rough = self.evidence(question, text, blocks, kept, pool, weights, top_tokens=spans)
+            low, high = score_range(rough, self.sparse, TOP_SOFT, weights)
+            if low >= threshold:
+                return low
+            if high < threshold:
+                return high
         evidence = self.evidence(question, text, blocks, kept, pool, weights)
         return answerability(evidence, self.sparse, weights)
 

@@ -250,10 +250,16 @@ def test_without_an_llm_a_question_the_passages_do_not_answer_abstains(small_eng
     question = "How much are team dinners reimbursed in Lisbon?"
     # The shipped default is cautious (safe on corpora it never saw); a team calibrates its own threshold, so the
     # check is exercised here at one between the two questions' scores (`ragbot calibrate`, docs/answers.md).
-    scored = {"answerability_min": 1e-9}  # the score is computed, nothing abstains
-    passed = small_engine.answer(question, overrides=scored)
+    scored = {
+        "answerability_min": 1e-9
+    }  # the score is computed whole (as `calibrate` does), nothing abstains
+    small_engine.score_answerability = True
+    try:
+        passed = small_engine.answer(question, overrides=scored)
+        answered = small_engine.answer("How much are team dinners reimbursed?", overrides=scored)
+    finally:
+        small_engine.score_answerability = False
     assert not passed.abstained and passed.extractive and passed.citations[0].title == "Expenses policy"
-    answered = small_engine.answer("How much are team dinners reimbursed?", overrides=scored)
     assert passed.answerability is not None and answered.answerability is not None
     assert passed.answerability < answered.answerability
     calibrated = {"answerability_min": (passed.answerability + answered.answerability) / 2}

@@ -194,6 +194,7 @@ def test_token_vectors_are_embedded_only_when_a_soft_feature_weighs(
         reranker=small_engine.reranker,
         kv=MemoryKV(),
     )
+    engine.score_answerability = True  # the whole check (serving may decide it before the token passes)
     counting = CountingEmbedder(small_engine.embedder)
     engine.embedder = counting  # type: ignore[assignment]
     answer = engine.answer("How quickly must I acknowledge a page?")
@@ -352,6 +353,7 @@ def test_the_cheap_check_embeds_words_not_texts(small_engine, weights_name: str)
         reranker=small_engine.reranker,
         kv=MemoryKV(),
     )
+    engine.score_answerability = True  # the whole check (serving may decide it before the token passes)
     counting = CountingEmbedder(small_engine.embedder)
     words: list[list[str]] = []
     passages: list[list[str]] = []
