@@ -37,6 +37,7 @@ import redis
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 60.0  # the receiver says it is alive this often
+RETRY_S = 1.0  # and this often while a new epoch is not written yet (Redis was down when it began)
 ALIVE_TTL_S = 180.0  # and is taken for gone after this long without a word
 MAX_EVENTS = 100_000  # hints kept per receiver (~10 MB); a poll further behind reads everything
 _PREFIX = "ragbot:live_events:"
@@ -158,6 +159,7 @@ class Receiver:
     def __init__(self, log_: EventLog) -> None:
         self.log = log_
         self.epoch = uuid.uuid4().hex
+        self._unwritten = False  # the epoch is not in Redis yet: a poll may still see the one before it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -170,9 +172,12 @@ class Receiver:
         return self
 
     def record(self, hints: list[str]) -> None:
-        """Append the hints; if that fails the epoch is ended, so the next poll reads everything."""
+        """Append the hints; if that fails the epoch is ended, so the next poll reads everything. A new epoch is
+        written before any later hint: hints under the old one would let a poll trust a log with a gap."""
         if not hints:
             return
+        if self._unwritten and not self._beat():
+            return  # Redis is still down: these are lost too, and the new epoch already says so
         try:
             self.log.add(hints)
         except redis.RedisError as exc:
@@ -196,10 +201,13 @@ class Receiver:
         with contextlib.suppress(redis.RedisError):  # else the key expires by itself
             self.log.gone(self.epoch)
 
-    def _beat(self) -> None:
+    def _beat(self) -> bool:
         try:
             self.log.alive(self.epoch)
+            self._unwritten = False
+            return True
         except redis.RedisError as exc:
+            self._unwritten = True
             log.warning(
                 "live event receiver heartbeat failed",
                 extra={
@@ -208,7 +216,8 @@ class Receiver:
                     "error": type(exc).__name__,
                 },
             )
+            return False
 
     def _run(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+        while not self._stop.wait(RETRY_S if self._unwritten else HEARTBEAT_S):
             self._beat()

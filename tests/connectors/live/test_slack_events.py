@@ -200,6 +200,20 @@ def test_a_failed_write_of_hints_ends_the_epoch(redis_url, events) -> None:
     log.close()
 
 
+def test_after_a_failed_write_no_hint_is_written_under_the_old_epoch(redis_url, events) -> None:
+    """Redis comes back before the next heartbeat: the next event writes the new epoch before its hints, so a
+    poll never trusts the log across the hint that was lost (the old epoch's key outlives the outage)."""
+    log = EventLog(redis_url, RECEIVER)
+    position = log.read(None).position
+    events.receiver.log = EventLog("redis://127.0.0.1:1/0", RECEIVER)  # Redis gone for the receiver
+    events({"type": "event_callback", "event": {"type": "message", "channel": "C1", "ts": "1.1"}})  # lost
+    events.receiver.log = log  # Redis back; no heartbeat has run yet
+    events({"type": "event_callback", "event": {"type": "message", "channel": "C2", "ts": "2.2"}})
+    pending = log.read(position)
+    assert not pending.complete and "restarted" in pending.why
+    log.close()
+
+
 def test_an_envelope_that_cannot_be_read_ends_the_epoch_and_does_not_raise(redis_url, events) -> None:
     log = EventLog(redis_url, RECEIVER)
     position = log.read(None).position
