@@ -48,7 +48,6 @@ def main() -> int:
         passes["n"], cpu, decisions = 0, [], []
         for row in rows:
             embedder._tokens.clear()
-            embedder._tokens_bytes = 0
             started = time.process_time()
             answer = engine.answer(row["question"])
             cpu.append((time.process_time() - started) * 1000)

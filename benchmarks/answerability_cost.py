@@ -55,7 +55,6 @@ def main() -> int:
 
     def forget() -> None:  # the token and word caches, emptied
         emb._tokens.clear()
-        emb._tokens_bytes = 0
         emb._words.clear()
 
     def shipped(ev: Evidence) -> None:

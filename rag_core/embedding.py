@@ -13,8 +13,7 @@ import logging
 import os
 import sys
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ import numpy as np
 from rag_core.embedding_backends import Backend
 from rag_core.errors import UserError
 from rag_core.query_batcher import QueryBatcher
+from rag_core.recent import Recent
 from rag_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,14 +109,14 @@ class Embedder:
             self._encode_queries, settings.query_batch_window_ms / 1000, settings.query_batch_max
         )
         # recent questions' vectors: one answer embeds its question twice (retrieval, then the answerability check)
-        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        self._recent: Recent[np.ndarray] = Recent(_RECENT_QUERIES)
         # recent texts' token vectors (encode_tokens), within a memory budget
-        self._tokens: OrderedDict[str, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
-        self._tokens_bytes = 0
-        self._tokens_budget = settings.token_cache_mb * 1024 * 1024
+        budget = settings.token_cache_mb * 1024 * 1024
+        self._tokens: Recent[tuple[list[tuple[int, int]], np.ndarray]] = Recent(
+            budget, lambda entry: entry[1].nbytes
+        )
         # single words' vectors (word_vectors), within the same budget again
-        self._words: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._words: Recent[np.ndarray] = Recent(budget, lambda vector: vector.nbytes)
         self._word_table: np.ndarray | None = None
         self.backend: Backend
         if settings.embedding_url:
@@ -156,13 +156,7 @@ class Embedder:
         questions asked together (an incident) mostly quote the same few sources."""
         if not texts:
             return []
-        found: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
-        with self._recent_lock:
-            for text in texts:
-                hit = self._tokens.get(text)
-                if hit is not None:
-                    self._tokens.move_to_end(text)
-                    found[text] = hit
+        found = self._tokens.found(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in found))
         if missing:
             with self._lock:
@@ -173,7 +167,7 @@ class Embedder:
                 v = np.asarray(v.float().numpy() if hasattr(v, "numpy") else v, dtype=np.float32)
                 spans = [(0, 0), *self.token_offsets(text)[: max(len(v) - 2, 0)], (0, 0)][: len(v)]
                 found[text] = (spans, v)
-            self._keep_tokens({t: found[t] for t in missing})
+            self._tokens.keep({t: found[t] for t in missing})
         return [found[t] for t in texts]
 
     def token_spans(self, texts: Sequence[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
@@ -182,8 +176,7 @@ class Embedder:
         dim = int(self._model[0].auto_model.config.hidden_size)
         out = []
         for text in texts:
-            with self._recent_lock:
-                hit = self._tokens.get(text)
+            hit = self._tokens.found([text]).get(text)
             if hit is None:
                 real = self.token_offsets(text)[: max(self.max_tokens - 2, 0)]
                 spans = [(0, 0), *real, (0, 0)]
@@ -191,29 +184,13 @@ class Embedder:
             out.append(hit)
         return out
 
-    def _keep_tokens(self, fresh: Mapping[str, tuple[list[tuple[int, int]], np.ndarray]]) -> None:
-        with self._recent_lock:
-            for text, entry in fresh.items():
-                if text not in self._tokens:
-                    self._tokens[text] = entry
-                    self._tokens_bytes += entry[1].nbytes
-            while self._tokens and self._tokens_bytes > self._tokens_budget:
-                _, (_, dropped) = self._tokens.popitem(last=False)
-                self._tokens_bytes -= dropped.nbytes
-
     def word_vectors(self, words: Sequence[str]) -> np.ndarray:
         """Unit vectors of single words from the local model's own input embeddings (the mean of each word's
         word-piece rows; lowercased: the model is uncased), one row per word. No forward pass: soft term matching
         reads these instead of a contextual pass over each source (the cheap check, docs/answers.md). Words seen
         are kept (`RAG_TOKEN_CACHE_MB` bounds them too), which spares the tokenizer."""
         keys = [w.lower() for w in words]
-        found: dict[str, np.ndarray] = {}
-        with self._recent_lock:
-            for key in keys:
-                hit = self._words.get(key)
-                if hit is not None:
-                    self._words.move_to_end(key)
-                    found[key] = hit
+        found = self._words.found(keys)
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         if missing:
             table = self._input_embeddings()
@@ -222,12 +199,8 @@ class Embedder:
             fresh = (fresh / np.maximum(np.linalg.norm(fresh, axis=1, keepdims=True), 1e-12)).astype(
                 np.float32
             )
-            with self._recent_lock:
-                for key, vector in zip(missing, fresh, strict=True):
-                    found[key] = vector
-                    self._words[key] = vector
-                while self._words and len(self._words) * fresh[0].nbytes > self._tokens_budget:
-                    self._words.popitem(last=False)
+            found.update(zip(missing, fresh, strict=True))
+            self._words.keep({key: found[key] for key in missing})
         if not keys:  # the local model's width (a remote backend's model could differ)
             return np.zeros((0, self._input_embeddings().shape[1]), dtype=np.float32)
         return np.stack([found[k] for k in keys])
@@ -280,13 +253,10 @@ class Embedder:
 
     def _recalled(self, texts: Sequence[str]) -> tuple[list[np.ndarray | None], list[str]]:
         """The recent vectors of `texts` (None where there is none), and the distinct texts still to embed."""
-        vectors: list[np.ndarray | None] = []
-        with self._recent_lock:
-            for text in texts:
-                vector = self._recent.get(text)
-                if vector is not None:
-                    self._recent.move_to_end(text)
-                vectors.append(None if vector is None else vector.copy())
+        kept = self._recent.found(texts)
+        vectors = [
+            kept[t].copy() if t in kept else None for t in texts
+        ]  # copies: a caller may change its own
         missing = list(dict.fromkeys(t for t, v in zip(texts, vectors, strict=True) if v is None))
         return vectors, missing
 
@@ -294,11 +264,7 @@ class Embedder:
         self, texts: Sequence[str], vectors: list[np.ndarray | None], missing: list[str], rows: np.ndarray
     ) -> np.ndarray:
         fresh = dict(zip(missing, rows, strict=True))
-        with self._recent_lock:
-            for text, vector in fresh.items():
-                self._recent[text] = vector.copy()
-            while len(self._recent) > _RECENT_QUERIES:
-                self._recent.popitem(last=False)
+        self._recent.keep({text: vector.copy() for text, vector in fresh.items()})
         return np.stack([fresh[t] if v is None else v for t, v in zip(texts, vectors, strict=True)])
 
     def _encode_queries(self, texts: list[str]) -> np.ndarray:

@@ -116,7 +116,6 @@ def test_a_falling_weight_takes_the_other_end(small_engine: Engine) -> None:
 def _forget(engine: Engine) -> None:
     """No source's token vectors kept from an earlier answer (the cache and its byte count)."""
     engine.embedder._tokens.clear()
-    engine.embedder._tokens_bytes = 0
 
 
 def _spend(engine: Engine) -> Any:

@@ -45,6 +45,21 @@ def _engine(small_engine: Engine) -> RecordingRanks:
     return engine
 
 
+def _llm_engine(small_engine: Engine, server: LLMServer, **update: Any) -> Engine:
+    """The small engine's index and models, a fresh answer cache, and the scripted LLM server."""
+    settings = small_engine.settings.model_copy(
+        update={"openai_base_url": server.base_url, "llm_model": "test-model", **update}
+    )
+    return Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+        generator=LLMGenerator(settings),
+    )
+
+
 def test_answer_async_gives_the_sync_answer_and_forwards_the_audience(small_engine: Engine) -> None:
     engine, sync_engine = _engine(small_engine), _engine(small_engine)
     legal = Audience.of(["group:legal"])
@@ -77,22 +92,12 @@ def test_query_side_llm_calls_wait_on_the_loop_not_in_the_answer_threads(
     """Phrasings and follow-up rewrites are LLM calls too: with two answer threads, twelve questions still have
     twelve of them open at once (parked on the threads, only two would be)."""
     llm = openai_server.reset(hold_completions=True, reply="how fast to acknowledge a page")
-    settings = small_engine.settings.model_copy(
-        update={
-            "openai_base_url": openai_server.base_url,
-            "llm_model": "test-model",
-            "answer_threads": 2,
-            "multi_query": 3 if stage == "multi_query" else 0,
-            "rewrite_follow_ups": stage == "rewrite",
-        }
-    )
-    engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-        generator=LLMGenerator(settings),
+    engine = _llm_engine(
+        small_engine,
+        openai_server,
+        answer_threads=2,
+        multi_query=3 if stage == "multi_query" else 0,
+        rewrite_follow_ups=stage == "rewrite",
     )
     history = [Turn("user", "Who is on call this week?"), Turn("assistant", "The SRE rotation [1].")]
     n = 12
@@ -122,17 +127,7 @@ def test_an_answer_cancelled_during_its_query_side_call_closes_it_and_says_so(
     small_engine: Engine, openai_server: LLMServer
 ) -> None:
     llm = openai_server.reset(hold_completions=True)
-    settings = small_engine.settings.model_copy(
-        update={"openai_base_url": openai_server.base_url, "llm_model": "test-model", "multi_query": 3}
-    )
-    engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-        generator=LLMGenerator(settings),
-    )
+    engine = _llm_engine(small_engine, openai_server, multi_query=3)
     loop = asyncio.new_event_loop()
     task = loop.create_task(engine.answer_async("How quickly must I acknowledge a page?"))
     thread = threading.Thread(target=lambda: loop.run_until_complete(asyncio.wait([task])), daemon=True)
@@ -159,22 +154,7 @@ def test_a_phrasing_call_does_not_wait_for_a_free_answer_thread(
     """With the answer cache in the process, a question's phrasing call starts while every answer thread is busy
     with other answers' embedding and search (its cache lookups once queued behind them)."""
     llm = openai_server.reset(hold_completions=True, reply="page acknowledgement time")
-    settings = small_engine.settings.model_copy(
-        update={
-            "openai_base_url": openai_server.base_url,
-            "llm_model": "test-model",
-            "answer_threads": 1,
-            "multi_query": 3,
-        }
-    )
-    engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-        generator=LLMGenerator(settings),
-    )
+    engine = _llm_engine(small_engine, openai_server, answer_threads=1, multi_query=3)
     started, busy = threading.Event(), threading.Event()
     loop = asyncio.new_event_loop()
 
@@ -209,17 +189,7 @@ def test_the_model_receives_the_messages_on_both_calls_and_both_paths(
 ) -> None:
     """Messages travel in `extra_body` (past the SDK's request walk): the model still gets them, once, as built."""
     llm = openai_server.reset(script=["acknowledging a page"], reply="Acknowledge within 5 minutes [1].")
-    settings = small_engine.settings.model_copy(
-        update={"openai_base_url": openai_server.base_url, "llm_model": "test-model", "multi_query": 3}
-    )
-    engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-        generator=LLMGenerator(settings),
-    )
+    engine = _llm_engine(small_engine, openai_server, multi_query=3)
     question = "How quickly must I acknowledge a page?"
     asyncio.run(engine.answer_async(question))
     llm.script.append("acknowledging a page")
@@ -243,17 +213,7 @@ def test_the_question_is_searched_while_its_phrasings_are_written(
     """With multi-query, the question's own search runs during the phrasing call (not after it, queued with
     every other answer's), once; the answer cites what the blocking path cites."""
     llm = openai_server.reset(hold_completions=True, reply="acknowledging a page\npage response time")
-    settings = small_engine.settings.model_copy(
-        update={"openai_base_url": openai_server.base_url, "llm_model": "test-model", "multi_query": 2}
-    )
-    engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-        generator=LLMGenerator(settings),
-    )
+    engine = _llm_engine(small_engine, openai_server, multi_query=2)
     question = "How quickly must I acknowledge a page?"
     searched: list[str] = []
     question_searched = threading.Event()
@@ -280,14 +240,7 @@ def test_the_question_is_searched_while_its_phrasings_are_written(
     assert during_the_call, "the question was searched only after its phrasing call"
     assert searched == [question, "acknowledging a page", "page response time"]
     engine.retriever.retrieve = retrieve  # type: ignore[method-assign]
-    blocking_engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-        generator=LLMGenerator(settings),
-    )
+    blocking_engine = _llm_engine(small_engine, openai_server, multi_query=2)
     blocking = blocking_engine.answer(question)  # searched after its phrasings, in this thread
     assert blocking.text and not blocking.cache_hit
     assert [c.doc_id for c in result["answer"].citations] == [c.doc_id for c in blocking.citations]

@@ -228,13 +228,13 @@ def test_recent_texts_token_vectors_are_kept_within_the_budget(small_engine) -> 
         again = embedder.encode_tokens(["A runbook passage quoted by many answers.", "Another question?"])
         assert calls == [["A runbook passage quoted by many answers.", "A question?"], ["Another question?"]]
         assert np.array_equal(first[0][1], again[0][1]) and first[0][0] == again[0][0]
-        budget = embedder._tokens_budget
-        embedder._tokens_budget = 0  # nothing is kept past the budget
+        budget = embedder._tokens.budget
+        embedder._tokens.budget = 0  # nothing is kept past the budget
         embedder.encode_tokens(["Something new."])
-        assert embedder._tokens_bytes == 0 and not embedder._tokens
+        assert embedder._tokens.used == 0 and not len(embedder._tokens)
     finally:
         embedder._model.encode = model_encode
-        embedder._tokens_budget = budget
+        embedder._tokens.budget = budget
 
 
 # --- the cheap check: each word's own vector, embedded once -------------------------------------------------
@@ -251,7 +251,7 @@ def test_word_vectors_need_no_forward_pass_and_are_kept(small_engine) -> None:  
     embedder._words.clear()
     try:
         first = embedder.word_vectors(["Vacation", "leave", "invoice", "reimbursement"])
-        assert list(embedder._words) == ["vacation", "leave", "invoice", "reimbursement"]
+        assert embedder._words.keys() == ["vacation", "leave", "invoice", "reimbursement"]
         again = embedder.word_vectors(["vacation", "LEAVE"])
         assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
         # one word, however cased, one vector; a word of several word pieces is their mean, still unit length
@@ -259,13 +259,13 @@ def test_word_vectors_need_no_forward_pass_and_are_kept(small_engine) -> None:  
         assert len(embedder.tokenizer("reimbursement", add_special_tokens=False)["input_ids"]) > 1
         assert first[3] @ first[3] == pytest.approx(1.0, abs=1e-5)
         assert embedder.word_vectors([]).shape == (0, first.shape[1])
-        budget = embedder._tokens_budget
-        embedder._tokens_budget = 0  # nothing is kept past the budget
+        budget = embedder._words.budget
+        embedder._words.budget = 0  # nothing is kept past the budget
         embedder.word_vectors(["parental"])
         assert not embedder._words
     finally:
         embedder._model.encode = model_encode
-        embedder._tokens_budget = budget
+        embedder._words.budget = budget
 
 
 _AXES: dict[str, int] = {"vacation": 0, "leave": 0}
