@@ -40,6 +40,19 @@ _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
+# Worth another try before any token arrived (after one, a retry would repeat the words already shown).
+_RETRYABLE = (
+    openai.APIConnectionError,
+    openai.APITimeoutError,
+    openai.RateLimitError,
+    openai.InternalServerError,
+)
+
+
+def _backoff_s(attempt: int) -> float:
+    return min(0.5 * 2.0 ** (attempt - 1), 4.0)
+
+
 class IncompleteStream(Exception):
     """The server closed the stream before saying it had finished: the text may be cut mid-sentence."""
 
@@ -139,16 +152,11 @@ class LLMGenerator:
             try:
                 usage = self._stream(model, messages, parts, on_token)
                 break
-            except (
-                openai.APIConnectionError,
-                openai.APITimeoutError,
-                openai.RateLimitError,
-                openai.InternalServerError,
-            ):
+            except _RETRYABLE:
                 attempt += 1
                 if parts or attempt > self.settings.llm_max_retries:
                     raise
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+                time.sleep(_backoff_s(attempt))
         return self._generated(model, messages, parts, usage)
 
     async def agenerate(
@@ -176,16 +184,11 @@ class LLMGenerator:
                     count_tokens("".join(parts), self.settings.tokenizer_encoding),
                     model,
                 ) from None
-            except (
-                openai.APIConnectionError,
-                openai.APITimeoutError,
-                openai.RateLimitError,
-                openai.InternalServerError,
-            ):
+            except _RETRYABLE:
                 attempt += 1
                 if parts or attempt > self.settings.llm_max_retries:
                     raise
-                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+                await asyncio.sleep(_backoff_s(attempt))
         return self._generated(model, messages, parts, usage)
 
     def _generated(
