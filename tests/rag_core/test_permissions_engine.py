@@ -4,6 +4,7 @@ questions about a restricted page leak nothing of it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,14 +156,19 @@ def test_answers_for_different_audiences_never_share_a_cache_entry(small_engine,
     engine.close()
 
 
+@pytest.mark.parametrize("path", ["answer", "answer_async"])
 def test_the_llm_prompt_and_every_query_plan_see_only_readable_documents(
-    small_engine, tmp_path: Path, openai_server
+    small_engine, tmp_path: Path, openai_server, path: str
 ) -> None:
+    """Both paths; on the event loop's, the question is searched while its phrasings are written (an earlier
+    search than the plan's, the same audience)."""
     openai_server.reset(reply="The codename is in the sources [1].")
     engine = build(small_engine, tmp_path, openai_base_url=openai_server.base_url, multi_query=2, hyde=True)
-    answer = engine.answer(
-        "What is the acquisition codename and the purchase price?", audience=Audience.public()
-    )
+    question = "What is the acquisition codename and the purchase price?"
+    if path == "answer":
+        answer = engine.answer(question, audience=Audience.public())
+    else:
+        answer = asyncio.run(engine.answer_async(question, audience=Audience.public()))
     prompts = " ".join(str(r) for r in openai_server.behaviour.requests)
     assert openai_server.behaviour.requests  # the LLM was asked (rewrites, HyDE, answer) ...
     assert [
