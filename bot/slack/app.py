@@ -201,7 +201,9 @@ def build_app(
 
         @app.middleware
         async def record_source_changes(body: dict, next: Callable) -> BoltResponse | None:
-            """Every verified event (the bot's own messages too) tells the Slack threads source what changed."""
+            """Every verified event Bolt passes on tells the Slack threads source what changed. Bolt drops the
+            bot's own events first: its answers are left out of thread documents by default (`skip_bot_messages`);
+            with that off they come in when a person next writes in the thread, or at reconciliation."""
             await asyncio.to_thread(recorder, body)
             return await next()
 
