@@ -52,7 +52,7 @@ from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
 from rag_core.rewrite import is_follow_up
 from rag_core.settings import Settings, get_settings
-from rag_core.soft_match import TokenVectors, evidence_static_words, evidence_words
+from rag_core.soft_match import TokenVectors, evidence_static_words, evidence_words, source_words
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import VectorStore, open_store
 from rag_core.threshold import above_threshold, min_relevance
@@ -218,7 +218,7 @@ class Engine:
         `searched` is the plan's first search when it was already made (`_search_early`).
         """
         settings = self._effective(overrides or {})
-        limit = limit or settings.top_k * settings.candidate_multiplier
+        limit = limit or _candidate_limit(settings)
         timings = {} if timings is None else timings
         with _timed(timings, "retrieve"):
             candidates = retrieve_plan(
@@ -300,7 +300,7 @@ class Engine:
                 )
             searched = await early if early is not None and plan.search == looked_up.question else None
             with _timed(looked_up.timings, "embed"):  # batched with every answer in flight, holding no thread
-                await self.embedder.aencode_queries(plan.embedded)
+                await self.embedder.aencode_queries(plan.queries)
         except asyncio.CancelledError:
             if early is not None:
                 early.cancel()
@@ -413,7 +413,7 @@ class Engine:
         settings = p.settings
         if self.calls is None or not (settings.multi_query > 0 or settings.hyde) or is_follow_up(p.history):
             return None
-        future = asyncio.ensure_future(self._search(p, settings.top_k * settings.candidate_multiplier))
+        future = asyncio.ensure_future(self._search(p, _candidate_limit(settings)))
         future.add_done_callback(_retrieved)  # a failure surfaces through `await`, never as "never retrieved"
         return future
 
@@ -645,15 +645,22 @@ class Engine:
         the same without it, and the score given is the bound that decided it. (Bounding the question's and quoted
         sentences' pass as well decided almost no question of the dev sets: a cosine's range is too wide.)"""
         weights, threshold = settings.answerability_weights, settings.answerability_min
-        if not self.score_answerability and threshold > 0 and needs_token_vectors(weights):
-            spans = self.embedder.token_spans
-            rough = self.evidence(question, text, blocks, kept, pool, weights, top_tokens=spans)
-            low, high = score_range(rough, self.sparse, TOP_SOFT, weights)
-            if low >= threshold:
-                return low
-            if high < threshold:
-                return high
-        evidence = self.evidence(question, text, blocks, kept, pool, weights)
+        if self.score_answerability or threshold <= 0 or not needs_token_vectors(weights):
+            return answerability(
+                self.evidence(question, text, blocks, kept, pool, weights), self.sparse, weights
+            )
+        evidence = self.evidence(
+            question, text, blocks, kept, pool, weights, top_tokens=self.embedder.token_spans
+        )
+        low, high = score_range(evidence, self.sparse, TOP_SOFT, weights)
+        if low >= threshold:
+            return low
+        if high < threshold:
+            return high
+        # Undecided: the rest of the evidence stands, only the top source's words need their vectors.
+        if evidence.words and evidence.words["blocks"]:
+            top = [b.text for b in blocks[:1]]
+            evidence.words["blocks"] = source_words(top, self.embedder.encode_tokens, self.sparse)
         return answerability(evidence, self.sparse, weights)
 
     def evidence(
@@ -776,6 +783,11 @@ def _require(question: str) -> str:
     if not question:
         raise UserError('the question is empty: ask something, e.g. ragbot ask "How do I reset my VPN?"')
     return question
+
+
+def _candidate_limit(settings: Settings) -> int:
+    """How many candidates a search finds for the reranker (`rank`'s default)."""
+    return settings.top_k * settings.candidate_multiplier
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -47,10 +47,8 @@ class QueryBatcher:
         self._encoding = threading.Lock()  # one batch through the model at a time; the next gathers meanwhile
         self.batches = 0  # batches embedded (for tests and benchmarks)
         self.largest = 0  # largest batch so far
-
-        self._runner: ThreadPoolExecutor | None = (
-            None  # runs the batches awaiting callers lead; made on first use
-        )
+        # runs the batches awaiting callers lead; made on first use
+        self._runner: ThreadPoolExecutor | None = None
 
     @property
     def gathering(self) -> int:

@@ -34,13 +34,9 @@ class QueryPlan:
     hyde: str | None = None  # hypothetical answer passage, searched as the dense query
 
     @property
-    def searches(self) -> int:
-        return 1 + len(self.alternatives) + (1 if self.hyde else 0)
-
-    @property
-    def embedded(self) -> list[str]:
-        """The texts its searches embed (HyDE's passage is the dense query of its search)."""
-        return [self.search, *self.alternatives, *([self.hyde] if self.hyde else [])]
+    def queries(self) -> list[str]:
+        """The texts its searches embed as queries (a HyDE passage is embedded as a passage, by its search)."""
+        return [self.search, *self.alternatives]
 
 
 Request = tuple[str, list[dict[str, str]], int]  # an LLM call the plan needs: stage, messages, output cap
@@ -109,9 +105,7 @@ def retrieve_plan(
     """One hybrid search per query of the plan, fused by reciprocal rank fusion (a single search as is).
     `searched`: the ranking of `plan.search`, when it was already searched (while the phrasings were written)."""
     if plan.alternatives:  # embedded together, then each search finds its vector in the embedder's memory
-        retriever.embedder.encode_queries(
-            [plan.search, *plan.alternatives][1 if searched is not None else 0 :]
-        )
+        retriever.embedder.encode_queries(plan.queries[1 if searched is not None else 0 :])
     if searched is None:
         searched = retriever.retrieve(plan.search, limit, generation, allowed_sources, audience=audience)
     rankings = [searched]

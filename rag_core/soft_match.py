@@ -194,14 +194,25 @@ def evidence_words(
     text to its longest (the sentences padded to a whole source cost five times more). `short_tokens`: the
     question's and quoted sentences' token vectors when the caller has them already."""
     short = [question, *quoted]
-    long = [b[:block_chars] for b in blocks]
-    vectors = [*(short_tokens or encode_tokens(short)), *(encode_tokens(long) if long else [])]
-    words = iter([content_words(t, tv, sparse) for t, tv in zip([*short, *long], vectors, strict=True)])
+    vectors = short_tokens or encode_tokens(short)
+    words = [content_words(t, tv, sparse) for t, tv in zip(short, vectors, strict=True)]
     return {
-        "question": [next(words)],
-        "quoted": [next(words) for _ in quoted],
-        "blocks": [next(words) for _ in long],
+        "question": words[:1],
+        "quoted": words[1:],
+        "blocks": source_words(blocks, encode_tokens, sparse, block_chars),
     }
+
+
+def source_words(
+    blocks: Sequence[str],
+    encode_tokens: Callable[[Sequence[str]], Sequence[TokenVectors]],
+    sparse: Bm25Encoder,
+    block_chars: int = BLOCK_CHARS,
+) -> list[Words]:
+    """The content words of the sources (their first `block_chars` characters), in one forward pass."""
+    long = [b[:block_chars] for b in blocks]
+    vectors = encode_tokens(long) if long else []
+    return [content_words(t, tv, sparse) for t, tv in zip(long, vectors, strict=True)]
 
 
 def evidence_static_words(
