@@ -53,6 +53,11 @@ class Pending:
     why: str = ""  # why not complete, for the log line
 
 
+def _warn(message: str, event: str, receiver: str, exc: Exception) -> None:
+    """One line for a Redis failure: which receiver, the error's type (never its text: it may hold the URL)."""
+    log.warning(message, extra={"event": event, "receiver": receiver, "error": type(exc).__name__})
+
+
 def _stream(receiver: str) -> str:
     return f"{_PREFIX}{receiver}"
 
@@ -108,13 +113,11 @@ class EventLog:
         try:
             return self._read(since)
         except redis.RedisError as exc:
-            log.warning(
+            _warn(
                 "live event log unreachable; polling everything",
-                extra={
-                    "event": "live_events_unreachable",
-                    "receiver": self.receiver,
-                    "error": type(exc).__name__,
-                },
+                "live_events_unreachable",
+                self.receiver,
+                exc,
             )
             return Pending(position=since, why="the event log is unreachable")
 
@@ -181,13 +184,11 @@ class Receiver:
         try:
             self.log.add(hints)
         except redis.RedisError as exc:
-            log.warning(
+            _warn(
                 "live event hints not recorded; the next poll reads everything",
-                extra={
-                    "event": "live_events_lost",
-                    "receiver": self.log.receiver,
-                    "error": type(exc).__name__,
-                },
+                "live_events_lost",
+                self.log.receiver,
+                exc,
             )
             self.restart()
 
@@ -208,14 +209,7 @@ class Receiver:
             return True
         except redis.RedisError as exc:
             self._unwritten = True
-            log.warning(
-                "live event receiver heartbeat failed",
-                extra={
-                    "event": "live_events_heartbeat",
-                    "receiver": self.log.receiver,
-                    "error": type(exc).__name__,
-                },
-            )
+            _warn("live event receiver heartbeat failed", "live_events_heartbeat", self.log.receiver, exc)
             return False
 
     def _run(self) -> None:
