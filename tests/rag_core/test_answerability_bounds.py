@@ -73,7 +73,9 @@ def test_skipping_the_top_source_pass_never_changes_a_decision(
         assert got.answerability is not None
         assert got.abstained == full.abstained == (full.answerability < threshold), question
         assert (got.answerability >= threshold) == (full.answerability >= threshold)
-        if made[-1] == 2:  # undecided by the bound: the top source's pass was made, the score is the whole one
+        if (
+            made[-1] == 2
+        ):  # undecided by the bound: the top source's pass was made, the score is the whole one
             assert got.answerability == pytest.approx(full.answerability, abs=1e-6)
     if threshold == 0.22:  # at the shipped default some question needs the pass: the whole-score check ran
         assert 2 in made
