@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag_core.embedding_backends import Backend
+from rag_core.embedding_backends import Backend, TorchBackend
 from rag_core.errors import UserError
 from rag_core.query_batcher import QueryBatcher
 from rag_core.recent import Recent
@@ -96,7 +96,8 @@ class Embedder:
         # every call sets, so counting on the model's own one (sync chunking, the answerability check) while another
         # thread embeds could turn its padding off mid-batch ("Unable to create tensor", seen at 50 askers).
         self.tokenizer = copy.deepcopy(model.tokenizer)
-        self._model = model  # token vectors for soft term matching (encode_tokens) come from the local model
+        self._model = model  # the local model: pooling after token vectors, its word table, and token vectors
+        # when the backend has no torch model of its own
         # Packaged tokenizer.json files may carry fixed padding/truncation (128); counting must see every token.
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None:
@@ -126,6 +127,19 @@ class Embedder:
             self.dim = int(dim_of())
             self.model_id = settings.embedding_model
             self.backend = _local_backend(settings, model, path)
+        # The answerability check's token vectors come from the backend's own torch model when there is one (bf16
+        # where the CPU has it natively), so the forward pass that embeds a question for retrieval brings them too;
+        # else (ONNX, a server) from the local fp32 model.
+        self._queries_bring_tokens = isinstance(self.backend, TorchBackend)
+        self._token_model = self.backend.model if isinstance(self.backend, TorchBackend) else model
+        # concurrent answers' token passes share one forward (see query_batcher.py): small passes cost mostly the
+        # reading of the model's weights, once per pass whatever its size
+        self.token_batches: QueryBatcher[list[np.ndarray]] = QueryBatcher(
+            self._encode_token_batch,
+            settings.query_batch_window_ms / 1000,
+            settings.query_batch_max,
+            name="token-embed",
+        )
         log.info(
             "embedding backend ready",
             extra={
@@ -159,16 +173,41 @@ class Embedder:
         found = self._tokens.found(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in found))
         if missing:
-            with self._lock:
-                vectors = self._model.encode(
-                    missing, output_value="token_embeddings", batch_size=self.batch_size
-                )
-            for text, v in zip(missing, vectors, strict=True):
-                v = np.asarray(v.float().numpy() if hasattr(v, "numpy") else v, dtype=np.float32)
-                spans = [(0, 0), *self.token_offsets(text)[: max(len(v) - 2, 0)], (0, 0)][: len(v)]
-                found[text] = (spans, v)
-            self._tokens.keep({t: found[t] for t in missing})
+            fresh = self._with_spans(missing, self.token_batches.encode_many(missing))
+            found.update(fresh)
         return [found[t] for t in texts]
+
+    def _with_spans(
+        self, texts: Sequence[str], vectors: Sequence[np.ndarray]
+    ) -> dict[str, tuple[list[tuple[int, int]], np.ndarray]]:
+        """Each text's token vectors with their character spans, kept for the next caller."""
+        fresh = {}
+        for text, v in zip(texts, vectors, strict=True):
+            spans = [(0, 0), *self.token_offsets(text)[: max(len(v) - 2, 0)], (0, 0)][: len(v)]
+            fresh[text] = (spans, v)
+        self._tokens.keep(fresh)
+        return fresh
+
+    def _encode_token_batch(self, texts: list[str]) -> list[np.ndarray]:
+        """Token vectors of a batch of texts, one forward pass per group of similar length: a pass pads every
+        text to its longest, and a quoted sentence padded to a whole source would cost several times more."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        groups: list[list[int]] = []
+        for i in order:
+            group = groups[-1] if groups else None
+            if group and len(group) < self.batch_size and len(texts[i]) <= 2 * len(texts[group[0]]) + 64:
+                group.append(i)
+            else:
+                groups.append([i])
+        out: list[np.ndarray | None] = [None] * len(texts)
+        with self._lock:
+            for group in groups:
+                vectors = self._token_model.encode(
+                    [texts[i] for i in group], output_value="token_embeddings", batch_size=len(group)
+                )
+                for i, v in zip(group, vectors, strict=True):
+                    out[i] = np.asarray(v.float().numpy() if hasattr(v, "numpy") else v, dtype=np.float32)
+        return [v for v in out if v is not None]
 
     def token_spans(self, texts: Sequence[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
         """`encode_tokens` without the forward pass: the same spans (truncated alike) with zero vectors, so soft
@@ -268,8 +307,14 @@ class Embedder:
         return np.stack([fresh[t] if v is None else v for t, v in zip(texts, vectors, strict=True)])
 
     def _encode_queries(self, texts: list[str]) -> np.ndarray:
+        if not self._queries_bring_tokens:
+            with self._lock:
+                return self.backend.encode(texts, len(texts))
+        assert isinstance(self.backend, TorchBackend)
         with self._lock:
-            return self.backend.encode(texts, len(texts))
+            vectors, tokens = self.backend.encode_with_tokens(texts, len(texts))
+        self._with_spans(texts, tokens)  # the answerability check reads a quoted answer's question again
+        return vectors
 
 
 def _local_backend(settings: Settings, model: SentenceTransformer, path: str) -> Backend:

@@ -73,6 +73,25 @@ class TorchBackend:
             out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
+    def encode_with_tokens(
+        self, texts: Sequence[str], batch_size: int
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Unit vectors of `texts` and each one's contextual token vectors (special tokens included, fp32), from
+        one forward pass: a question embedded for retrieval brings what the answerability check reads of it."""
+        items = self.model.encode(
+            list(texts), batch_size=batch_size, output_value=None, show_progress_bar=False
+        )
+        tokens = [
+            np.asarray(
+                item["token_embeddings"][item["attention_mask"].bool()].float().numpy(), dtype=np.float32
+            )
+            for item in items
+        ]
+        out = np.stack([item["sentence_embedding"].float().numpy() for item in items]).astype(
+            np.float32, copy=False
+        )
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12), tokens
+
 
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.sum(a * b, axis=1)))

@@ -171,6 +171,7 @@ class Engine:
         if self._cpu_pool is not None:
             self._cpu_pool.shutdown(wait=False, cancel_futures=True)
         self.embedder.queries.close()
+        self.embedder.token_batches.close()
         self.store.close()
 
     def sources(

@@ -1,4 +1,4 @@
-"""Question embeddings batched across concurrent requests.
+"""Question embeddings (and the answerability check's token vectors) batched across concurrent requests.
 
 Each question is one short text; embedding them one at a time under the model's lock made concurrent answers
 queue on it. Here the first caller of a batch gathers the questions arriving within a short window (or while the
@@ -14,8 +14,12 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
 
 import numpy as np
+
+# What one batch call gives: a row per text, sliceable (an array of vectors, or a list of token-vector arrays).
+R = TypeVar("R")
 
 
 class _Batch:
@@ -23,7 +27,7 @@ class _Batch:
         self.texts: list[str] = []
         self.closed = False
         self.done = threading.Event()
-        self.vectors: np.ndarray | None = None
+        self.vectors: Any = None  # the batch call's result (type R of the batcher)
         self.error: BaseException | None = None
         self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []  # awaiting callers
 
@@ -33,13 +37,18 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-class QueryBatcher:
+class QueryBatcher(Generic[R]):
     """`encode(text)` from any thread; concurrent calls share one `encode_many(texts)` call."""
 
     def __init__(
-        self, encode_many: Callable[[list[str]], np.ndarray], window_s: float, max_batch: int
+        self,
+        encode_many: Callable[[list[str]], R],
+        window_s: float,
+        max_batch: int,
+        name: str = "query-embed",
     ) -> None:
         self._encode_many = encode_many
+        self.name = name
         self.window_s = max(0.0, window_s)
         self.max_batch = max(1, max_batch)
         self._cond = threading.Condition()
@@ -57,10 +66,14 @@ class QueryBatcher:
             return len(self._open.texts) if self._open else 0
 
     def encode(self, text: str) -> np.ndarray:
-        vector: np.ndarray = self.encode_many([text])[0]
+        vector: np.ndarray = self._first(self.encode_many([text]))
         return vector
 
-    def encode_many(self, texts: list[str]) -> np.ndarray:
+    @staticmethod
+    def _first(rows: Any) -> Any:
+        return rows[0]
+
+    def encode_many(self, texts: list[str]) -> R:
         """The rows of `texts` (one question's searches), embedded in the same batch as other callers' when they
         fit in it together."""
         batch, first, lead = self._join(texts)
@@ -70,13 +83,13 @@ class QueryBatcher:
             batch.done.wait()
         return self._rows(batch, first, len(texts))
 
-    async def aencode_many(self, texts: list[str]) -> np.ndarray:
+    async def aencode_many(self, texts: list[str]) -> R:
         """`encode_many` for an event loop: the same batches, awaited."""
         batch, first, lead = self._join(texts)
         loop = asyncio.get_running_loop()
         if lead:
             if self._runner is None:
-                self._runner = ThreadPoolExecutor(1, thread_name_prefix="query-embed")
+                self._runner = ThreadPoolExecutor(1, thread_name_prefix=self.name)
             await loop.run_in_executor(self._runner, self._run, batch)
         else:
             waiter = loop.create_future()
@@ -115,11 +128,11 @@ class QueryBatcher:
         return batch, first, lead
 
     @staticmethod
-    def _rows(batch: _Batch, first: int, count: int) -> np.ndarray:
+    def _rows(batch: _Batch, first: int, count: int) -> R:
         if batch.error is not None:
             raise batch.error
         assert batch.vectors is not None
-        rows: np.ndarray = batch.vectors[first : first + count]
+        rows: R = batch.vectors[first : first + count]
         return rows
 
     def _run(self, batch: _Batch) -> None:

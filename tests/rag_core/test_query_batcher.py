@@ -105,14 +105,14 @@ def test_a_question_embedded_twice_runs_the_model_once(small_engine, monkeypatch
     """Retrieval and the answerability check both embed the question: the second time comes from memory, and a
     caller changing its copy changes nothing for the next one."""
     embedder = small_engine.embedder
-    real = embedder.backend.encode
+    real = embedder.backend.model.encode
     seen: list[list[str]] = []
 
-    def counting(texts, batch_size):
+    def counting(texts, **kwargs):
         seen.append(list(texts))
-        return real(texts, batch_size)
+        return real(texts, **kwargs)
 
-    monkeypatch.setattr(embedder.backend, "encode", counting)
+    monkeypatch.setattr(embedder.backend.model, "encode", counting)
     question = "Which team may hire twelve engineers in a year nobody asked about?"
     first = embedder.encode_query(question)
     first[:] = 0.0

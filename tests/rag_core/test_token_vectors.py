@@ -1,0 +1,110 @@
+"""The answerability check's token vectors under load: a question's come out of the pass that embeds it for
+retrieval, concurrent answers' passes share one forward, and a batch is cut by length so a short text is never
+padded to a whole source; every text gets the vectors it gets alone."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rag_core.engine import Engine
+from rag_core.kv import MemoryKV
+
+
+def _forwards(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The texts of each forward pass `model` makes from now on."""
+    seen: list[list[str]] = []
+    real = model.encode
+
+    def counting(texts: Any, **kwargs: Any) -> Any:
+        seen.append(list(texts))
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(model, "encode", counting)
+    return seen
+
+
+def _until(check: Any, timeout_s: float = 30) -> bool:
+    """Polls a state the batcher offers no wake-up for."""
+    pause = threading.Event()
+    for _ in range(int(timeout_s / 0.01)):
+        if check():
+            return True
+        pause.wait(0.01)
+    return check()
+
+
+def _solo(small_engine: Engine, text: str) -> np.ndarray:
+    """`text`'s token vectors from a pass over it alone."""
+    vectors = small_engine.embedder._token_model.encode([text], output_value="token_embeddings")
+    return np.asarray(vectors[0].float().numpy(), dtype=np.float32)
+
+
+def test_a_quoted_answers_check_embeds_its_question_once(
+    small_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retrieval embeds the question; the check reads its token vectors from that same pass."""
+    settings = small_engine.settings.model_copy(update={"answerability_min": 0.01})
+    engine = Engine(
+        settings,
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+    )
+    engine.score_answerability = True  # the whole check: every pass it can make
+    forwards = _forwards(small_engine.embedder.backend.model, monkeypatch)
+    question = "How quickly must I acknowledge a page on a quiet Sunday?"
+    answer = engine.answer(question)
+    assert answer.answerability is not None  # quoted and checked
+    assert sum(question in texts for texts in forwards) == 1
+
+
+def test_the_question_vectors_from_the_retrieval_pass_are_the_ones_it_gets_alone(
+    small_engine: Engine,
+) -> None:
+    embedder = small_engine.embedder
+    questions = ["Who approves a team dinner for nine?", "vpn reset", "When is the next deploy freeze?"]
+    embedder._encode_queries(questions)  # one batch: each padded to the longest
+    for question in questions:
+        spans, vectors = embedder._tokens.found([question])[question]
+        assert np.allclose(vectors, _solo(small_engine, question), atol=1e-4)
+        assert spans == [(0, 0), *embedder.token_offsets(question), (0, 0)]
+
+
+def test_a_batch_pads_short_texts_together_and_long_ones_apart(
+    small_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = small_engine.embedder
+    short = ["Who is on call?", "Page the secondary.", "Dinners are covered."]
+    long = " ".join(["The on-call engineer acknowledges a page within five minutes."] * 12)
+    forwards = _forwards(embedder._token_model, monkeypatch)
+    vectors = embedder._encode_token_batch([short[0], long, *short[1:]])
+    assert sorted(map(sorted, forwards)) == [sorted(short), [long]]
+    for text, v in zip([short[0], long, *short[1:]], vectors, strict=True):
+        assert np.allclose(v, _solo(small_engine, text), atol=1e-4)
+
+
+def test_concurrent_answers_token_passes_share_a_forward(
+    small_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the model is busy, the token passes of other answers gather into one batch."""
+    embedder = small_engine.embedder
+    batcher = embedder.token_batches
+    forwards = _forwards(embedder._token_model, monkeypatch)
+    texts = [f"Quoted sentence number {i} about paging the on-call engineer." for i in range(5)]
+    with ThreadPoolExecutor(len(texts)) as pool:
+        with embedder._lock:  # the model is busy: the first pass waits for it
+            first = pool.submit(embedder.encode_tokens, [texts[0]])
+            assert _until(lambda: batcher._encoding.locked() and batcher.gathering == 0)
+            rest = [pool.submit(embedder.encode_tokens, [t]) for t in texts[1:]]
+            assert _until(lambda: batcher.gathering == len(texts) - 1)
+        results = [first.result(30)[0], *(f.result(30)[0] for f in rest)]
+    assert forwards == [[texts[0]], sorted(texts[1:], key=len)]
+    for text, (spans, vectors) in zip(texts, results, strict=True):
+        assert np.allclose(vectors, _solo(small_engine, text), atol=1e-4)
+        assert len(spans) == len(vectors)
