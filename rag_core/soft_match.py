@@ -110,25 +110,31 @@ def bigram_coverage(question: Words, target: Words, span: int = 3) -> float:
 
 
 def content_words(text: str, tokens: TokenVectors, sparse: Bm25Encoder) -> Words:
-    """Each content word of `text` with the mean of its tokens' vectors."""
+    """Each content word of `text` with the mean of its tokens' vectors (zero past the model's token limit)."""
     offsets, vectors = tokens
     vectors = np.asarray(vectors, dtype=np.float32)
-    starts = np.asarray([s for s, _ in offsets], dtype=np.int64)
-    ends = np.asarray([e for _, e in offsets], dtype=np.int64)
-    real = ends > starts  # special tokens have empty spans
-    terms: list[frozenset[int]] = []
-    rows: list[np.ndarray] = []
-    for match in _WORD.finditer(text):
-        ids = frozenset(sparse.encode_query(match.group(0)).indices)
-        if not ids:
-            continue
-        inside = real & (starts < match.end()) & (ends > match.start())
-        v = vectors[inside].mean(axis=0) if inside.any() else np.zeros(vectors.shape[1], dtype=np.float32)
-        norm = float(np.linalg.norm(v))
-        terms.append(ids)
-        rows.append(v / norm if norm else v)
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
-    return Words(terms, np.vstack(rows) if rows else np.zeros((0, dim), dtype=np.float32))
+    found = [
+        (m.start(), m.end(), ids) for m in _WORD.finditer(text) if (ids := _word_terms(sparse, m.group(0)))
+    ]
+    if not found:
+        return Words([], np.zeros((0, dim), dtype=np.float32))
+    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    real = np.flatnonzero(spans[:, 1] > spans[:, 0])  # special tokens have empty spans
+    starts, ends = spans[real, 0], spans[real, 1]  # in text order: a word's tokens are a run of them
+    first = np.searchsorted(
+        ends, np.asarray([s for s, _, _ in found]), side="right"
+    )  # first token ending inside
+    last = np.searchsorted(
+        starts, np.asarray([e for _, e, _ in found]), side="left"
+    )  # past the last starting inside
+    sums = np.zeros((len(real) + 1, dim), dtype=np.float64)
+    np.cumsum(vectors[real], axis=0, out=sums[1:])
+    counts = np.maximum(last - first, 0)
+    rows = (sums[np.maximum(last, first)] - sums[first]) / np.maximum(counts, 1)[:, None]
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    rows = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+    return Words([ids for _, _, ids in found], rows.astype(np.float32))
 
 
 def matches(question: Words, target: Words) -> list[float]:
