@@ -8,6 +8,8 @@ reaction filter reads the parent's reactions: a reaction on a reply names a ts t
 poll drops it); `channel_*` / `group_*` renames, archives, deletions and history changes name the channel
 (its threads are listed again). Membership events give no hint: a private channel's members are read by every
 poll (`conversations.members`), so that a lost event never leaves a reader who left able to read its threads.
+
+The recorder never waits on Redis: its hints go to a `HintWriter` (one thread, in order, bounded).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from connectors.live_events import EventLog, Receiver
+from connectors.live_events import CLOSE_DRAIN_S, QUEUE_EVENTS, EventLog, HintWriter, Receiver
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +80,14 @@ def _message(event: dict[str, Any]) -> list[str]:
 class SlackChangeRecorder:
     """What the Slack adapter calls with each verified envelope it receives (HTTP or Socket Mode)."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, queue_events: int = QUEUE_EVENTS) -> None:
         self.receiver = Receiver(EventLog(redis_url, RECEIVER)).start()
+        self.writer = HintWriter(self.receiver, queue_events)
 
     def __call__(self, body: dict[str, Any]) -> None:
-        """Never raises (the adapter answers questions on the same events): an envelope that cannot be read
-        ends the receiver's epoch, so the next poll lists every channel instead of trusting the log."""
+        """Never raises nor waits on Redis (the adapter acks and answers on the same events): the hints are
+        written by the writer's thread. An envelope that cannot be read ends the receiver's epoch, so the next
+        poll lists every channel instead of trusting the log."""
         try:
             hints = hints_of(body)
         except (AttributeError, TypeError, ValueError, KeyError):
@@ -91,10 +95,15 @@ class SlackChangeRecorder:
                 "slack event not understood; the next poll reads every channel",
                 extra={"event": "live_events_unreadable"},
             )
-            self.receiver.restart()
+            self.writer.restart()
             return
-        self.receiver.record(hints)
+        self.writer.record(hints)
 
-    def close(self) -> None:
-        self.receiver.stop()
+    def flush(self, timeout: float) -> bool:
+        """Wait until the hints of every envelope given so far are written; False if `timeout` came first."""
+        return self.writer.flush(timeout)
+
+    def close(self, drain_s: float = CLOSE_DRAIN_S) -> None:
+        """On shutdown: what is queued gets `drain_s` to reach Redis, then the receiver stops (its epoch ends)."""
+        self.writer.close(drain_s)
         self.receiver.log.close()
