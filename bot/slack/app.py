@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_
 from bot.slack.knowledge import register_knowledge
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from bot.slack.subtypes import FILE_ONLY, AttachmentNoteSink, has_files, is_person_message
+from connectors.slack_threads.events import CHANNEL_EVENTS
 from rag_core.errors import RagbotError, UserError
 from rag_core.feedback.serving import listen
 from rag_core.feedback.serving import serve as serve_asgi
@@ -423,6 +425,11 @@ def build_app(
             is_dm=command.get("channel_name") == "directmessage" or channel.startswith("D"),
             asker_only=True,  # /ask and /sources reply ephemerally, to the asker alone
         )
+
+    @app.event(re.compile("^(?:{})$".format("|".join(sorted(CHANNEL_EVENTS)))))
+    async def channel_changed() -> None:
+        """Channel renames, archives, deletions: subscribed to for the recorder only; handled, so Bolt acks them
+        without its "unhandled request" warning."""
 
     @app.event("reaction_added")
     async def record_vote(event: dict, context: AsyncBoltContext) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -60,7 +61,7 @@ class HeldWrites:
 
 
 async def test_verified_events_reach_the_slack_threads_sources_event_log(
-    small_engine: Engine, tmp_path: Path, clean_redis: str
+    small_engine: Engine, tmp_path: Path, clean_redis: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     sources = threads_sources(tmp_path, clean_redis)
     log = EventLog(clean_redis, RECEIVER)
@@ -73,9 +74,12 @@ async def test_verified_events_reach_the_slack_threads_sources_event_log(
             "message": {"ts": "1700000000.000200", "thread_ts": "1700000000.000100", "text": "new words"},
         }
         own = {"type": "message", "channel": "C1", "user": BOT_USER_ID, "bot_id": "B1", "ts": "1700000001.0"}
-        for event in (edited, own):
-            response, _ = await bot.post_event(event_callback(event))
-            assert response.status_code == 200
+        renamed = {"type": "channel_rename", "channel": {"id": "C1", "name": "help-desk", "created": 1}}
+        with caplog.at_level(logging.INFO):
+            for event in (edited, own, renamed):
+                response, _ = await bot.post_event(event_callback(event))
+                assert response.status_code == 200
+        assert not [r for r in caplog.records if "nhandled" in r.getMessage()]  # a listener takes the rename
         forged = json.dumps(event_callback({**edited, "channel": "C9"}))
         response = await bot.http.post(
             "/slack/events",
@@ -85,7 +89,8 @@ async def test_verified_events_reach_the_slack_threads_sources_event_log(
         assert response.status_code == 401
         assert bot.recorder is not None and await asyncio.to_thread(bot.recorder.flush, GUARD_S)
         pending = log.read(position)
-    assert pending.complete and pending.hints == ["C1:1700000000.000100"]  # not the forged, not the bot's own
+    # not the forged, not the bot's own
+    assert pending.complete and pending.hints == ["C1:1700000000.000100", "C1"]
     log.close()
 
 

@@ -66,6 +66,11 @@ def test_hints_from_the_documented_envelopes() -> None:
     reaction = {"type": "reaction_added", "item": {"type": "message", "channel": "C1", "ts": "1.1"}}
     assert hints_of(envelope(reaction)) == ["C1:1.1"]
     assert hints_of(envelope({"type": "channel_rename", "channel": {"id": "C1", "name": "x"}})) == ["C1"]
+    assert hints_of(envelope({"type": "group_archive", "channel": "G1"})) == ["G1"]
+    # a bulk history change names no channel in Slack's documented payload: no hint can say what changed
+    history = {"type": "channel_history_changed", "latest": "1.1", "ts": "2.2", "event_ts": "2.3"}
+    assert hints_of(envelope(history)) is None
+    assert hints_of(envelope({**history, "channel": "C1"})) == ["C1"]
     # direct messages, joins and leaves (members are read by every poll), and other envelopes say nothing
     assert hints_of(envelope({"type": "message", "channel": "D1", "channel_type": "im", "ts": "1.1"})) == []
     assert (
@@ -228,6 +233,18 @@ def test_an_envelope_that_cannot_be_read_ends_the_epoch_and_does_not_raise(redis
     log = EventLog(redis_url, RECEIVER)
     position = log.read(None).position
     events({"type": "event_callback", "event": ["not", "an", "event"]})  # the adapter keeps answering
+    assert events.flush(FLUSH_S)
+    pending = log.read(position)
+    assert not pending.complete and "restarted" in pending.why
+    log.close()
+
+
+def test_a_history_change_naming_no_channel_ends_the_epoch(redis_url, events) -> None:
+    log = EventLog(redis_url, RECEIVER)
+    position = log.read(None).position
+    events(
+        {"type": "event_callback", "event": {"type": "group_history_changed", "latest": "1.1", "ts": "2.2"}}
+    )
     assert events.flush(FLUSH_S)
     pending = log.read(position)
     assert not pending.complete and "restarted" in pending.why
