@@ -191,6 +191,8 @@ def deliver(api: FakeSlackApi, recorder: SlackChangeRecorder | None, start: int)
     if recorder is not None:
         for envelope in api.events[start:]:
             recorder(envelope)
+        if not recorder.flush(60.0):  # its thread writes them; the sync must see them all
+            raise RuntimeError("the event hints were not written within 60 s")
     return len(api.events)
 
 

@@ -20,13 +20,19 @@ Otherwise the poll reads everything, as without events, and stores the position 
 arriving during that poll are read again by the next one: a hint applied twice costs a request, never a change).
 Events lost with all of the above intact (Slack disabling a failing Request URL, a Socket Mode connection down
 while the process lives) are caught by the reconciliation poll every `RAG_LIVE_PRUNE_EVERY` syncs.
+
+A receiver that must never wait on Redis (the Slack adapter, which acks and answers on the same events) hands
+its hints to a `HintWriter`: one thread writes them in order; if Redis is stuck so long that its queue fills,
+hints are dropped and the epoch ends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +46,8 @@ HEARTBEAT_S = 60.0  # the receiver says it is alive this often
 RETRY_S = 1.0  # and this often while a new epoch is not written yet (Redis was down when it began)
 ALIVE_TTL_S = 180.0  # and is taken for gone after this long without a word
 MAX_EVENTS = 100_000  # hints kept per receiver (~10 MB); a poll further behind reads everything
+QUEUE_EVENTS = 10_000  # events a HintWriter holds while Redis is slow; more are dropped (the epoch ends)
+CLOSE_DRAIN_S = 2.0  # what a HintWriter still holds gets this long to reach Redis when it closes
 _PREFIX = "ragbot:live_events:"
 
 
@@ -164,6 +172,9 @@ class Receiver:
         self.epoch = uuid.uuid4().hex
         self._unwritten = False  # the epoch is not in Redis yet: a poll may still see the one before it
         self._stop = threading.Event()
+        # The epoch and its key change together: a heartbeat must not write back an epoch a restart just ended,
+        # nor a late one bring back the key `stop` removed.
+        self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> Receiver:
@@ -194,24 +205,127 @@ class Receiver:
 
     def restart(self) -> None:
         """A new epoch: no poll trusts the log across something this receiver may have lost."""
-        self.epoch = uuid.uuid4().hex
-        self._beat()
+        with self._lock:
+            self.epoch = uuid.uuid4().hex
+            self._beat()
 
     def stop(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(redis.RedisError):  # else the key expires by itself
-            self.log.gone(self.epoch)
+        with self._lock:
+            self._stop.set()
+            with contextlib.suppress(redis.RedisError):  # else the key expires by itself
+                self.log.gone(self.epoch)
 
     def _beat(self) -> bool:
-        try:
-            self.log.alive(self.epoch)
-            self._unwritten = False
-            return True
-        except redis.RedisError as exc:
-            self._unwritten = True
-            _warn("live event receiver heartbeat failed", "live_events_heartbeat", self.log.receiver, exc)
-            return False
+        with self._lock:
+            if self._stop.is_set():
+                return False
+            try:
+                self.log.alive(self.epoch)
+                self._unwritten = False
+                return True
+            except redis.RedisError as exc:
+                self._unwritten = True
+                _warn("live event receiver heartbeat failed", "live_events_heartbeat", self.log.receiver, exc)
+                return False
 
     def _run(self) -> None:
         while not self._stop.wait(RETRY_S if self._unwritten else HEARTBEAT_S):
             self._beat()
+
+
+_RESTART = object()  # queued by HintWriter.restart
+_STOP = object()  # queued by HintWriter.close
+
+
+class HintWriter:
+    """A receiver written from one daemon thread, so that its caller never waits on Redis: hints are written in
+    the order given. When Redis is stuck so long that `size` events wait, later ones are dropped (one log line
+    until the writer catches up) and the receiver's epoch ends before any hint after them is written."""
+
+    def __init__(self, receiver: Receiver, size: int = QUEUE_EVENTS) -> None:
+        self.receiver = receiver
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=size)
+        self._lock = threading.Lock()
+        self._dropped = False  # something was dropped: restart before writing anything else
+        self._warned = False  # the drop was logged: once until the queue is empty again
+        self._closing = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"live-events-writer-{receiver.log.receiver}", daemon=True
+        )
+        self._thread.start()
+
+    def record(self, hints: list[str]) -> None:
+        """Queue the hints to be written; returns at once."""
+        if hints:
+            self._put(hints)
+
+    def restart(self) -> None:
+        """Queue a new epoch (`Receiver.restart`): hints queued after it are written under it."""
+        self._put(_RESTART)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued before this call is written (or given up); False if `timeout` came
+        first."""
+        deadline = time.monotonic() + timeout
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(max(0.0, deadline - time.monotonic()))
+
+    def close(self, drain_s: float = CLOSE_DRAIN_S) -> None:
+        """Give what is queued `drain_s` to reach Redis, then stop the thread and the receiver: its epoch ends,
+        so no poll trusts the log across hints still queued."""
+        if self._closing.is_set():
+            return
+        deadline = time.monotonic() + drain_s
+        self.flush(drain_s)
+        self._closing.set()  # the writer skips whatever is still queued
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_STOP)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self.receiver.stop()
+
+    def _put(self, item: object) -> None:
+        try:
+            self._queue.put_nowait(item)
+            return
+        except queue.Full:
+            pass
+        with self._lock:
+            self._dropped = True
+            warn, self._warned = not self._warned, True
+        if warn:
+            log.warning(
+                "live event hints dropped: Redis is too slow; the next poll reads everything",
+                extra={
+                    "event": "live_events_dropped",
+                    "receiver": self.receiver.log.receiver,
+                    "queue_size": self._queue.maxsize,
+                },
+            )
+        # Wakes the writer for the restart even if it emptied the queue since put_nowait failed; when the queue is
+        # still full, the writer takes an item after `_dropped` was set, and restarts first.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_RESTART)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _STOP:
+            with self._lock:
+                restart, self._dropped = self._dropped or item is _RESTART, False
+                if self._queue.empty():  # caught up: a later drop is news again
+                    self._warned = False
+            try:
+                if not self._closing.is_set():
+                    if restart:
+                        self.receiver.restart()
+                    if isinstance(item, list):
+                        self.receiver.record(item)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure; the epoch then ends
+                _warn("live event hints not recorded", "live_events_lost", self.receiver.log.receiver, exc)
+                with self._lock:
+                    self._dropped = True
+            finally:
+                if isinstance(item, threading.Event):
+                    item.set()  # a flush waits for this

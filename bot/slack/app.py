@@ -8,10 +8,12 @@ and do their work afterwards, so the 3-second ack never waits on the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
@@ -52,10 +54,14 @@ from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_
 from bot.slack.knowledge import register_knowledge
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from bot.slack.subtypes import FILE_ONLY, AttachmentNoteSink, has_files, is_person_message
+from connectors.slack_threads.events import CHANNEL_EVENTS
 from rag_core.errors import RagbotError, UserError
 from rag_core.feedback.serving import listen
 from rag_core.feedback.serving import serve as serve_asgi
 from rag_core.types import Answer, Citation, Turn
+
+if TYPE_CHECKING:
+    from connectors.slack_threads.events import SlackChangeRecorder
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +179,7 @@ class EphemeralSink:
 
 
 # --- the app -----------------------------------------------------------------------------------------------
-def slack_change_recorder(settings: BotSettings) -> Callable[[dict], None] | None:
+def slack_change_recorder(settings: BotSettings) -> SlackChangeRecorder | None:
     """Events as change hints for the Slack threads sources (connectors/live_events.py), when one is configured
     and Redis is there to carry them to the sync."""
     if not settings.redis_url or not any(s.kind == "slack_threads" for s in settings.sources):
@@ -183,10 +189,27 @@ def slack_change_recorder(settings: BotSettings) -> Callable[[dict], None] | Non
     return SlackChangeRecorder(settings.redis_url)
 
 
+@contextlib.asynccontextmanager
+async def change_recorder(settings: BotSettings) -> AsyncIterator[SlackChangeRecorder | None]:
+    """The recorder `build_app` feeds, for as long as the app serves; closed when it stops (queued hints get a
+    moment to reach Redis, then the receiver's epoch ends). Both run in a thread: Redis may be slow."""
+    recorder = await asyncio.to_thread(slack_change_recorder, settings)
+    try:
+        yield recorder
+    finally:
+        if recorder is not None:
+            await asyncio.to_thread(recorder.close)
+
+
 def build_app(
-    settings: BotSettings, conversation: Conversation, *, client: AsyncWebClient | None = None
+    settings: BotSettings,
+    conversation: Conversation,
+    *,
+    client: AsyncWebClient | None = None,
+    recorder: SlackChangeRecorder | None = None,
 ) -> AsyncApp:
-    """The Bolt app with every listener registered; `client` lets tests point the Web API at a local server."""
+    """The Bolt app with every listener registered; `client` lets tests point the Web API at a local server,
+    `recorder` (from `change_recorder`) takes every verified event as change hints."""
     if client is None:
         token = _required_tokens(settings, http=None)["SLACK_BOT_TOKEN"]
         # No SDK retry handlers: replies retry (honouring Retry-After) and fall back in bot.slack.delivery.
@@ -196,15 +219,15 @@ def build_app(
     app = AsyncApp(client=client, signing_secret=secret, process_before_response=False)
     conversation.identities[PLATFORM] = SlackIdentity(client, settings)  # who asks, for private answers
 
-    recorder = slack_change_recorder(settings)
     if recorder is not None:
 
         @app.middleware
         async def record_source_changes(body: dict, next: Callable) -> BoltResponse | None:
             """Every verified event Bolt passes on tells the Slack threads source what changed. Bolt drops the
             bot's own events first: its answers are left out of thread documents by default (`skip_bot_messages`);
-            with that off they come in when a person next writes in the thread, or at reconciliation."""
-            await asyncio.to_thread(recorder, body)
+            with that off they come in when a person next writes in the thread, or at reconciliation. The
+            recorder only queues the hints (its own thread writes them): acks and answers never wait on Redis."""
+            recorder(body)
             return await next()
 
     @app.middleware
@@ -403,6 +426,11 @@ def build_app(
             asker_only=True,  # /ask and /sources reply ephemerally, to the asker alone
         )
 
+    @app.event(re.compile("^(?:{})$".format("|".join(sorted(CHANNEL_EVENTS)))))
+    async def channel_changed() -> None:
+        """Channel renames, archives, deletions: subscribed to for the recorder only; handled, so Bolt acks them
+        without its "unhandled request" warning."""
+
     @app.event("reaction_added")
     async def record_vote(event: dict, context: AsyncBoltContext) -> None:
         if args := _vote_args(event, context):
@@ -475,14 +503,15 @@ def socket_service(settings: BotSettings) -> Service:
     app_token = _required_tokens(settings, http=False)["SLACK_APP_TOKEN"]
 
     async def run(runtime: Runtime) -> None:
-        # The handler's client starts tasks in its constructor, so it is built inside the running loop.
-        handler = socket_handler(build_app(settings, runtime.conversation), app_token)
-        log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
-        await handler.connect_async()
-        try:
-            await asyncio.Event().wait()  # until cancelled
-        finally:
-            await handler.close_async()
+        async with change_recorder(settings) as recorder:
+            # The handler's client starts tasks in its constructor, so it is built inside the running loop.
+            handler = socket_handler(build_app(settings, runtime.conversation, recorder=recorder), app_token)
+            log.info("slack bot starting in Socket Mode", extra={"event": "slack_start"})
+            await handler.connect_async()
+            try:
+                await asyncio.Event().wait()  # until cancelled
+            finally:
+                await handler.close_async()
 
     return Service("slack-socket", run)
 
@@ -516,16 +545,18 @@ def http_service(settings: BotSettings) -> Service:
 
     async def run(runtime: Runtime) -> None:
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-        app = http_app(build_app(settings, runtime.conversation), secret, settings.slack_max_body_bytes)
-        if runtime.front_door is None:  # a runtime without a front door: Slack's own port, as before
-            await serve_asgi(app, listen("0.0.0.0", settings.slack_http_port, "Slack HTTP mode"))
-            return
-        runtime.front_door.mount_slack(app)
-        log.info(
-            "slack bot starting in HTTP mode",
-            extra={"event": "slack_start", "port": runtime.health_port, "path": "/slack/events"},
-        )
-        await asyncio.Event().wait()  # served by the front door until the process stops
+        async with change_recorder(settings) as recorder:
+            bolt = build_app(settings, runtime.conversation, recorder=recorder)
+            app = http_app(bolt, secret, settings.slack_max_body_bytes)
+            if runtime.front_door is None:  # a runtime without a front door: Slack's own port, as before
+                await serve_asgi(app, listen("0.0.0.0", settings.slack_http_port, "Slack HTTP mode"))
+                return
+            runtime.front_door.mount_slack(app)
+            log.info(
+                "slack bot starting in HTTP mode",
+                extra={"event": "slack_start", "port": runtime.health_port, "path": "/slack/events"},
+            )
+            await asyncio.Event().wait()  # served by the front door until the process stops
 
     return Service("slack-http", run)
 

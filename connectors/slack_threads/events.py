@@ -5,9 +5,13 @@ A thread is named `<channel>:<parent ts>` (its document id); a whole channel by 
 thread), `message_changed` (the edited message's `thread_ts` or `ts`), `message_deleted` (the deleted one's
 `thread_ts`, or `deleted_ts`), `message_replied`; `reaction_added` / `reaction_removed` on a message (the
 reaction filter reads the parent's reactions: a reaction on a reply names a ts that is not a thread, and the
-poll drops it); `channel_*` / `group_*` renames, archives, deletions and history changes name the channel
-(its threads are listed again). Membership events give no hint: a private channel's members are read by every
-poll (`conversations.members`), so that a lost event never leaves a reader who left able to read its threads.
+poll drops it); `channel_*` / `group_*` renames, archives and deletions name the channel (its threads are listed
+again). `channel_history_changed` / `group_history_changed` (bulk changes, e.g. an import) carry no channel in
+Slack's documented payload: one without a channel ends the receiver's epoch, so the next poll lists every
+channel. Membership events give no hint: a private channel's members are read by every poll
+(`conversations.members`), so that a lost event never leaves a reader who left able to read its threads.
+
+The recorder never waits on Redis: its hints go to a `HintWriter` (one thread, in order, bounded).
 """
 
 from __future__ import annotations
@@ -15,27 +19,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from connectors.live_events import EventLog, Receiver
+from connectors.live_events import CLOSE_DRAIN_S, QUEUE_EVENTS, EventLog, HintWriter, Receiver
 
 log = logging.getLogger(__name__)
 
 RECEIVER = "slack"
-_CHANNEL_EVENTS = {
+_HISTORY_EVENTS = {"channel_history_changed", "group_history_changed"}
+CHANNEL_EVENTS = {  # the app's manifest subscribes to these (bot/slack/manifest.yaml)
     "channel_rename",
     "channel_archive",
     "channel_unarchive",
     "channel_deleted",
-    "channel_history_changed",
     "group_rename",
     "group_archive",
     "group_unarchive",
     "group_deleted",
-    "group_history_changed",
+    *_HISTORY_EVENTS,
 }
 
 
-def hints_of(body: dict[str, Any]) -> list[str]:
-    """The hints one delivered `event_callback` envelope gives (none for anything else)."""
+def hints_of(body: dict[str, Any]) -> list[str] | None:
+    """The hints one delivered `event_callback` envelope gives (none for anything else); None when it says
+    something changed that no hint can name (the next poll must list every channel)."""
     if body.get("type") != "event_callback":
         return []
     event = body.get("event") or {}
@@ -47,11 +52,13 @@ def hints_of(body: dict[str, Any]) -> list[str]:
         if item.get("type") == "message" and item.get("channel") and item.get("ts"):
             return [f"{item['channel']}:{item['ts']}"]
         return []
-    if kind in _CHANNEL_EVENTS:
+    if kind in CHANNEL_EVENTS:
         channel = event.get("channel")
         if isinstance(channel, dict):  # channel_rename carries {id, name, created}
             channel = channel.get("id")
-        return [str(channel)] if channel else []
+        if channel:
+            return [str(channel)]
+        return None if kind in _HISTORY_EVENTS else []
     return []
 
 
@@ -78,12 +85,14 @@ def _message(event: dict[str, Any]) -> list[str]:
 class SlackChangeRecorder:
     """What the Slack adapter calls with each verified envelope it receives (HTTP or Socket Mode)."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, queue_events: int = QUEUE_EVENTS) -> None:
         self.receiver = Receiver(EventLog(redis_url, RECEIVER)).start()
+        self.writer = HintWriter(self.receiver, queue_events)
 
     def __call__(self, body: dict[str, Any]) -> None:
-        """Never raises (the adapter answers questions on the same events): an envelope that cannot be read
-        ends the receiver's epoch, so the next poll lists every channel instead of trusting the log."""
+        """Never raises nor waits on Redis (the adapter acks and answers on the same events): the hints are
+        written by the writer's thread. An envelope that cannot be read ends the receiver's epoch, so the next
+        poll lists every channel instead of trusting the log."""
         try:
             hints = hints_of(body)
         except (AttributeError, TypeError, ValueError, KeyError):
@@ -91,10 +100,17 @@ class SlackChangeRecorder:
                 "slack event not understood; the next poll reads every channel",
                 extra={"event": "live_events_unreadable"},
             )
-            self.receiver.restart()
-            return
-        self.receiver.record(hints)
+            hints = None
+        if hints is None:
+            self.writer.restart()
+        else:
+            self.writer.record(hints)
 
-    def close(self) -> None:
-        self.receiver.stop()
+    def flush(self, timeout: float) -> bool:
+        """Wait until the hints of every envelope given so far are written; False if `timeout` came first."""
+        return self.writer.flush(timeout)
+
+    def close(self, drain_s: float = CLOSE_DRAIN_S) -> None:
+        """On shutdown: what is queued gets `drain_s` to reach Redis, then the receiver stops (its epoch ends)."""
+        self.writer.close(drain_s)
         self.receiver.log.close()

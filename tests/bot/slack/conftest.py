@@ -9,7 +9,7 @@ import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation import Conversation
 from bot.settings import BotSettings
-from bot.slack.app import build_app
+from bot.slack.app import build_app, change_recorder
 from bot.slack.http import http_app
 from rag_core.engine import Engine
 from rag_core.feedback import FeedbackStore
@@ -27,6 +27,9 @@ from rag_core.generation import LLMGenerator
 from rag_core.kv import MemoryKV, make_kv
 from rag_core.settings import SourceConfig
 from tests.bot.slack.fake_slack import FakeSlack
+
+if TYPE_CHECKING:
+    from connectors.slack_threads.events import SlackChangeRecorder
 
 SIGNING_SECRET = "test-signing-secret"
 ADMIN = "UADMIN"
@@ -97,6 +100,7 @@ class SlackBot:
     feedback: FeedbackStore
     app: AsyncApp
     http: httpx.AsyncClient
+    recorder: SlackChangeRecorder | None = None  # with a slack_threads source: the events' change recorder
 
     def signed_headers(self, body: str, *, timestamp: int | None = None, retry: int | None = None) -> dict:
         ts = str(int(time.time()) if timestamp is None else timestamp)
@@ -135,13 +139,16 @@ async def make_bot(
     feedback = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
     conversation = Conversation(engine, settings, make_kv(redis_url), feedback, resync)
     client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
-    app = build_app(settings, conversation, client=client)
-    transport = httpx.ASGITransport(app=http_app(app, SIGNING_SECRET, settings.slack_max_body_bytes))
-    http = httpx.AsyncClient(transport=transport, base_url="http://ragbot.test", timeout=30)
     try:
-        yield SlackBot(fake, settings, conversation, feedback, app, http)
+        async with change_recorder(settings) as recorder:  # closed on the way out, as the services do
+            app = build_app(settings, conversation, client=client, recorder=recorder)
+            transport = httpx.ASGITransport(app=http_app(app, SIGNING_SECRET, settings.slack_max_body_bytes))
+            http = httpx.AsyncClient(transport=transport, base_url="http://ragbot.test", timeout=30)
+            try:
+                yield SlackBot(fake, settings, conversation, feedback, app, http, recorder)
+            finally:
+                await http.aclose()
     finally:
-        await http.aclose()
         await fake.stop()
         feedback.close()
 

@@ -8,6 +8,7 @@ import pytest
 
 from bot.settings import get_bot_settings
 from bot.slack import app as slack_app
+from connectors.slack_threads.events import CHANNEL_EVENTS
 from rag_core.errors import UserError
 
 
@@ -45,10 +46,11 @@ def test_the_manifest_declares_every_command_event_and_scope_the_app_uses() -> N
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "app_mention",
         "message.im",
-        "message.channels",  # answer channels
+        "message.channels",  # answer channels, and a slack_threads source's messages
         "message.groups",
         "reaction_added",
         "reaction_removed",
+        *CHANNEL_EVENTS,  # every channel event a slack_threads source takes as a hint
     }
     # Web API methods the adapter calls → the scopes they need.
     assert set(manifest["oauth_config"]["scopes"]["bot"]) >= {
@@ -56,5 +58,10 @@ def test_the_manifest_declares_every_command_event_and_scope_the_app_uses() -> N
         "reactions:write",  # reactions.add / reactions.remove
         "channels:history",  # conversations.replies
         "commands",
+    }
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) >= {
+        "channels:read",  # channel_rename, _archive, _unarchive, _deleted
+        "groups:read",  # ...of private channels
+        "groups:history",  # group_history_changed, message.groups
     }
     assert manifest["settings"]["socket_mode_enabled"] is True

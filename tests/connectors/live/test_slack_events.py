@@ -4,7 +4,9 @@ listing every channel whenever the log cannot vouch that nothing was missed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import threading
+from collections.abc import Iterable, Iterator
 
 import pytest
 import redis
@@ -29,9 +31,13 @@ def events(redis_url: str) -> Iterator[SlackChangeRecorder]:
     client.close()
 
 
+FLUSH_S = 30.0  # a guard: the writer thread has nothing slow to wait for here
+
+
 def deliver(api: FakeSlackApi, recorder: SlackChangeRecorder, start: int = 0) -> int:
     for envelope in api.events[start:]:
         recorder(envelope)
+    assert recorder.flush(FLUSH_S)  # written by the recorder's thread, as when the adapter calls it
     return len(api.events)
 
 
@@ -60,6 +66,11 @@ def test_hints_from_the_documented_envelopes() -> None:
     reaction = {"type": "reaction_added", "item": {"type": "message", "channel": "C1", "ts": "1.1"}}
     assert hints_of(envelope(reaction)) == ["C1:1.1"]
     assert hints_of(envelope({"type": "channel_rename", "channel": {"id": "C1", "name": "x"}})) == ["C1"]
+    assert hints_of(envelope({"type": "group_archive", "channel": "G1"})) == ["G1"]
+    # a bulk history change names no channel in Slack's documented payload: no hint can say what changed
+    history = {"type": "channel_history_changed", "latest": "1.1", "ts": "2.2", "event_ts": "2.3"}
+    assert hints_of(envelope(history)) is None
+    assert hints_of(envelope({**history, "channel": "C1"})) == ["C1"]
     # direct messages, joins and leaves (members are read by every poll), and other envelopes say nothing
     assert hints_of(envelope({"type": "message", "channel": "D1", "channel_type": "im", "ts": "1.1"})) == []
     assert (
@@ -102,6 +113,7 @@ def test_duplicated_and_reordered_events_give_the_same_index(make_engine, serve,
     api.delete("C1", ts["lunch"])
     for envelope in reversed(api.events[seen:] * 2):  # Slack retries, and delivers in no promised order
         events(envelope)
+    assert events.flush(FLUSH_S)
     (report,) = run_sync(settings, engine.index_writer())
     assert report.ok and (report.updated, report.deleted) == (1, 1), report
     docs = indexed(engine, "slack")
@@ -193,6 +205,7 @@ def test_a_failed_write_of_hints_ends_the_epoch(redis_url, events) -> None:
     position = log.read(None).position
     events.receiver.log = EventLog("redis://127.0.0.1:1/0", RECEIVER)  # Redis gone for the receiver
     events({"type": "event_callback", "event": {"type": "message", "channel": "C1", "ts": "1.1"}})
+    assert events.flush(FLUSH_S)
     events.receiver.log = log
     events.receiver._beat()  # Redis back: the receiver now speaks under a new epoch
     pending = log.read(position)
@@ -207,8 +220,10 @@ def test_after_a_failed_write_no_hint_is_written_under_the_old_epoch(redis_url, 
     position = log.read(None).position
     events.receiver.log = EventLog("redis://127.0.0.1:1/0", RECEIVER)  # Redis gone for the receiver
     events({"type": "event_callback", "event": {"type": "message", "channel": "C1", "ts": "1.1"}})  # lost
+    assert events.flush(FLUSH_S)
     events.receiver.log = log  # Redis back; no heartbeat has run yet
     events({"type": "event_callback", "event": {"type": "message", "channel": "C2", "ts": "2.2"}})
+    assert events.flush(FLUSH_S)
     pending = log.read(position)
     assert not pending.complete and "restarted" in pending.why
     log.close()
@@ -218,6 +233,96 @@ def test_an_envelope_that_cannot_be_read_ends_the_epoch_and_does_not_raise(redis
     log = EventLog(redis_url, RECEIVER)
     position = log.read(None).position
     events({"type": "event_callback", "event": ["not", "an", "event"]})  # the adapter keeps answering
+    assert events.flush(FLUSH_S)
     pending = log.read(position)
     assert not pending.complete and "restarted" in pending.why
+    log.close()
+
+
+def test_a_history_change_naming_no_channel_ends_the_epoch(redis_url, events) -> None:
+    log = EventLog(redis_url, RECEIVER)
+    position = log.read(None).position
+    events(
+        {"type": "event_callback", "event": {"type": "group_history_changed", "latest": "1.1", "ts": "2.2"}}
+    )
+    assert events.flush(FLUSH_S)
+    pending = log.read(position)
+    assert not pending.complete and "restarted" in pending.why
+    log.close()
+
+
+class HeldLog(EventLog):
+    """Redis hanging on XADD until the test releases it (HGET/SET for the epoch still answer)."""
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__(redis_url, RECEIVER)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def add(self, hints: Iterable[str]) -> None:
+        self.entered.set()
+        if not self.release.wait(FLUSH_S):
+            raise redis.TimeoutError("held past the test's guard")
+        super().add(hints)
+
+
+def message(ts: str) -> dict:
+    return {"type": "event_callback", "event": {"type": "message", "channel": "C1", "ts": ts}}
+
+
+def written(redis_url: str) -> list[str]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return [fields[b"h"].decode() for _, fields in client.xrange(f"{_PREFIX}{RECEIVER}")]
+    finally:
+        client.close()
+
+
+def test_while_redis_hangs_events_queue_in_order_and_a_full_queue_ends_the_epoch(
+    redis_url, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The adapter's calls return while a write hangs; past the queue's bound events are dropped with one log
+    line, the epoch ends before any later hint is written, and the hints after that are trusted again."""
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{_PREFIX}*"):
+        client.delete(key)
+    client.close()
+    recorder = SlackChangeRecorder(redis_url, queue_events=2)
+    log = EventLog(redis_url, RECEIVER)
+    held = HeldLog(redis_url)
+    try:
+        position = log.read(None).position
+        recorder.receiver.log = held
+        recorder(message("1.1"))
+        assert held.entered.wait(FLUSH_S)  # the writer hangs on 1.1
+        with caplog.at_level(logging.WARNING, logger="connectors.live_events"):
+            for ts in ("2.2", "3.3", "4.4", "5.5"):  # 2.2 and 3.3 fill the queue; 4.4 and 5.5 are dropped
+                recorder(message(ts))
+        dropped = [r for r in caplog.records if getattr(r, "event", None) == "live_events_dropped"]
+        assert len(dropped) == 1 and getattr(dropped[0], "receiver", None) == RECEIVER
+        held.release.set()
+        assert recorder.flush(FLUSH_S)
+        assert written(redis_url) == ["C1:1.1", "C1:2.2", "C1:3.3"]
+        pending = log.read(position)
+        assert not pending.complete and "restarted" in pending.why  # no poll trusts the log across the drop
+        recorder(message("6.6"))
+        assert recorder.flush(FLUSH_S)
+        after = log.read(pending.position)
+        assert after.complete and after.hints == ["C1:6.6"]  # the new epoch was written before 6.6
+    finally:
+        held.release.set()
+        recorder.close()
+        log.close()
+        held.close()
+
+
+def test_close_writes_what_is_queued_then_ends_the_epoch(redis_url, events) -> None:
+    log = EventLog(redis_url, RECEIVER)
+    assert log.read(None).position is not None
+    events(message("1.1"))
+    events.close(drain_s=FLUSH_S)
+    assert written(redis_url) == ["C1:1.1"]
+    pending = log.read(None)
+    assert pending.position is None and "no event receiver" in pending.why
+    assert not events.writer._thread.is_alive()
     log.close()
