@@ -402,6 +402,8 @@ def main() -> None:
             if config.name == "confluence" and hooks is not None:
                 for body in wiki.webhooks:  # signed with the webhook's secret, as Confluence does
                     assert hooks.receive(body, signature(body, BENCH_WEBHOOK_SECRET)) == 204
+                if not hooks.flush(60.0):  # its thread writes them; the sync must see them all
+                    raise RuntimeError("the webhook hints were not written within 60 s")
             mark = len(apis[config.name].requests)
             (poll,) = run_sync(settings, writer, source=config.name)
             assert poll.ok, poll.error

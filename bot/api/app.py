@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +22,9 @@ from bot.conversation import Conversation
 from rag_core.feedback import FeedbackStore
 from rag_core.kv import KeyValue
 from rag_core.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.confluence_api.events import ConfluenceChangeRecorder
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +64,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": problems}, status_code=422)
 
 
-def create_app(ctx: ApiContext, *, limit_body: bool = True) -> ASGIApp:
+def create_app(
+    ctx: ApiContext,
+    *,
+    limit_body: bool = True,
+    confluence_webhooks: ConfluenceChangeRecorder | None = None,
+) -> ASGIApp:
     """The ASGI app `uvicorn` serves: FastAPI wrapped in the request body cap (unless the front door, which
-    caps every part's bodies, serves it: `limit_body=False`)."""
+    caps every part's bodies, serves it: `limit_body=False`). `confluence_webhooks` (from
+    `webhooks.confluence_webhooks`, owned by the caller) serves `POST /webhooks/confluence`; 404 without."""
     app = FastAPI(
         title="ragbot API",
         version="1",
@@ -81,7 +91,7 @@ def create_app(ctx: ApiContext, *, limit_body: bool = True) -> ASGIApp:
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
     app.include_router(knowledge.router)
-    app.state.confluence_webhooks = webhooks.confluence_recorder(ctx.settings)
+    app.state.confluence_webhooks = confluence_webhooks
     app.include_router(webhooks.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(RequireToken, checker=ctx.tokens)  # added before CORS: a 401 still gets CORS headers

@@ -45,6 +45,7 @@ async def serve(
     """Serve the HTTP API on the running event loop until cancelled (what `ragbot run` awaits beside the chat
     adapters when `RAG_API_TOKENS` is set). Raises UserError for bad tokens or a taken port."""
     from bot.api.app import build_context, create_app
+    from bot.api.webhooks import confluence_webhooks
 
     tokens = load_tokens(settings)
     if not tokens:
@@ -56,7 +57,8 @@ async def serve(
         extra={"event": "api_listening", "port": sock.getsockname()[1], "tokens": len(tokens)},
     )
     try:
-        await _serve_socket(create_app(ctx), sock)
+        async with confluence_webhooks(settings) as hooks:  # closed when the API stops
+            await _serve_socket(create_app(ctx, confluence_webhooks=hooks), sock)
     finally:
         sock.close()
 
@@ -92,6 +94,7 @@ def api_service(settings: Settings, *, host: str | None = None, port: int | None
     set), mounted on the process's front door; a missing or bad token list fails here, before the models
     load. `host`/`port` serve it on a port of its own instead (no front door)."""
     from bot.api.app import build_context, create_app
+    from bot.api.webhooks import confluence_webhooks
     from bot.conversation import make_resync
 
     tokens = load_tokens(settings)
@@ -104,9 +107,10 @@ def api_service(settings: Settings, *, host: str | None = None, port: int | None
             await serve(settings, runtime.engine, runtime.kv, runtime.feedback, resync, host=host, port=port)
             return
         ctx = build_context(settings, tokens, runtime.kv, runtime.engine, runtime.feedback, resync)
-        runtime.front_door.mount_api(create_app(ctx, limit_body=False))
-        log.info("http api mounted", extra={"event": "api_listening", "port": runtime.health_port})
-        await asyncio.Event().wait()  # served by the front door until the process stops
+        async with confluence_webhooks(settings) as hooks:  # closed when the service stops
+            runtime.front_door.mount_api(create_app(ctx, limit_body=False, confluence_webhooks=hooks))
+            log.info("http api mounted", extra={"event": "api_listening", "port": runtime.health_port})
+            await asyncio.Event().wait()  # served by the front door until the process stops
 
     return Service("api", run)
 

@@ -2,13 +2,16 @@
 
 `POST /webhooks/confluence` (outside `/v1/`: authenticated by the body's HMAC signature, `X-Hub-Signature`, with
 `RAG_CONFLUENCE_WEBHOOK_SECRET`, not by an API token). Mounted when that secret and `RAG_REDIS_URL` are set;
-404 otherwise. See connectors/confluence_api/events.py and docs/connectors.md.
+404 otherwise. The recorder belongs to the service serving the API (`confluence_webhooks`): built when it starts,
+closed when it stops. See connectors/confluence_api/events.py and docs/connectors.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
 
@@ -35,11 +38,24 @@ def confluence_recorder(settings: Settings) -> ConfluenceChangeRecorder | None:
     return ConfluenceChangeRecorder(settings.redis_url, secret.get_secret_value())
 
 
+@contextlib.asynccontextmanager
+async def confluence_webhooks(settings: Settings) -> AsyncIterator[ConfluenceChangeRecorder | None]:
+    """The recorder the route uses, for as long as the API serves; closed when it stops (queued hints get a
+    moment to reach Redis, then the receiver's epoch ends). Both run in a thread: Redis may be slow."""
+    recorder = await asyncio.to_thread(confluence_recorder, settings)
+    try:
+        yield recorder
+    finally:
+        if recorder is not None:
+            await asyncio.to_thread(recorder.close)
+
+
 @router.post("/webhooks/confluence", include_in_schema=False)
 async def confluence_webhook(request: Request) -> Response:
+    """Answered on the loop, never waiting on Redis: the body is capped (the API's body limit), its HMAC takes
+    microseconds, and the recorder only queues the hints for its writer thread."""
     recorder: ConfluenceChangeRecorder | None = getattr(request.app.state, "confluence_webhooks", None)
     if recorder is None:
         return Response(status_code=404)
     body = await request.body()
-    status = await asyncio.to_thread(recorder.receive, body, request.headers.get("x-hub-signature"))
-    return Response(status_code=status)
+    return Response(status_code=recorder.receive(body, request.headers.get("x-hub-signature")))

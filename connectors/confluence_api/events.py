@@ -8,6 +8,9 @@ the next poll instead of the next id listing; an id the search no longer returns
 the bot's account) is deleted. The hints only add to what the poll reads: a lost webhook leaves the change to the
 id listing, as without webhooks. Space events are not hints (a space's permissions are read at every poll, and
 applied to the pages at the id listing).
+
+The route answers without waiting on Redis: the signature and the JSON are checked in the request's handler (an
+HMAC of a capped body takes microseconds), and the hints are written by a `HintWriter`'s thread.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import logging
 from typing import Any
 
-from connectors.live_events import EventLog, Receiver
+from connectors.live_events import CLOSE_DRAIN_S, QUEUE_EVENTS, EventLog, HintWriter, Receiver
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +54,17 @@ def hints_of(payload: dict[str, Any]) -> list[str]:
 
 
 class ConfluenceChangeRecorder:
-    """What the webhook route calls with each POST: checks the signature, records the hints."""
+    """What the webhook route calls with each POST: checks the signature, queues the hints for its writer."""
 
-    def __init__(self, redis_url: str, secret: str) -> None:
+    def __init__(self, redis_url: str, secret: str, queue_events: int = QUEUE_EVENTS) -> None:
         self.secret = secret
         self.receiver = Receiver(EventLog(redis_url, RECEIVER)).start()
+        self.writer = HintWriter(self.receiver, queue_events)
 
     def receive(self, body: bytes, header: str | None) -> int:
         """The HTTP status to answer: 401 for a body not signed with the secret, 400 for one that is not
-        JSON, else 204 (recorded, or nothing to record)."""
+        JSON, else 204 (queued, or nothing to record). Never waits on Redis: a write that fails later ends the
+        epoch instead (a 204 it was before too: a redelivery would not be needed, the next poll reads everything)."""
         if not signed(body, header, self.secret):
             log.warning(
                 "confluence webhook with a bad signature refused",
@@ -71,9 +76,14 @@ class ConfluenceChangeRecorder:
         except ValueError:
             return 400
         if isinstance(payload, dict):
-            self.receiver.record(hints_of(payload))
+            self.writer.record(hints_of(payload))
         return 204
 
-    def close(self) -> None:
-        self.receiver.stop()
+    def flush(self, timeout: float) -> bool:
+        """Wait until the hints of every webhook received so far are written; False if `timeout` came first."""
+        return self.writer.flush(timeout)
+
+    def close(self, drain_s: float = CLOSE_DRAIN_S) -> None:
+        """On shutdown: what is queued gets `drain_s` to reach Redis, then the receiver stops (its epoch ends)."""
+        self.writer.close(drain_s)
         self.receiver.log.close()

@@ -18,6 +18,7 @@ from tests.connectors.live.fake_http import Reply, Request
 from tests.connectors.live.test_confluence_api import _token, indexed, source, wiki  # noqa: F401
 
 SECRET = "webhook-secret-0123456789"
+FLUSH_S = 30.0  # a guard: the writer thread has nothing slow to wait for here
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def hooks(redis_url: str) -> Iterator[ConfluenceChangeRecorder]:
 def deliver(api: FakeConfluence, recorder: ConfluenceChangeRecorder, start: int = 0) -> int:
     for body in api.webhooks[start:]:
         assert recorder.receive(body, signature(body, SECRET)) == 204
+    assert recorder.flush(FLUSH_S)  # written by the recorder's thread, as when the route calls it
     return len(api.webhooks)
 
 
@@ -50,6 +52,7 @@ def test_forged_or_unreadable_bodies_are_refused_and_record_nothing(redis_url, h
     assert hooks.receive(body, signature(body, "another-secret")) == 401
     assert hooks.receive(b"not json", signature(b"not json", SECRET)) == 400
     assert hooks.receive(body, signature(body, SECRET)) == 204
+    assert hooks.flush(FLUSH_S)
     client = redis.Redis.from_url(redis_url)
     assert client.xlen(f"{_PREFIX}confluence") == 1
     client.close()
@@ -114,7 +117,7 @@ def test_a_poll_cut_short_reads_the_same_hints_again(make_engine, serve, hooks, 
             return Reply(500, {"message": "injected"})
         return route(req)
 
-    api.route = trash_fails_once  # type: ignore[method-assign]
+    api.route = trash_fails_once
     (failed,) = run_sync(settings, writer)
     assert not failed.ok and indexed(engine)["101"]["readers"] == ["user:lead@x.com"]  # that batch committed
     before = len(api.requests)
