@@ -58,6 +58,7 @@ def main() -> int:
     legacy = legacy_module(out.parent)
     settings = get_settings().model_copy(update={"redis_url": None, "answerability_min": 1e-9})
     engine = Engine.from_settings(settings)
+    engine.score_answerability = True  # the whole evidence, never the serving path's bounded shortcut
     if engine.generator is not None:
         raise SystemExit("record without an LLM: unset RAG_OPENAI_BASE_URL / RAG_OPENAI_API_KEY")
     seen: dict[str, Any] = {}
@@ -70,15 +71,21 @@ def main() -> int:
     original_evidence = engine.evidence
 
     def evidence(
-        question: str, text: str, blocks: Any, kept: Any, pool: Any = (), weights: Any = None
+        question: str,
+        text: str,
+        blocks: Any,
+        kept: Any,
+        pool: Any = (),
+        weights: Any = None,
+        **kwargs: Any,
     ) -> Evidence:
         seen["kept"] = list(kept)
-        seen["evidence"] = original_evidence(question, text, blocks, kept, pool, weights)
+        seen["evidence"] = original_evidence(question, text, blocks, kept, pool, weights, **kwargs)
         return seen["evidence"]
 
-    engine_module.extractive_answer = extractive  # type: ignore[assignment]
-    engine_module.answerability = lambda *a, **k: 1.0  # type: ignore[assignment]
-    engine.evidence = evidence  # type: ignore[method-assign]
+    engine_module.extractive_answer = extractive  # type: ignore[attr-defined,assignment]
+    engine_module.answerability = lambda *a, **k: 1.0  # type: ignore[attr-defined]
+    engine.evidence = evidence  # type: ignore[method-assign,assignment]
     done = set()
     if out.exists():
         done = {json.loads(line)["question"] for line in out.read_text(encoding="utf-8").splitlines()}
