@@ -69,6 +69,7 @@ def resolve_model_path(name: str) -> str:
 
 
 _RECENT_QUERIES = 1024  # query vectors kept for reuse within an answer: 64 in flight, up to 5 searches each
+_RECENT_SPANS = 512  # texts whose token spans are kept without vectors (a few MB)
 
 
 class Embedder:
@@ -116,6 +117,8 @@ class Embedder:
         self._tokens: Recent[tuple[list[tuple[int, int]], np.ndarray]] = Recent(
             budget, lambda entry: entry[1].nbytes
         )
+        # recent texts' spans without vectors (token_spans: a top source the check did not need to embed)
+        self._spans: Recent[tuple[list[tuple[int, int]], np.ndarray]] = Recent(_RECENT_SPANS)
         # single words' vectors (word_vectors), within the same budget again
         self._words: Recent[np.ndarray] = Recent(budget, lambda vector: vector.nbytes)
         self._word_table: np.ndarray | None = None
@@ -212,14 +215,16 @@ class Embedder:
     def token_spans(self, texts: Sequence[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
         """`encode_tokens` without the forward pass: the same spans (truncated alike) with zero vectors, so soft
         matching sees only same-stem matches; texts whose vectors are kept come with them."""
-        dim = int(self._model[0].auto_model.config.hidden_size)
+        dim = self._hidden_size()
         out = []
         for text in texts:
-            hit = self._tokens.found([text]).get(text)
+            hit = self._tokens.found([text]).get(text) or self._spans.found([text]).get(text)
             if hit is None:
                 real = self.token_offsets(text)[: max(self.max_tokens - 2, 0)]
                 spans = [(0, 0), *real, (0, 0)]
-                hit = (spans, np.zeros((len(spans), dim), dtype=np.float32))
+                # read-only zeros of no memory; the same array each time, so the words found in it can be kept
+                hit = (spans, np.broadcast_to(np.zeros(dim, dtype=np.float32), (len(spans), dim)))
+                self._spans.keep({text: hit})
             out.append(hit)
         return out
 
@@ -254,15 +259,41 @@ class Embedder:
     def pooled(self, tokens: tuple[Sequence[tuple[int, int]], np.ndarray]) -> np.ndarray:
         """The local model's sentence vector of a text from its token vectors (`encode_tokens`): the model's own
         pooling and normalisation, so the answerability check reads sentence and token vectors from one pass."""
+        pooled: np.ndarray = self.pooled_many([tokens])[0]
+        return pooled
+
+    def pooled_many(self, texts_tokens: Sequence[tuple[Sequence[tuple[int, int]], np.ndarray]]) -> np.ndarray:
+        """`pooled` of several texts in one call (padded, masked: each row as it would be alone)."""
+        if self._mean_pooled():  # the model's own pooling is a mean of its token vectors, then unit length
+            means = np.stack([np.asarray(t[1], dtype=np.float32).mean(axis=0) for t in texts_tokens])
+            unit: np.ndarray = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+            return unit
         import torch
 
-        vectors = torch.from_numpy(np.ascontiguousarray(tokens[1], dtype=np.float32))[None]
-        features = {"token_embeddings": vectors, "attention_mask": torch.ones(vectors.shape[:2])}
+        width = max(len(t[1]) for t in texts_tokens)
+        padded = np.zeros((len(texts_tokens), width, self._hidden_size()), dtype=np.float32)
+        mask = torch.zeros((len(texts_tokens), width))
+        for i, (_, vectors) in enumerate(texts_tokens):
+            padded[i, : len(vectors)] = vectors
+            mask[i, : len(vectors)] = 1
+        features = {"token_embeddings": torch.from_numpy(padded), "attention_mask": mask}
         with torch.inference_mode():
             for module in list(self._model)[1:]:  # after the transformer: pooling, normalisation
                 features = module(features)
-        pooled: np.ndarray = features["sentence_embedding"][0].float().numpy()
+        pooled: np.ndarray = features["sentence_embedding"].float().numpy()
         return pooled
+
+    def _mean_pooled(self) -> bool:
+        """Whether the local model pools by the plain mean of its token vectors (then, at most, normalises)."""
+        modules = list(self._model)[1:]
+        names = [type(m).__name__ for m in modules]
+        return (
+            names in (["Pooling"], ["Pooling", "Normalize"])
+            and getattr(modules[0], "pooling_mode", None) == "mean"
+        )
+
+    def _hidden_size(self) -> int:
+        return int(self._model[0].auto_model.config.hidden_size)
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

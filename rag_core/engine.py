@@ -52,7 +52,13 @@ from rag_core.rerank import NoReranker, Reranker, load_reranker
 from rag_core.retrieval import HybridRetriever
 from rag_core.rewrite import is_follow_up
 from rag_core.settings import Settings, get_settings
-from rag_core.soft_match import TokenVectors, evidence_static_words, evidence_words, source_words
+from rag_core.soft_match import (
+    KeptWords,
+    TokenVectors,
+    evidence_static_words,
+    evidence_words,
+    source_words,
+)
 from rag_core.sparse import Bm25Encoder
 from rag_core.store import VectorStore, open_store
 from rag_core.threshold import above_threshold, min_relevance
@@ -124,6 +130,8 @@ class Engine:
         self.cache = AnswerCache(kv, settings.cache_ttl_s)
         self._local_lookup = bool(getattr(kv, "in_process", False) and getattr(store, "in_process", False))
         self.score_answerability = False  # score quoted answers even with the check off (eval, calibrate)
+        # the content words of recently quoted sentences and top sources (the check reads them answer after answer)
+        self._words = KeptWords(self.settings.token_cache_mb * 1024 * 1024)
         self._writer = IndexWriter(
             store, embedder, self.chunker, self.sparse, optimize_after_points=settings.optimize_after_points
         )
@@ -661,7 +669,9 @@ class Engine:
         # Undecided: the rest of the evidence stands, only the top source's words need their vectors.
         if evidence.words and evidence.words["blocks"]:
             top = [b.text for b in blocks[:1]]
-            evidence.words["blocks"] = source_words(top, self.embedder.encode_tokens, self.sparse)
+            evidence.words["blocks"] = source_words(
+                top, self.embedder.encode_tokens, self.sparse, words_of=self._words
+            )
         return answerability(evidence, self.sparse, weights)
 
     def evidence(
@@ -685,7 +695,8 @@ class Engine:
             sims: list[float] = []
         elif needs_token_vectors(weights):
             short = self.embedder.encode_tokens([question, *quoted])
-            sims = cosines(self.embedder.pooled(short[0]), [self.embedder.pooled(t) for t in short[1:]])
+            pooled = self.embedder.pooled_many(short)
+            sims = cosines(pooled[0], pooled[1:])
             top = [b.text for b in blocks[:1]]
             words = evidence_words(
                 question,
@@ -694,6 +705,7 @@ class Engine:
                 top_tokens or self.embedder.encode_tokens,
                 self.sparse,
                 short_tokens=short,
+                words_of=self._words,
             )
         elif needs_sentence_sims(weights):
             sims = sentence_similarities(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rag_core.sparse import Bm25Encoder
 
@@ -36,7 +37,14 @@ class Grounded:
 
 
 def content_terms(text: str, sparse: Bm25Encoder) -> set[int]:
-    return set(sparse.encode_query(_CITATION.sub(" ", text)).indices)
+    return set(_content_terms(sparse, text))
+
+
+@lru_cache(
+    maxsize=4096
+)  # the same sources come back answer after answer (their terms are read several times each)
+def _content_terms(sparse: Bm25Encoder, text: str) -> frozenset[int]:
+    return frozenset(sparse.encode_query(_CITATION.sub(" ", text)).indices)
 
 
 def check_citations(

@@ -41,6 +41,12 @@ class Recent(Generic[V]):
                 _, dropped = self._values.popitem(last=False)
                 self.used -= self._size(dropped)
 
+    def forget(self, key: str) -> None:
+        with self._lock:
+            dropped = self._values.pop(key, None)
+            if dropped is not None:
+                self.used -= self._size(dropped)
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()

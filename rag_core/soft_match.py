@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from rag_core.recent import Recent
 from rag_core.sparse import Bm25Encoder
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")
@@ -137,6 +138,31 @@ def content_words(text: str, tokens: TokenVectors, sparse: Bm25Encoder) -> Words
     return Words([ids for _, _, ids in found], rows.astype(np.float32))
 
 
+# `content_words`, or a caller's memory of it (KeptWords)
+WordsOf = Callable[[str, TokenVectors, Bm25Encoder], Words]
+
+
+class KeptWords:
+    """`content_words` of recent texts, given again while a text comes with the very same token vectors (the
+    embedder keeps recent texts' vectors, and spans with zeros for a source it did not embed, so a source quoted
+    by answer after answer is read once)."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._recent: Recent[tuple[np.ndarray, Words]] = Recent(budget_bytes, lambda e: e[1].vectors.nbytes)
+
+    def __call__(self, text: str, tokens: TokenVectors, sparse: Bm25Encoder) -> Words:
+        kept = self._recent.found([text]).get(text)
+        if kept is not None and kept[0] is tokens[1]:
+            return kept[1]
+        words = content_words(text, tokens, sparse)
+        if (
+            kept is not None
+        ):  # other vectors now (embedded again, or embedded at last): these words replace those
+            self._recent.forget(text)
+        self._recent.keep({text: (tokens[1], words)})
+        return words
+
+
 def matches(question: Words, target: Words) -> list[float]:
     """For each question word: 1.0 when its stem is in the target, else its best cosine with a target word."""
     have = frozenset().union(*target.terms) if target.terms else frozenset()
@@ -194,6 +220,7 @@ def evidence_words(
     sparse: Bm25Encoder,
     block_chars: int = BLOCK_CHARS,
     short_tokens: Sequence[TokenVectors] | None = None,
+    words_of: WordsOf = content_words,
 ) -> dict[str, list[Words]]:
     """The content words of the question, the quoted sentences and the sources (their first `block_chars`
     characters). Two forward passes: the short texts together, the long sources apart, since one batch pads every
@@ -201,11 +228,11 @@ def evidence_words(
     question's and quoted sentences' token vectors when the caller has them already."""
     short = [question, *quoted]
     vectors = short_tokens or encode_tokens(short)
-    words = [content_words(t, tv, sparse) for t, tv in zip(short, vectors, strict=True)]
+    words = [words_of(t, tv, sparse) for t, tv in zip(short, vectors, strict=True)]
     return {
         "question": words[:1],
         "quoted": words[1:],
-        "blocks": source_words(blocks, encode_tokens, sparse, block_chars),
+        "blocks": source_words(blocks, encode_tokens, sparse, block_chars, words_of),
     }
 
 
@@ -214,11 +241,12 @@ def source_words(
     encode_tokens: Callable[[Sequence[str]], Sequence[TokenVectors]],
     sparse: Bm25Encoder,
     block_chars: int = BLOCK_CHARS,
+    words_of: WordsOf = content_words,
 ) -> list[Words]:
     """The content words of the sources (their first `block_chars` characters), in one forward pass."""
     long = [b[:block_chars] for b in blocks]
     vectors = encode_tokens(long) if long else []
-    return [content_words(t, tv, sparse) for t, tv in zip(long, vectors, strict=True)]
+    return [words_of(t, tv, sparse) for t, tv in zip(long, vectors, strict=True)]
 
 
 def evidence_static_words(

@@ -108,3 +108,19 @@ def test_concurrent_answers_token_passes_share_a_forward(
     for text, (spans, vectors) in zip(texts, results, strict=True):
         assert np.allclose(vectors, _solo(small_engine, text), atol=1e-4)
         assert len(spans) == len(vectors)
+
+
+def test_sentence_vectors_from_token_vectors_are_the_models_own(
+    small_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check's sentence similarities pool token vectors: in numpy for a mean-pooling model (this one), else
+    through the model's own modules; both give the vector the model embeds the text to."""
+    embedder = small_engine.embedder
+    texts = ["Who is on call?", "The on-call engineer acknowledges a page within five minutes. " * 10, "x"]
+    embedded = embedder.backend.encode(texts, len(texts))
+    tokens = embedder.encode_tokens(texts)
+    assert embedder._mean_pooled()
+    assert np.allclose(embedder.pooled_many(tokens), embedded, atol=1e-5)
+    monkeypatch.setattr(embedder, "_mean_pooled", lambda: False)
+    assert np.allclose(embedder.pooled_many(tokens), embedded, atol=1e-5)
+    assert np.allclose(embedder.pooled(tokens[1]), embedded[1], atol=1e-5)
