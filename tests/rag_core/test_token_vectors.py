@@ -13,6 +13,7 @@ import pytest
 
 from rag_core.engine import Engine
 from rag_core.kv import MemoryKV
+from rag_core.soft_match import KeptWords
 
 
 def _forwards(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
@@ -124,3 +125,18 @@ def test_sentence_vectors_from_token_vectors_are_the_models_own(
     monkeypatch.setattr(embedder, "_mean_pooled", lambda: False)
     assert np.allclose(embedder.pooled_many(tokens), embedded, atol=1e-5)
     assert np.allclose(embedder.pooled(tokens[1]), embedded[1], atol=1e-5)
+
+
+def test_kept_words_are_given_again_only_with_the_same_vectors(small_engine: Engine) -> None:
+    kept, sparse = KeptWords(1 << 20), small_engine.sparse
+    text = "The on-call engineer acknowledges every page."
+    tokens = small_engine.embedder.encode_tokens([text])[0]
+    first = kept(text, tokens, sparse)
+    assert kept(text, tokens, sparse) is first
+    zeros = (tokens[0], np.zeros_like(tokens[1]))  # the same text, other vectors (stem-only spans)
+    stem_only = kept(text, zeros, sparse)
+    assert stem_only is not first and not stem_only.vectors.any() and stem_only.terms == first.terms
+    again = kept(
+        text, tokens, sparse
+    )  # its vectors again: the words are made from them, not taken from zeros
+    assert again is not stem_only and np.allclose(again.vectors, first.vectors)
