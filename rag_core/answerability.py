@@ -42,6 +42,25 @@ WEIGHTS: dict[str, float] = {
     "relevance": 0.846,
 }
 
+# Every name a weight may have: `features` gives all but "bias" (test: tests/rag_core/test_answerability.py).
+FEATURE_NAMES = frozenset(
+    {
+        "bias",
+        *("soft_sent", "soft_min_sent", "soft_quoted", "soft_min_quoted", "soft_top", "soft_min_top"),
+        *("sw_sent", "sw_min_sent", "sw_quoted", "sw_min_quoted", "sw_top", "sw_min_top"),
+        *("sw_window", "sw_min_window", "sw_window_top", "sw_min_window_top", "bigram_quoted", "bigram_top"),
+        *("raw_quoted", "raw_blocks", "cov_quoted", "cov_top", "cov_blocks", "unseen", "top_over_pool"),
+        *("rare_missing_quoted", "rare_missing_blocks", "rel_z", "sentence_sim", "type_missing"),
+        *("missing_numbers", "missing_names", "relevance", "margin"),
+    }
+)
+
+
+def unknown_weights(weights: Mapping[str, float] | None) -> list[str]:
+    """Names in `weights` that no feature has (a typo would silently weigh nothing)."""
+    return sorted(set(weights or {}) - FEATURE_NAMES)
+
+
 SOFT_FEATURES = ("soft_sent", "soft_min_sent", "soft_quoted", "soft_min_quoted", "soft_top", "soft_min_top")
 
 

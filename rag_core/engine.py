@@ -25,6 +25,7 @@ from rag_core.answerability import (
     score_range,
     sentence_similarities,
     static_sources,
+    unknown_weights,
 )
 from rag_core.boost import DocSignals, apply_feedback
 from rag_core.cache import AnswerCache, cache_key
@@ -107,6 +108,11 @@ class Engine:
         kv: KeyValue,
         generator: LLMGenerator | None = None,
     ) -> None:
+        if unknown := unknown_weights(settings.answerability_weights):
+            raise UserError(
+                f"RAG_ANSWERABILITY_WEIGHTS names features that do not exist: {', '.join(unknown)} "
+                "(docs/answers.md lists them)"
+            )
         self.settings = settings
         self.store = store
         self.embedder = embedder

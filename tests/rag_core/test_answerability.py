@@ -332,3 +332,41 @@ def test_top_over_pool_is_relative_to_the_questions_own_candidates(sparse: Bm25E
     assert top_holds["top_over_pool"] == pytest.approx(1.0) and top_lacks["top_over_pool"] == pytest.approx(
         0.0
     )
+
+
+def test_every_feature_name_a_weight_may_have_is_one_the_score_computes(small_engine: Engine) -> None:
+    from rag_core.answerability import FEATURE_NAMES, Evidence, features
+    from rag_core.soft_match import evidence_static_words, evidence_words
+
+    embedder, sparse = small_engine.embedder, small_engine.sparse
+    question = "Who is paged when the primary on-call engineer does not acknowledge in 5 minutes?"
+    quoted = ["The secondary on-call engineer is paged.", "Pages escalate after 5 minutes."]
+    blocks = ["Paging policy: the secondary is paged after 5 minutes.", "Deploys are frozen on Fridays."]
+    evidence = Evidence(
+        question=question,
+        quoted=quoted,
+        blocks=blocks,
+        pool=blocks,
+        relevances=[0.6, 0.3],
+        sentence_sims=[0.5, 0.4],
+        words=evidence_words(question, quoted, blocks[:1], embedder.encode_tokens, sparse),
+        static=evidence_static_words(question, quoted, blocks, embedder.word_vectors, sparse),
+    )
+    assert set(features(evidence, sparse)) | {"bias"} == FEATURE_NAMES
+
+
+def test_a_weight_naming_no_feature_is_refused_at_start(small_engine: Engine) -> None:
+    from rag_core.answerability import WEIGHTS
+    from rag_core.errors import UserError
+    from rag_core.kv import MemoryKV
+
+    weights = {**WEIGHTS, "soft_qouted": 1.0}  # a typo would weigh nothing, silently
+    settings = small_engine.settings.model_copy(update={"answerability_weights": weights})
+    with pytest.raises(UserError, match="soft_qouted"):
+        Engine(
+            settings,
+            store=small_engine.store,
+            embedder=small_engine.embedder,
+            reranker=small_engine.reranker,
+            kv=MemoryKV(),
+        )
