@@ -82,7 +82,9 @@ class RedisProcess:
 
 
 class TcpProxy:
-    """127.0.0.1:<port> → upstream, in its own event loop thread."""
+    """127.0.0.1:<port> → upstream, in its own event loop thread. While cut, the port stays bound but does not
+    listen (connections are refused), so no other process, such as a parallel test run, can take it and answer in
+    the upstream's place."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
@@ -90,6 +92,7 @@ class TcpProxy:
         self.loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._holder: socket.socket | None = None  # holds the port while cut
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.restore()
 
@@ -114,10 +117,18 @@ class TcpProxy:
         self._writers -= {client_w, up_w}
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, reuse_address=True, reuse_port=True
+        )
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
 
     async def _cut(self) -> None:
         if self._server is not None:
+            self._holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self._holder.bind(("127.0.0.1", self.port))  # bound, not listening: connections are refused
             self._server.close()
             self._server = None
         for writer in list(self._writers):
@@ -132,6 +143,9 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
         self._run(self._cancel_handlers())  # else they are garbage-collected pending, noisily, at exit
         self.loop.call_soon_threadsafe(self.loop.stop)
 
