@@ -78,9 +78,13 @@ def test_rows_beyond_the_buffer_are_counted_as_dropped(postgres_url: str) -> Non
         proxy.cut()
         dropped_before = QUERY_LOG_DROPPED._value.get()
         answers = [Answer(question=f"q{i}", text="a", citations=[]) for i in range(3)]
-        for answer in answers:
-            store.log_answer(answer, platform="slack", channel="C1", user="U1")
+        # The three arrive before the writer takes a batch: else it could hold the first in a batch of its own,
+        # try it only after `restore`, and write it although the full buffer dropped it.
+        with store._buffer_lock:
+            for answer in answers:
+                store.log_answer(answer, platform="slack", channel="C1", user="U1")
         assert store.buffered == 2 and QUERY_LOG_DROPPED._value.get() == dropped_before + 1
+        wait_until(lambda: store._down)  # the writer found the database unreachable with the rows it kept
         proxy.restore()
         wait_until(lambda: store.buffered == 0)
         assert [store.get_answer(a.id) is not None for a in answers] == [False, True, True]  # the oldest went
