@@ -3,6 +3,9 @@
 Prints, measured in the same run: the latency of single requests one after another (the reference), then p50/p95/
 max latency, errors and requests/s of N concurrent requests, and the p95 ratio to the single-request median.
 Questions are distinct (numbered) so the answer cache does not hide the work; the rate limit and spend cap are off.
+The clients run in a child process, as askers load a server from outside (`--in-process-clients`: in the server's
+interpreter, as before, where their connection pool takes the GIL the server needs); the server's CPU per request
+is printed too.
 
     .venv/bin/python benchmarks/api_bench.py [--requests 50] [--concurrency 50] [--keep DIR]
 
