@@ -268,6 +268,9 @@ FEATURE_SETS |= {
     + ["bigram_quoted", "bigram_top"],
     "contextual shipped + windows": FEATURE_SETS["soft sentence+quoted+top+top over pool"] + _WINDOW,
     "contextual shipped + static soft": FEATURE_SETS["soft sentence+quoted+top+top over pool"] + _SW,
+    # how far the top source's relevance stands above the other kept sources' (issue 20, fourth session)
+    "contextual shipped + top over rest + spread": FEATURE_SETS["soft sentence+quoted+top+top over pool"]
+    + ["top_over_rest", "relevance_spread"],
 }
 
 

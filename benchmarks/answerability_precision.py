@@ -47,6 +47,7 @@ from benchmarks.answerability_loco import Row, figures, fmt, load  # noqa: E402
 from rag_core.answerability import Evidence, answerability, cosines  # noqa: E402
 from rag_core.embedding import Embedder  # noqa: E402
 from rag_core.embedding_backends import TorchBackend, has_native_bf16  # noqa: E402
+from rag_core.query_batcher import QueryBatcher  # noqa: E402
 from rag_core.settings import Settings, get_settings  # noqa: E402
 from rag_core.soft_match import TokenVectors, Words, evidence_words  # noqa: E402
 from rag_core.sparse import Bm25Encoder  # noqa: E402
@@ -66,8 +67,12 @@ class Way:
 def with_model(embedder: Embedder, model: Any, batch_size: int) -> Embedder:
     """The embedder's `encode_tokens` on another model copy and batch size (no token cache: settings give 0)."""
     clone = copy.copy(embedder)
-    clone._model = model
+    clone._model = clone._token_model = (
+        model  # token passes read `_token_model` (the backend's, when serving)
+    )
     clone.batch_size = batch_size
+    # its own batcher: the original's is bound to the original embedder, and so to its model
+    clone.token_batches = QueryBatcher(clone._encode_token_batch, 0.0, 1 << 30, name="token-embed")
     return clone
 
 

@@ -5,8 +5,8 @@ topic is indexed ("What is the per-diem for Japan?" next to the travel policy) i
 passage. This score looks at what the question asks for and whether the quoted sentences hold it: its content
 words, weighted by how rare they are among the sources found, matched softly in the quoted sentences and the top
 source with the embedding model's token vectors (soft_match.py), the embedding similarity of the best quoted
-sentence, the kind of answer the question expects (a number, a date, a name), its names, and the relevance of
-the first source. Nothing here knows any corpus: the weights were
+sentence, the kind of answer the question expects (a number, a date, a name), its names, the relevance of
+the first source and how far it stands above the other kept sources. Nothing here knows any corpus: the weights were
 chosen by leave-one-corpus-out evaluation over three dev sets (benchmarks/answerability_loco.py) and a team can
 fit the threshold on its own questions (`ragbot calibrate --qa FILE`, docs/answers.md).
 """
@@ -28,18 +28,20 @@ from rag_core.sparse import Bm25Encoder
 # Chosen leave-one-corpus-out over three dev sets (eval/handbook-qa, eval/18f-qa, eval/scifact-qa) and then fitted on
 # all their questions by benchmarks/answerability_loco.py; features not listed weigh 0 (docs/answers.md).
 WEIGHTS: dict[str, float] = {
-    "bias": -4.227,
-    "soft_sent": 1.324,
-    "soft_min_sent": 0.728,
-    "soft_quoted": 0.919,
-    "soft_min_quoted": 0.421,
-    "soft_top": 1.19,
-    "soft_min_top": 0.49,
-    "top_over_pool": 0.762,
-    "sentence_sim": 1.329,
-    "type_missing": -0.287,
-    "missing_names": -0.794,
-    "relevance": 0.846,
+    "bias": -4.712,
+    "soft_sent": 1.282,
+    "soft_min_sent": 0.751,
+    "soft_quoted": 0.833,
+    "soft_min_quoted": 0.379,
+    "soft_top": 1.071,
+    "soft_min_top": 0.461,
+    "top_over_pool": 0.65,
+    "sentence_sim": 1.26,
+    "type_missing": -0.313,
+    "missing_names": -0.818,
+    "relevance": 0.585,
+    "top_over_rest": 0.636,
+    "relevance_spread": 0.741,
 }
 
 # Every name a weight may have: `features` gives all but "bias" (test: tests/rag_core/test_answerability.py).
@@ -51,7 +53,7 @@ FEATURE_NAMES = frozenset(
         *("sw_window", "sw_min_window", "sw_window_top", "sw_min_window_top", "bigram_quoted", "bigram_top"),
         *("raw_quoted", "raw_blocks", "cov_quoted", "cov_top", "cov_blocks", "unseen", "top_over_pool"),
         *("rare_missing_quoted", "rare_missing_blocks", "rel_z", "sentence_sim", "type_missing"),
-        *("missing_numbers", "missing_names", "relevance", "margin"),
+        *("missing_numbers", "missing_names", "relevance", "margin", "top_over_rest", "relevance_spread"),
     }
 )
 
@@ -257,6 +259,11 @@ def _missing(items: set[str], text: str) -> float:
     return sum(1 for item in items if item.lower() not in lowered) / len(items) if items else 0.0
 
 
+# Relevance gaps are cosine differences of a few tenths: scaled so their weights, like the other features' over
+# about [0, 1], are not held near 0 by the fit's L2 penalty (benchmarks/answerability_loco.py).
+_GAP_SCALE = 5.0
+
+
 def features(evidence: Evidence, sparse: Bm25Encoder) -> dict[str, float]:
     """Every feature the score may weigh; the soft-match ones only when the evidence carries token vectors."""
     question = evidence.question
@@ -309,6 +316,10 @@ def features(evidence: Evidence, sparse: Bm25Encoder) -> dict[str, float]:
             "missing_names": _missing(names, everything),
             "relevance": rel[0] if rel else 0.0,
             "margin": rel[0] - rel[1] if len(rel) > 1 else (rel[0] if rel else 0.0),
+            # how far the top source stands above the other kept ones: an answerable question's best source
+            # stands out, an unanswerable one's sources are alike in being merely on topic
+            "top_over_rest": _GAP_SCALE * (rel[0] - float(np.mean(rel[1:]))) if len(rel) > 1 else 0.0,
+            "relevance_spread": _GAP_SCALE * (rel[0] - rel[-1]) if len(rel) > 1 else 0.0,
         }
     )
 

@@ -187,7 +187,7 @@ class Settings(BaseSettings):
     grounding_min_overlap: float = (
         0.5  # share of a cited sentence's content words its source must hold; 0 = off
     )
-    answerability_min: float = 0.22  # a quoted-passage answer scoring under this abstains (0..1); 0 = off
+    answerability_min: float = 0.19  # a quoted-passage answer scoring under this abstains (0..1); 0 = off
     answerability_weights: dict[str, float] | None = None  # JSON feature -> weight; unset = shipped
 
     # --- cache ---------------------------------------------------------------------------------------------------

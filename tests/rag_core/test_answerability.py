@@ -370,3 +370,15 @@ def test_a_weight_naming_no_feature_is_refused_at_start(small_engine: Engine) ->
             reranker=small_engine.reranker,
             kv=MemoryKV(),
         )
+
+
+def test_how_far_the_top_source_stands_above_the_other_kept_ones(sparse: Bm25Encoder) -> None:
+    stands_out = features(_evidence("q", ["s"], ["b"], relevances=[0.8, 0.5, 0.2]), sparse)
+    # scaled by 5: cosine gaps of a few tenths weigh like the other features of about [0, 1]
+    assert stands_out["top_over_rest"] == pytest.approx(5 * (0.8 - 0.35))
+    assert stands_out["relevance_spread"] == pytest.approx(5 * (0.8 - 0.2))
+    alone = features(_evidence("q", ["s"], ["b"], relevances=[0.8]), sparse)
+    assert alone["top_over_rest"] == 0.0 and alone["relevance_spread"] == 0.0
+    # the same top source among equally relevant ones: the shipped score trusts it less
+    level = features(_evidence("q", ["s"], ["b"], relevances=[0.8, 0.79, 0.78]), sparse)
+    assert score(stands_out) > score(level)
