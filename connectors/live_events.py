@@ -28,15 +28,16 @@ hints are dropped and the epoch ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import redis
 
@@ -329,3 +330,23 @@ class HintWriter:
             finally:
                 if isinstance(item, threading.Event):
                     item.set()  # a flush waits for this
+
+
+class _Closes(Protocol):
+    def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=_Closes)
+
+
+@contextlib.asynccontextmanager
+async def recording(make: Callable[[], R | None]) -> AsyncIterator[R | None]:
+    """A receiver's recorder (`make` may give none) for as long as its chat adapter or API serves; closed when it
+    stops (queued hints get a moment to reach Redis, then the receiver's epoch ends). Both run in a thread: Redis
+    may be slow."""
+    recorder = await asyncio.to_thread(make)
+    try:
+        yield recorder
+    finally:
+        if recorder is not None:
+            await asyncio.to_thread(recorder.close)

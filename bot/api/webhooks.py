@@ -8,14 +8,14 @@ closed when it stops. See connectors/confluence_api/events.py and docs/connector
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
 
 from connectors.confluence_api.events import ConfluenceChangeRecorder
+from connectors.live_events import recording
 from rag_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,16 +38,11 @@ def confluence_recorder(settings: Settings) -> ConfluenceChangeRecorder | None:
     return ConfluenceChangeRecorder(settings.redis_url, secret.get_secret_value())
 
 
-@contextlib.asynccontextmanager
-async def confluence_webhooks(settings: Settings) -> AsyncIterator[ConfluenceChangeRecorder | None]:
-    """The recorder the route uses, for as long as the API serves; closed when it stops (queued hints get a
-    moment to reach Redis, then the receiver's epoch ends). Both run in a thread: Redis may be slow."""
-    recorder = await asyncio.to_thread(confluence_recorder, settings)
-    try:
-        yield recorder
-    finally:
-        if recorder is not None:
-            await asyncio.to_thread(recorder.close)
+def confluence_webhooks(
+    settings: Settings,
+) -> contextlib.AbstractAsyncContextManager[ConfluenceChangeRecorder | None]:
+    """The recorder the route uses, for as long as the API serves (`live_events.recording`)."""
+    return recording(functools.partial(confluence_recorder, settings))
 
 
 @router.post("/webhooks/confluence", include_in_schema=False)

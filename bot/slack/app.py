@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -54,6 +55,7 @@ from bot.slack.interactions import PrivateFirstSink, add_hide_buttons, register_
 from bot.slack.knowledge import register_knowledge
 from bot.slack.mrkdwn import escape, mrkdwn_to_plain, truncate
 from bot.slack.subtypes import FILE_ONLY, AttachmentNoteSink, has_files, is_person_message
+from connectors.live_events import recording
 from connectors.slack_threads.events import CHANNEL_EVENTS
 from rag_core.errors import RagbotError, UserError
 from rag_core.feedback.serving import listen
@@ -189,16 +191,11 @@ def slack_change_recorder(settings: BotSettings) -> SlackChangeRecorder | None:
     return SlackChangeRecorder(settings.redis_url)
 
 
-@contextlib.asynccontextmanager
-async def change_recorder(settings: BotSettings) -> AsyncIterator[SlackChangeRecorder | None]:
-    """The recorder `build_app` feeds, for as long as the app serves; closed when it stops (queued hints get a
-    moment to reach Redis, then the receiver's epoch ends). Both run in a thread: Redis may be slow."""
-    recorder = await asyncio.to_thread(slack_change_recorder, settings)
-    try:
-        yield recorder
-    finally:
-        if recorder is not None:
-            await asyncio.to_thread(recorder.close)
+def change_recorder(
+    settings: BotSettings,
+) -> contextlib.AbstractAsyncContextManager[SlackChangeRecorder | None]:
+    """The recorder `build_app` feeds, for as long as the app serves (`live_events.recording`)."""
+    return recording(functools.partial(slack_change_recorder, settings))
 
 
 def build_app(
