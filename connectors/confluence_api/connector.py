@@ -101,10 +101,7 @@ class ConfluenceApiConnector(LiveConnector):
             batch = Batch()
             for content in results:
                 seen.add(str(content.get("id")))
-                page = self._document(content)
-                batch.documents.append(page)
-                if isinstance(page, Document):
-                    batch.documents.extend(self._attachments(content, page))
+                batch.documents.extend(self._with_attachments(content))
                 when = _parse_when((content.get("version") or {}).get("when"))
                 if when is not None and (newest is None or when > newest):
                     newest = when
@@ -138,10 +135,7 @@ class ConfluenceApiConnector(LiveConnector):
             for results in self._search(cql, _EXPAND, PAGE_SIZE):
                 for content in results:
                     found.add(str(content.get("id")))
-                    page = self._document(content)
-                    batch.documents.append(page)
-                    if isinstance(page, Document):
-                        batch.documents.extend(self._attachments(content, page))
+                    batch.documents.extend(self._with_attachments(content))
         batch.deleted = [i for i in ids if i not in found]
         return batch
 
@@ -163,10 +157,7 @@ class ConfluenceApiConnector(LiveConnector):
             cql = f"{self._cql()} and id in ({','.join(chunk)})"
             for results in self._search(cql, _EXPAND, PAGE_SIZE):
                 for content in results:
-                    page = self._document(content)
-                    yield page
-                    if isinstance(page, Document):
-                        yield from self._attachments(content, page)
+                    yield from self._with_attachments(content)
 
     def close(self) -> None:
         self.http.close()
@@ -211,6 +202,11 @@ class ConfluenceApiConnector(LiveConnector):
         return self._spaces
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _with_attachments(self, content: dict[str, Any]) -> list[Document | Skipped]:
+        """A page or blog post read from a search, then its indexable attachments (none when it was skipped)."""
+        page = self._document(content)
+        return [page, *self._attachments(content, page)] if isinstance(page, Document) else [page]
 
     def _cql(self) -> str:
         keys = ",".join(f'"{key}"' for key in self.config.spaces)
