@@ -168,6 +168,20 @@ def small_engine(tmp_path_factory):
     engine.close()
 
 
+def engine_with(small_engine, **updates):
+    """An Engine over the small engine's index and models with some settings changed (and its own answer cache)."""
+    from rag_core.engine import Engine
+    from rag_core.kv import MemoryKV
+
+    return Engine(
+        small_engine.settings.model_copy(update=updates),
+        store=small_engine.store,
+        embedder=small_engine.embedder,
+        reranker=small_engine.reranker,
+        kv=MemoryKV(),
+    )
+
+
 def empty_index_engine(small_engine, data_dir: Path):
     """An Engine with the small engine's models over a new, empty index under `data_dir` (for real syncs)."""
     from rag_core.engine import Engine

@@ -32,7 +32,7 @@ from rag_core.packing import ContextBlock
 from rag_core.settings import get_settings
 from rag_core.sparse import Bm25Encoder
 from rag_core.types import Answer, Chunk
-from tests.conftest import make_settings, small_documents
+from tests.conftest import engine_with, make_settings, small_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -358,18 +358,10 @@ def test_every_feature_name_a_weight_may_have_is_one_the_score_computes(small_en
 def test_a_weight_naming_no_feature_is_refused_at_start(small_engine: Engine) -> None:
     from rag_core.answerability import WEIGHTS
     from rag_core.errors import UserError
-    from rag_core.kv import MemoryKV
 
     weights = {**WEIGHTS, "soft_qouted": 1.0}  # a typo would weigh nothing, silently
-    settings = small_engine.settings.model_copy(update={"answerability_weights": weights})
     with pytest.raises(UserError, match="soft_qouted"):
-        Engine(
-            settings,
-            store=small_engine.store,
-            embedder=small_engine.embedder,
-            reranker=small_engine.reranker,
-            kv=MemoryKV(),
-        )
+        engine_with(small_engine, answerability_weights=weights)
 
 
 def test_how_far_the_top_source_stands_above_the_other_kept_ones(sparse: Bm25Encoder) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from rag_core.answerability import TOP_SOFT, WEIGHTS, answerability, score_range
 from rag_core.engine import Engine
-from rag_core.kv import MemoryKV
+from tests.conftest import engine_with
 
 QUESTIONS = [
     "How quickly must I acknowledge a page?",
@@ -24,14 +24,7 @@ QUESTIONS = [
 
 
 def _engine(small_engine: Engine, threshold: float, exact: bool) -> Engine:
-    settings = small_engine.settings.model_copy(update={"answerability_min": threshold})
-    engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-    )
+    engine = engine_with(small_engine, answerability_min=threshold)
     engine.score_answerability = exact
     return engine
 

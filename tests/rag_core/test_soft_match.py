@@ -180,20 +180,10 @@ class CountingEmbedder:
 def test_token_vectors_are_embedded_only_when_a_soft_feature_weighs(
     small_engine, soft_weighted: bool
 ) -> None:  # type: ignore[no-untyped-def]
-    from rag_core.engine import Engine
-    from rag_core.kv import MemoryKV
+    from tests.conftest import engine_with
 
     weights = dict(WEIGHTS) if soft_weighted else {k: v for k, v in WEIGHTS.items() if k not in SOFT_FEATURES}
-    settings = small_engine.settings.model_copy(
-        update={"answerability_weights": weights, "answerability_min": 0.01}
-    )
-    engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-    )
+    engine = engine_with(small_engine, answerability_weights=weights, answerability_min=0.01)
     engine.score_answerability = True  # the whole check (serving may decide it before the token passes)
     counting = CountingEmbedder(small_engine.embedder)
     engine.embedder = counting  # type: ignore[assignment]
@@ -342,20 +332,10 @@ def test_cheap_features_need_only_word_vectors(sparse: Bm25Encoder) -> None:
 
 @pytest.mark.parametrize("weights_name", ["cheap", "shipped"])
 def test_the_cheap_check_embeds_words_not_texts(small_engine, weights_name: str) -> None:  # type: ignore[no-untyped-def]
-    from rag_core.engine import Engine
-    from rag_core.kv import MemoryKV
+    from tests.conftest import engine_with
 
     weights = dict(CHEAP_WEIGHTS) if weights_name == "cheap" else dict(WEIGHTS)
-    settings = small_engine.settings.model_copy(
-        update={"answerability_weights": weights, "answerability_min": 0.01}
-    )
-    engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-    )
+    engine = engine_with(small_engine, answerability_weights=weights, answerability_min=0.01)
     engine.score_answerability = True  # the whole check (serving may decide it before the token passes)
     counting = CountingEmbedder(small_engine.embedder)
     words: list[list[str]] = []

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from rag_core.engine import Engine
-from rag_core.kv import MemoryKV
 from rag_core.soft_match import KeptWords
+from tests.conftest import engine_with
 
 
 def _forwards(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
@@ -49,14 +49,7 @@ def test_a_quoted_answers_check_embeds_its_question_once(
     small_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Retrieval embeds the question; the check reads its token vectors from that same pass."""
-    settings = small_engine.settings.model_copy(update={"answerability_min": 0.01})
-    engine = Engine(
-        settings,
-        store=small_engine.store,
-        embedder=small_engine.embedder,
-        reranker=small_engine.reranker,
-        kv=MemoryKV(),
-    )
+    engine = engine_with(small_engine, answerability_min=0.01)
     engine.score_answerability = True  # the whole check: every pass it can make
     forwards = _forwards(small_engine.embedder.backend.model, monkeypatch)
     question = "How quickly must I acknowledge a page on a quiet Sunday?"
