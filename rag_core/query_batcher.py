@@ -66,12 +66,9 @@ class QueryBatcher(Generic[R]):
             return len(self._open.texts) if self._open else 0
 
     def encode(self, text: str) -> np.ndarray:
-        vector: np.ndarray = self._first(self.encode_many([text]))
+        rows: Any = self.encode_many([text])
+        vector: np.ndarray = rows[0]
         return vector
-
-    @staticmethod
-    def _first(rows: Any) -> Any:
-        return rows[0]
 
     def encode_many(self, texts: list[str]) -> R:
         """The rows of `texts` (one question's searches), embedded in the same batch as other callers' when they
