@@ -1,7 +1,9 @@
-"""Who may read a Confluence page: the page's read restrictions when it has any, else its space's read permission.
+"""Who may read a Confluence page: the read restrictions of the page and of its ancestors when any has some
+(intersected: a restricted page restricts the pages under it), else its space's read permission.
 
 (Confluence asks for both; one flat set of principals cannot say "in group eng AND named here", and the people a
-page is restricted to can nearly always read its space, so the more specific list is the one kept.)
+page is restricted to can nearly always read its space, so the more specific list is the one kept. Likewise a
+page restricted to people under one restricted to a group is left to the people named in both: fewer, never more.)
 
 Users become `user:<email>` (Cloud gives emails when the profile allows; a user without one is left out, so the
 page stays visible to fewer people, never more); groups become `group:<name>`. A space readable anonymously, or
@@ -43,11 +45,20 @@ def space_access(space: dict[str, Any]) -> Access:
     return Access.only(principals) if principals else PUBLIC
 
 
-def page_access(content: dict[str, Any], space: Access) -> Access:
-    """The page's read restrictions (`expand=restrictions.read.restrictions.*`), or the space's access."""
+def own_restriction(content: dict[str, Any]) -> Access | None:
+    """A page's own read restrictions (`restrictions.read.restrictions.*` expanded); None when it has none."""
     read = ((content.get("restrictions") or {}).get("read") or {}).get("restrictions") or {}
     users = (read.get("user") or {}).get("results") or []
     groups = (read.get("group") or {}).get("results") or []
-    if not users and not groups:
-        return space
-    return Access.only(_principals(read))
+    return Access.only(_principals(read)) if users or groups else None
+
+
+def page_access(content: dict[str, Any], space: Access) -> Access:
+    """Who both the page's read restrictions and those of each of its ancestors (`ancestors` expanded with
+    theirs) allow, as Confluence applies them; the space's access when none has any."""
+    access: Access | None = None
+    for item in [content, *(content.get("ancestors") or [])]:
+        own = own_restriction(item)
+        if own is not None:
+            access = own if access is None else access.narrowed_by(own)
+    return space if access is None else access

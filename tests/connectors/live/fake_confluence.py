@@ -260,6 +260,14 @@ class FakeConfluence(FakeApi):
             offset = int(req.arg("start") or 0)
         found = self._matches(cql)
         page = found[offset : offset + limit]
+        if (
+            self.flavor == "cloud"
+            and any(e.startswith("ancestors.restrictions") for e in expand)
+            and any(self.pages[a].status != "current" for p in page for a in p.ancestors if a in self.pages)
+        ):  # CONFCLOUD-77618: an ancestor that is trashed (or a draft) fails the whole request
+            return Reply(
+                404, {"statusCode": 404, "message": "Cannot find content. Outdated version/old_draft/trashed"}
+            )
         links: dict[str, str] = {"base": self.url(), "context": self.context}
         if offset + limit < len(found):
             query = {"cql": cql, "expand": ",".join(expand), "limit": limit}
@@ -283,15 +291,17 @@ class FakeConfluence(FakeApi):
         keys = {k.strip().strip('"') for k in spaces.group(1).split(",")} if spaces else None
         since = re.search(r'lastmodified >= "([^"]+)"', cql)
         since_at = datetime.strptime(since.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC) if since else None
-        ids = re.search(r"id in \(([^)]*)\)", cql)
+        ids = re.search(r"\bid in \(([^)]*)\)", cql)
         id_set = {i.strip() for i in ids.group(1).split(",")} if ids else None
+        under = re.search(r"\bancestor in \(([^)]*)\)", cql)  # only as `(id in (…) or ancestor in (…))`
+        under_set = {i.strip() for i in under.group(1).split(",")} if under else set()
         found = [
             p
             for p in self.pages.values()
             if p.status == "current"
             and (keys is None or p.space in keys)
             and (since_at is None or p.when >= since_at)
-            and (id_set is None or p.id in id_set)
+            and (id_set is None or p.id in id_set or bool(under_set & set(p.ancestors)))
         ]
         if "order by lastmodified asc" in cql:
             found.sort(key=lambda p: (p.when, int(p.id)))
@@ -317,12 +327,15 @@ class FakeConfluence(FakeApi):
                 "when": page.when.isoformat().replace("+00:00", "Z"),
                 "by": {"displayName": page.author, "type": "known"},
             }
-        if "ancestors" in expand:
-            content["ancestors"] = [
-                {"id": a, "title": self.pages[a].title, "type": "page"}
-                for a in page.ancestors
-                if a in self.pages
-            ]
+        if "ancestors" in expand or any(e.startswith("ancestors.") for e in expand):
+            content["ancestors"] = []
+            for a in page.ancestors:
+                if a not in self.pages:
+                    continue
+                ancestor: dict[str, Any] = {"id": a, "title": self.pages[a].title, "type": "page"}
+                if any(e.startswith("ancestors.restrictions.read") for e in expand):
+                    ancestor["restrictions"] = self._restrictions(self.pages[a])
+                content["ancestors"].append(ancestor)
         if "children.attachment" in expand:
             content["children"] = {
                 "attachment": {
@@ -348,16 +361,20 @@ class FakeConfluence(FakeApi):
         if "body.storage" in expand:
             content["body"] = {"storage": {"value": page.body, "representation": "storage"}}
         if any(e.startswith("restrictions.read") for e in expand):
-            content["restrictions"] = {
-                "read": {
-                    "operation": "read",
-                    "restrictions": {
-                        "user": {"results": page.users, "size": len(page.users)},
-                        "group": {
-                            "results": [{"type": "group", "name": g} for g in page.groups],
-                            "size": len(page.groups),
-                        },
-                    },
-                }
-            }
+            content["restrictions"] = self._restrictions(page)
         return content
+
+    @staticmethod
+    def _restrictions(page: Page) -> dict[str, Any]:
+        return {
+            "read": {
+                "operation": "read",
+                "restrictions": {
+                    "user": {"results": page.users, "size": len(page.users)},
+                    "group": {
+                        "results": [{"type": "group", "name": g} for g in page.groups],
+                        "size": len(page.groups),
+                    },
+                },
+            }
+        }

@@ -70,10 +70,12 @@ def test_a_restriction_change_is_applied_by_the_next_poll(make_engine, serve, ho
     (report,) = run_sync(settings, writer)
     assert report.ok, report.error
     searches = [r.arg("cql") or "" for r in api.requests[before:] if r.path.endswith("/content/search")]
-    assert sum("id in (101,103)" in q for q in searches) == 1  # one search for both named pages
+    # one search for both named pages and the pages under them (restrictions inherit)
+    assert sum("(id in (101,103) or ancestor in (101,103))" in q for q in searches) == 1
     docs = indexed(engine)
     assert docs["101"]["readers"] == ["user:lead@x.com"] and docs["103"]["readers"] == ["group:eng"]
-    assert report.permissions_changed == 2 and report.updated == 0  # readers rewritten, nothing re-embedded
+    assert docs["102"]["readers"] == ["user:lead@x.com"]  # under 101
+    assert report.permissions_changed == 3 and report.updated == 0  # readers rewritten, nothing re-embedded
 
 
 def test_without_webhooks_the_change_waits_for_the_listing_and_a_page_gone_from_search_is_deleted(
