@@ -3,26 +3,30 @@
 Full sync of 10,000 Confluence pages, 2,000 Drive files and 2,000 Slack threads (text from the Sourcegraph
 handbook), pages/s per kind; then, per kind, 20 edits, 5 deletions and 5 permission changes (Slack: a member
 leaves 5 private channels), and the scheduled poll that applies them, its requests by method. Confluence's
-poll applies the edits and the deletions (trash); its API shows restriction changes nowhere but in the id
-listing, which the sync runs every `RAG_LIVE_PRUNE_EVERY` syncs: the bench runs it too, to apply them, and
-prints its cost. After each kind the bench checks the index: every edit in (a new version), every deletion gone,
-every changed document with the readers the source now gives it; it stops if one is missing.
+poll applies the edits and the deletions (trash); a restriction change touches nothing its search shows, so it
+comes pushed (Data Center's webhooks, or on Cloud the Forge relay app in deploy/confluence-forge) and the poll
+reads the pages named; without them (`--no-forge-relay` on Cloud, or no `--redis-url`) only the id listing shows
+it. The listing runs every `RAG_LIVE_PRUNE_EVERY` syncs either way: the bench runs it after every Confluence poll
+and prints its cost. After each kind the bench checks the index: every edit in (a new version), every deletion
+gone, every changed document with the readers the source now gives it; it stops if one is missing.
 
 Two totals: the steady state of a poll (the polls' calls plus the listing's divided by `RAG_LIVE_PRUNE_EVERY`,
-its seconds likewise), then the last line: every call made to apply all the changes, the listing included, as a
-share of the full syncs' calls (what the issue asks for). Each sync's requests are counted by the connectors (`SyncReport.api_calls`).
+its seconds likewise), then the last line: every call made to apply all the changes (the listing's too when a
+change waited for it) as a share of the full syncs' calls (what the issue asks for). Each sync's requests are
+counted by the connectors (`SyncReport.api_calls`).
 
-Pushed changes are delivered the way the services send them: with `--redis-url` (default `RAG_TEST_REDIS_URL`)
-the fake Slack's Events API envelopes for every change go to the recorder the Slack adapter runs, and with
-`--confluence-flavor datacenter` the fake Data Center's webhook bodies, signed with the webhook secret, go to the
-recorder `POST /webhooks/confluence` runs; every API request the syncs make is counted as before.
+Pushed changes are delivered the way the services send them, with `--redis-url` (default `RAG_TEST_REDIS_URL`):
+the fake Slack's Events API envelopes for every change go to the recorder the Slack adapter runs; the fake Data
+Center's webhook bodies, or on Cloud the bodies the relay app's own `relay.js` (run by Node) makes of the events
+Forge would hand it, signed with the webhook secret, go to the recorder `POST /webhooks/confluence` runs; every
+API request the syncs make is counted as before.
 
 By default the passages get hashed random unit vectors instead of embeddings (the real model on a loaded 2-core
 machine would turn this into a multi-hour embedding benchmark; `sync_bench.py` measures that); `--real-embeddings`
 uses the model. The output says which.
 
     .venv/bin/python benchmarks/live_sync_bench.py [--pages 10000] [--files 2000] [--threads 2000]
-        [--redis-url URL] [--confluence-flavor cloud|datacenter]
+        [--redis-url URL] [--confluence-flavor cloud|datacenter] [--no-forge-relay]
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ import argparse
 import hashlib
 import io
 import itertools
+import json
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -174,16 +181,53 @@ def slack_events(redis_url: str) -> SlackChangeRecorder | None:
 BENCH_WEBHOOK_SECRET = "bench-confluence-webhook-secret"
 
 
-def confluence_webhooks(redis_url: str, flavor: str) -> ConfluenceChangeRecorder | None:
-    """Data Center's webhooks reach the recorder `POST /webhooks/confluence` runs (bot/api/webhooks.py); Cloud
-    has none for an API token."""
-    if flavor == "cloud" or not redis_url:
-        print(f"confluence webhooks: off ({'Cloud has none' if flavor == 'cloud' else 'no --redis-url'})")
+RELAY_JS = ROOT / "deploy" / "confluence-forge" / "src" / "relay.js"
+_RELAY_BODIES = """
+const { relayBody } = require(process.argv[1]);
+let input = '';
+process.stdin.on('data', (d) => (input += d)).on('end', () => {
+  process.stdout.write(JSON.stringify(JSON.parse(input).map(relayBody)));
+});
+"""
+
+
+def confluence_webhooks(redis_url: str, flavor: str, forge_relay: bool) -> ConfluenceChangeRecorder | None:
+    """Data Center's webhooks, or on Cloud the Forge relay app's posts, reach the recorder
+    `POST /webhooks/confluence` runs (bot/api/webhooks.py)."""
+    why = (
+        "no --redis-url"
+        if not redis_url
+        else "--no-forge-relay"
+        if flavor == "cloud" and not forge_relay
+        else "Node.js, which runs the Forge relay's code, is not installed"
+        if flavor == "cloud" and shutil.which("node") is None
+        else ""
+    )
+    if why:
+        print(f"confluence webhooks: off ({why}); restriction changes wait for the id listing")
         return None
     print(
         "confluence webhooks: Data Center's signed bodies of every change reach the webhook route's recorder"
+        if flavor == "datacenter"
+        else "confluence events: the Forge relay app (deploy/confluence-forge) posts the restriction events Forge "
+        "hands it, bodies made by its own relay.js under Node, signed, to the webhook route's recorder"
     )
     return ConfluenceChangeRecorder(redis_url, BENCH_WEBHOOK_SECRET)
+
+
+def pushed_confluence_bodies(wiki: FakeConfluence) -> list[bytes]:
+    """What reaches `POST /webhooks/confluence`: Data Center's webhook bodies, or the Forge relay's."""
+    if wiki.flavor == "datacenter":
+        return list(wiki.webhooks)
+    done = subprocess.run(
+        [shutil.which("node") or "node", "-e", _RELAY_BODIES, str(RELAY_JS)],
+        input=json.dumps(wiki.forge_events),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [body.encode() for body in json.loads(done.stdout)]
 
 
 def deliver(api: FakeSlackApi, recorder: SlackChangeRecorder | None, start: int) -> int:
@@ -310,6 +354,11 @@ def main() -> None:
         help="datacenter: its webhooks (signed, as Confluence sends them) reach the recorder the API's route runs",
     )
     parser.add_argument(
+        "--no-forge-relay",
+        action="store_true",
+        help="Cloud without the Forge relay app: restriction changes wait for the id listing",
+    )
+    parser.add_argument(
         "--redis-url",
         default=os.environ.get("RAG_TEST_REDIS_URL", ""),
         help="a Redis database for Slack's event hints (its ragbot:live_events:* keys are cleared); "
@@ -328,7 +377,7 @@ def main() -> None:
     for api in (wiki, drive, slack):
         api.start()
     recorder = slack_events(args.redis_url)
-    hooks = confluence_webhooks(args.redis_url, args.confluence_flavor)
+    hooks = confluence_webhooks(args.redis_url, args.confluence_flavor, not args.no_forge_relay)
     os.environ["BENCH_CONFLUENCE_TOKEN"] = wiki.token
     os.environ["BENCH_DRIVE_KEY"] = service_account_json(f"{drive.base}/token")
     os.environ["BENCH_SLACK_TOKEN"] = slack.token
@@ -400,7 +449,7 @@ def main() -> None:
             if config.name == "slack":
                 delivered = deliver(slack, recorder, delivered)
             if config.name == "confluence" and hooks is not None:
-                for body in wiki.webhooks:  # signed with the webhook's secret, as Confluence does
+                for body in pushed_confluence_bodies(wiki):  # signed with the webhook's secret
                     assert hooks.receive(body, signature(body, BENCH_WEBHOOK_SECRET)) == 204
                 if not hooks.flush(60.0):  # its thread writes them; the sync must see them all
                     raise RuntimeError("the webhook hints were not written within 60 s")
@@ -414,18 +463,25 @@ def main() -> None:
                 f"{by_method(apis[config.name], mark)})"
             )
             gaps = missing(before, writer.indexed_documents(config.name), expected)
-            listing_calls = listing_s = 0.0
-            if gaps and config.name == "confluence":  # restrictions show only in the id listing
-                print(f"{line}; not applied by the poll: {len(gaps)} ({gaps[0]}, …)")
+            listing_calls = listing_s = 0.0  # what applying the changes needed beyond the poll
+            if config.name == "confluence":  # the id listing runs every `prune_every` syncs either way
+                if gaps:  # restrictions with no webhook or relay: only the listing shows them
+                    print(f"{line}; not applied by the poll: {len(gaps)} ({gaps[0]}, …)")
                 (pruned,) = run_sync(prune_now, writer, source=config.name)
                 assert pruned.ok, pruned.error
-                listing_calls, listing_s = float(pruned.api_calls or 0), pruned.duration_s
-                line = (
-                    f"incremental {config.name}: + id listing (every {prune_every} syncs) "
-                    f"{pruned.api_calls} calls, {pruned.duration_s:.1f} s ({pruned.updated} updated, "
-                    f"{pruned.deleted} deleted, {pruned.permissions_changed} readers rewritten)"
+                listed = (
+                    f"id listing (every {prune_every} syncs) {pruned.api_calls} calls, {pruned.duration_s:.1f} s "
+                    f"({pruned.updated} updated, {pruned.deleted} deleted, "
+                    f"{pruned.permissions_changed} readers rewritten)"
                 )
-                gaps = missing(before, writer.indexed_documents(config.name), expected)
+                steady_calls += float(pruned.api_calls or 0) / prune_every
+                steady_s += pruned.duration_s / prune_every
+                if gaps:
+                    listing_calls, listing_s = float(pruned.api_calls or 0), pruned.duration_s
+                    line = f"incremental {config.name}: + {listed}"
+                    gaps = missing(before, writer.indexed_documents(config.name), expected)
+                else:
+                    print(f"{line}; the {listed} found nothing left to apply")
             assert not gaps, f"{config.name}: changes not applied: {gaps[:5]}"
             total = calls + listing_calls
             share = 100 * total / (full[config.name].api_calls or 1)
@@ -436,8 +492,8 @@ def main() -> None:
             )
             all_calls += total
             all_s += seconds + listing_s
-            steady_calls += calls + listing_calls / prune_every
-            steady_s += seconds + listing_s / prune_every
+            steady_calls += calls
+            steady_s += seconds
         engine.close()
     for api in (wiki, drive, slack):
         api.stop()
@@ -451,7 +507,7 @@ def main() -> None:
         f"steady state of a poll (the id listing counted 1/{prune_every}, as it runs every {prune_every} "
         f"syncs): {steady_calls:.0f} calls = {100 * steady_calls / full_calls:.2f}% of full, {steady_s:.1f} s"
     )
-    print("every change applied (Confluence's id listing included):")
+    print("every change applied (Confluence's id listing included when a change waited for it):")
     print(
         f"live_sync_bench: kinds {','.join(k for k in counts)}; full {slowest:.1f} pages/s; incremental "
         f"{all_calls:.0f} calls = {100 * all_calls / full_calls:.2f}% of full, {all_s:.1f} s"

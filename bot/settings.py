@@ -50,7 +50,7 @@ class BotSettings(Settings):
 
     # --- sources that push changes ------------------------------------------------------------------------------
     confluence_webhook_secret: SecretStr | None = (
-        None  # the secret of Confluence Data Center's webhook at /webhooks/confluence (docs/connectors.md)
+        None  # the secret of Confluence DC's webhook or Cloud's Forge relay at /webhooks/confluence (docs/connectors.md)
     )
 
     @field_validator("discord_principals")

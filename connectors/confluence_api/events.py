@@ -1,4 +1,8 @@
-"""Confluence Data Center webhooks as change hints for the Confluence source (see `connectors/live_events.py`).
+"""Confluence Data Center webhooks, and Cloud's Forge relay (deploy/confluence-forge), as change hints for the
+Confluence source (see `connectors/live_events.py`).
+
+The relay posts `{"eventType": "avi:confluence:permissions_updated:page", "content": {"id", "type"}}` for the
+restriction and move events Forge hands it, signed the same way, so one route and one parser serve both.
 
 Data Center (7.7+) sends an admin-created webhook's events as JSON POSTs signed with its secret: header
 `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`. Bodies carry the entity they are about (`page`, `blog`,

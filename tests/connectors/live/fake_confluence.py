@@ -3,7 +3,9 @@ with `start` pagination) serving the documented shapes of content search, spaces
 
 Data Center also queues the webhook bodies an admin-created webhook would POST for each change made through the
 helpers (`webhooks`: `page_updated`, `page_trashed` with the `page` entity, `content_permissions_updated` with
-`content`); Cloud sends none (its webhooks are for installed apps only)."""
+`content`); Cloud sends none (its webhooks are for installed apps only), but queues the events Forge would hand
+the relay app for a restriction change (`forge_events`: `avi:confluence:permissions_updated:page`, with the
+documented `content` payload)."""
 
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ class FakeConfluence(FakeApi):
         self.pages: dict[str, Page] = {}
         self.clock = T0
         self.webhooks: list[bytes] = []  # JSON bodies, Data Center only
+        # Cloud: the events Forge hands the relay app (deploy/confluence-forge) for the ones it subscribes to
+        self.forge_events: list[dict[str, Any]] = []
 
     # -- test helpers ----------------------------------------------------------------------------------------
 
@@ -83,6 +87,21 @@ class FakeConfluence(FakeApi):
         page.users = [{"email": u, "accountId": f"acc-{u}"} for u in users]
         page.groups = list(groups)
         self._webhook("content", page)  # content_permissions_updated
+        if self.flavor == "cloud":
+            space = self.spaces[page.space]
+            self.forge_events.append(
+                {
+                    "eventType": f"avi:confluence:permissions_updated:{page.type}",
+                    "atlassianId": "acc-admin",
+                    "content": {
+                        "id": page.id,
+                        "type": page.type,
+                        "status": page.status,
+                        "title": page.title,
+                        "space": {"id": int(space["id"]), "key": page.space, "name": space["name"]},
+                    },
+                }
+            )
 
     def trash(self, page_id: str) -> None:
         self.pages[page_id].status = "trashed"
