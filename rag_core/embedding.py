@@ -112,15 +112,16 @@ class Embedder:
         )
         # recent questions' vectors: one answer embeds its question twice (retrieval, then the answerability check)
         self._recent: Recent[np.ndarray] = Recent(_RECENT_QUERIES)
-        # recent texts' token vectors (encode_tokens), within a memory budget
+        # recent texts' token vectors (encode_tokens): half of RAG_TOKEN_CACHE_MB, which bounds the check's
+        # caches together (a quarter for single words' vectors below, a quarter for the engine's content words)
         budget = settings.token_cache_mb * 1024 * 1024
         self._tokens: Recent[tuple[list[tuple[int, int]], np.ndarray]] = Recent(
-            budget, lambda entry: entry[1].nbytes
+            budget // 2, lambda entry: entry[1].nbytes
         )
         # recent texts' spans without vectors (token_spans: a top source the check did not need to embed)
         self._spans: Recent[tuple[list[tuple[int, int]], np.ndarray]] = Recent(_RECENT_SPANS)
-        # single words' vectors (word_vectors), within the same budget again
-        self._words: Recent[np.ndarray] = Recent(budget, lambda vector: vector.nbytes)
+        # single words' vectors (word_vectors)
+        self._words: Recent[np.ndarray] = Recent(budget // 4, lambda vector: vector.nbytes)
         self._word_table: np.ndarray | None = None
         self.backend: Backend
         if settings.embedding_url:
@@ -202,7 +203,7 @@ class Embedder:
                 group.append(i)
             else:
                 groups.append([i])
-        out: list[np.ndarray | None] = [None] * len(texts)
+        out: dict[int, np.ndarray] = {}
         with self._lock:
             for group in groups:
                 vectors = self._token_model.encode(
@@ -210,7 +211,7 @@ class Embedder:
                 )
                 for i, v in zip(group, vectors, strict=True):
                     out[i] = np.asarray(v.float().numpy() if hasattr(v, "numpy") else v, dtype=np.float32)
-        return [v for v in out if v is not None]
+        return [out[i] for i in range(len(texts))]
 
     def token_spans(self, texts: Sequence[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
         """`encode_tokens` without the forward pass: the same spans (truncated alike) with zero vectors, so soft

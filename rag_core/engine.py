@@ -137,7 +137,7 @@ class Engine:
         self._local_lookup = bool(getattr(kv, "in_process", False) and getattr(store, "in_process", False))
         self.score_answerability = False  # score quoted answers even with the check off (eval, calibrate)
         # the content words of recently quoted sentences and top sources (the check reads them answer after answer)
-        self._words = KeptWords(self.settings.token_cache_mb * 1024 * 1024)
+        self._words = KeptWords(self.settings.token_cache_mb * 1024 * 1024 // 4)  # a quarter: see Embedder
         self._writer = IndexWriter(
             store, embedder, self.chunker, self.sparse, optimize_after_points=settings.optimize_after_points
         )

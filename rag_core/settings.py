@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     embedding_batch_size: int = 32  # passages per encode() batch
     query_batch_window_ms: float = 1.0  # questions arriving this close together are embedded in one batch
     query_batch_max: int = 32  # most questions embedded in one batch
-    token_cache_mb: int = Field(default=64, ge=0)  # recent texts' token vectors (answerability), 0 = none
+    token_cache_mb: int = Field(default=64, ge=0)  # the answerability check's caches, all together; 0 = none
     rerank_model: str = ""  # "" = score fusion (runs anywhere); a CrossEncoder folder or hub name to use one
     use_reranker: bool = True  # false = order by fusion rank and threshold on the dense cosine (A/B arms)
     torch_threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)

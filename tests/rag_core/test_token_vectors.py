@@ -133,3 +133,29 @@ def test_kept_words_are_given_again_only_with_the_same_vectors(small_engine: Eng
         text, tokens, sparse
     )  # its vectors again: the words are made from them, not taken from zeros
     assert again is not stem_only and np.allclose(again.vectors, first.vectors)
+
+
+def test_rag_token_cache_mb_bounds_the_checks_caches_together(small_engine: Engine) -> None:
+    """The setting is one budget for the check's three caches (token vectors, words' vectors, content words),
+    not one each: their budgets add up to it, and after answers that fill them they hold no more."""
+    from rag_core.embedding import Embedder
+    from rag_core.kv import MemoryKV
+
+    mib = 1024 * 1024
+    settings = small_engine.settings.model_copy(update={"token_cache_mb": 1, "answerability_min": 0.01})
+    embedder = Embedder(settings)
+    engine = Engine(
+        settings, store=small_engine.store, embedder=embedder, reranker=small_engine.reranker, kv=MemoryKV()
+    )
+    engine.score_answerability = True  # the whole check: every cache it has
+    caches = [embedder._tokens, embedder._words, engine._words._recent]
+    assert sum(cache.budget for cache in caches) == mib
+    for question in [
+        "How quickly must I acknowledge a page on a quiet Sunday?",
+        "Who approves a team dinner for nine?",
+        "When is the next deploy freeze?",
+        "How do I reset my VPN token?",
+    ]:
+        engine.answer(question)
+    used = sum(cache.used for cache in caches)
+    assert 0 < used <= mib and all(cache.used <= cache.budget for cache in caches)
