@@ -2,17 +2,18 @@
 
 Both flavors answer the same content search (`/rest/api/content/search?cql=…`, `_links.next` pagination: a
 cursor on Cloud, `start` on Data Center) with bodies in storage format, versions, ancestors and the read
-restrictions of the page and of its ancestors (which it inherits) expanded, so one request brings 50 whole pages. Cloud's spaces come from REST v2
-(`/api/v2/spaces?keys=…`, cursor pagination). The checkpoint is the newest `version.when` committed; the next
-poll asks for `lastmodified >= checkpoint - 14 h` (CQL reads times in the account's time zone, which may be up
-to 14 h off UTC; pages seen again are unchanged and cost no embedding). Each poll also lists the spaces'
+restrictions of the page and of its ancestors (which it inherits) expanded, so one request brings 50 whole
+pages. Cloud's spaces come from REST v2 (`/api/v2/spaces?keys=…`, cursor pagination). The checkpoint is the
+newest `version.when` committed; the next poll asks for `lastmodified >= checkpoint - 14 h` (CQL reads times
+in the account's time zone, which may be up to 14 h off UTC; pages seen again are unchanged and cost no
+embedding). Each poll also lists the spaces'
 content that is gone and deletes it: on Cloud trashed, archived and deleted pages and blog posts (REST v2
 `/pages` and `/blogposts` with `status`, 250 ids a request: two requests while the trash is small), on Data
 Center trashed ones (REST v1 `/content?status=trashed`, a request per space and type). Restriction changes touch
 neither `lastmodified` nor anything else a cheap request shows: they, purged pages, and Data Center's archived
 pages are found by the id listing (every `RAG_LIVE_PRUNE_EVERY` syncs and on `--full`), which brings each page's
-restrictions — or, on Data Center with its webhooks pointed at the bot (`events.py`), by the next poll, which
-reads again the pages the webhooks named.
+restrictions — or, with Data Center's webhooks or Cloud's Forge relay pointed at the bot (`events.py`), by the
+next poll, which reads again the pages they named and the pages under them.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ Data Center (7.7+) sends an admin-created webhook's events as JSON POSTs signed 
 `attachment` with its `parent`, `content` for `content_permissions_updated`), each with its `id`. A hint is that
 id: the next poll reads those pages and the pages under them again (one `(id in (…) or ancestor in (…))` search
 per 50: restrictions inherit), so a restriction change is applied at the next poll instead of the next id
-listing; an id the search no longer returns (purged, or restricted away from the bot's account) is deleted. The hints only add to what the poll reads: a lost webhook leaves the change to the
-id listing, as without webhooks. Space events are not hints (a space's permissions are read at every poll, and
+listing; an id the search no longer returns (purged, or restricted away from the bot's account) is deleted.
+The hints only add to what the poll reads: a lost webhook leaves the change to the id listing, as without
+webhooks. Space events are not hints (a space's permissions are read at every poll, and
 applied to the pages at the id listing).
 
 The route answers without waiting on Redis: the signature and the JSON are checked in the request's handler (an
