@@ -25,7 +25,15 @@ from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
 from connectors.archive import Limits
-from connectors.drive_api.files import FILE_FIELDS, FOLDER, access_of, content_stamp, to_document
+from connectors.drive_api.files import (
+    FILE_FIELDS,
+    FOLDER,
+    HIDDEN_SHARING,
+    access_of,
+    content_stamp,
+    sharing_hidden,
+    to_document,
+)
 from connectors.errors import Skipped, SourceUnavailable
 from connectors.live import AccessChange, Batch, Checkpoint, Listed, LiveConnector
 from connectors.live_http import ApiError, credential_name, read_secret
@@ -119,7 +127,11 @@ class DriveApiConnector(LiveConnector):
                     stamps.pop(str(change["fileId"]), None)
                 elif meta.get("mimeType") == FOLDER:
                     folders.add(str(meta["id"]))
-                elif (stamp := content_stamp(meta)) and stamps.get(str(meta["id"])) == stamp:
+                elif (
+                    (stamp := content_stamp(meta))
+                    and stamps.get(str(meta["id"])) == stamp
+                    and not sharing_hidden(meta)
+                ):
                     # sharing (or a move within scope) changed, the content did not: new readers, no export
                     batch.access.append(AccessChange(str(meta["id"]), self._access(meta), exact=True))
                 else:
@@ -227,7 +239,14 @@ class DriveApiConnector(LiveConnector):
         return any(parent in folders for parent in meta.get("parents") or [])
 
     def _add(self, batch: Batch, meta: dict[str, Any], stamps: dict[str, str]) -> None:
-        """The file read whole into `batch`; its content stamp kept when it was indexed (else dropped)."""
+        """The file read whole into `batch`; its content stamp kept when it was indexed (else dropped). One whose
+        sharing this account cannot read is skipped, and leaves the index if it was in it: nobody can vouch for
+        its readers any more."""
+        if sharing_hidden(meta):
+            batch.documents.append(Skipped(str(meta.get("name") or meta["id"]), HIDDEN_SHARING))
+            batch.deleted.append(str(meta["id"]))
+            stamps.pop(str(meta["id"]), None)
+            return
         document = self._document(meta)
         batch.documents.append(document)
         stamp = content_stamp(meta)

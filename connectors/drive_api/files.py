@@ -28,8 +28,24 @@ EXPORTS: dict[str, tuple[str, str]] = {
 FILE_FIELDS = (
     "id,name,mimeType,size,modifiedTime,md5Checksum,webViewLink,parents,trashed,driveId,"
     "lastModifyingUser(displayName,emailAddress),owners(displayName,emailAddress),"
-    "permissions(type,role,emailAddress,domain)"
+    "permissions(type,role,emailAddress,domain),capabilities(canShare)"
 )
+# Drive gives a My Drive file's permissions only to whoever may share it (files.list leaves them out and
+# permissions.list answers 403 insufficientFilePermissions): such a file cannot say who may read it.
+HIDDEN_SHARING = (
+    "the service account cannot see who may read it (Drive shows a file's sharing only to whoever may share "
+    "it): share the folder with the service account as Editor, or read as a user who may share it "
+    "(domain-wide delegation, `subject`)"
+)
+
+
+def sharing_hidden(meta: dict[str, Any]) -> bool:
+    """A My Drive file this account may not share: its permissions are nowhere it may read them. (Shared
+    drives leave `permissions` out of files.list for everyone, and permissions.list gives them to members.)"""
+    capabilities = meta.get("capabilities") or {}
+    return (
+        meta.get("permissions") is None and not meta.get("driveId") and capabilities.get("canShare") is False
+    )
 
 
 def content_stamp(meta: dict[str, Any]) -> str:

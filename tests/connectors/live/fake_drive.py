@@ -32,6 +32,7 @@ class File:
     trashed: bool = False
     modified: str = "2024-01-01T00:00:00.000Z"
     drive_id: str | None = None
+    can_share: bool = True  # False: shared with the service account as a viewer (My Drive)
 
 
 def service_account_json(token_uri: str) -> str:
@@ -119,11 +120,15 @@ class FakeDrive(FakeApi):
             )
         if m := re.fullmatch(r"/files/([^/]+)/permissions", path):
             file = self.files.get(m.group(1))
-            return (
-                Reply(body={"permissions": file.permissions})
-                if file
-                else _error(404, "notFound", "File not found")
-            )
+            if file is None:
+                return _error(404, "notFound", "File not found")
+            if not file.can_share and not file.drive_id:  # Drive shows sharing only to who may share
+                return _error(
+                    403,
+                    "insufficientFilePermissions",
+                    "The user does not have sufficient permissions for this file.",
+                )
+            return Reply(body={"permissions": file.permissions})
         if m := re.fullmatch(r"/files/([^/]+)", path):
             file = self.files.get(m.group(1))
             if file is None:
@@ -150,8 +155,11 @@ class FakeDrive(FakeApi):
             meta["md5Checksum"] = hashlib.md5(file.content).hexdigest()  # binary files only, as Drive
         if file.drive_id:
             meta["driveId"] = file.drive_id
-        if not self.hide_permissions:
-            meta["permissions"] = file.permissions
+        if not self.hide_permissions and file.can_share and not file.drive_id:
+            meta["permissions"] = (
+                file.permissions
+            )  # "only available if the requesting user can share the file"
+        meta["capabilities"] = {"canShare": file.can_share}
         return meta
 
     def _list(self, req: Request) -> Reply:

@@ -315,3 +315,28 @@ def test_a_sharing_change_on_a_shared_drive_reads_permissions_and_its_failure_ke
     assert report.ok and indexed(engine, "drive")["x1"]["readers"] == ["user:cfo@x.com"]
     later = [r for r in api.requests[loaded:] if r.path.startswith("/drive/v3/files")]
     assert {r.path for r in later} == {"/drive/v3/files/x1/permissions"}  # no download: 2 failed + 1
+
+
+def test_a_file_the_service_account_only_views_is_skipped_with_why_and_fails_nothing(
+    make_engine, serve, key
+) -> None:
+    """Drive shows a My Drive file's sharing only to whoever may share it (`capabilities.canShare`;
+    `permissions.list` answers 403 otherwise): a file the service account only views cannot say who may read it.
+    It is skipped with the reason and the fix, never indexed and never failing the sync; a file whose sharing the
+    account could read and no longer can leaves the index."""
+    api = serve(drive())
+    api.put(File("v1", "viewer.md", "text/markdown", b"# Viewer\n\nOnly viewed.", can_share=False))
+    key(api)
+    engine, settings = make_engine([source(api)])
+    writer = engine.index_writer()
+    (report,) = run_sync(settings, writer)
+    assert report.ok, report.error
+    docs = indexed(engine, "drive")
+    assert "v1" not in docs and {"d1", "m1"} <= set(docs)
+    (reason,) = [why for where, why in report.skipped if where == "viewer.md"]
+    assert "cannot see who may read it" in reason and "Editor" in reason
+    assert api.calls("/files/v1/permissions") == 0  # told by capabilities.canShare: no request made to fail
+    api.touch("m1", can_share=False)  # sharing only: its content stamp is unchanged
+    (poll,) = run_sync(settings, writer)
+    assert poll.ok, poll.error
+    assert "m1" not in indexed(engine, "drive") and poll.deleted == 1
