@@ -198,6 +198,16 @@ class ConfluenceApiConnector(LiveConnector):
                         f"{self.config.name}: space {key} does not exist or the credential cannot see it"
                     ) from None
                 raise
+            if not space.get("permissions"):  # documented (docs/permissions.md), but an operator should know
+                log.warning(
+                    "confluence space permissions are not visible to the credential: the space's unrestricted "
+                    "pages go to everyone who may use the source (bound them with visible_to)",
+                    extra={
+                        "event": "confluence_space_permissions_hidden",
+                        "source": self.config.name,
+                        "space": key,
+                    },
+                )
             self._spaces[key] = (names.get(key) or space.get("name") or key, space_access(space))
         return self._spaces
 

@@ -267,6 +267,8 @@ class FakeConfluence(FakeApi):
                 "subjects": {"group": {"results": [{"name": "admins"}]}},
             }
         )
+        if space.get("permissions_hidden"):  # a credential that may not see them: Confluence leaves them out
+            return Reply(body={"key": key, "name": space["name"]})
         return Reply(body={"key": key, "name": space["name"], "permissions": permissions})
 
     def _search(self, req: Request) -> Reply:

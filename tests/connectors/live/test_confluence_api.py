@@ -455,3 +455,20 @@ def test_attachments_of_supported_types_are_documents_under_their_page(make_engi
     api.pages["103"].attachments.pop(0)
     (report,) = run_sync(settings, engine.index_writer())  # the listing no longer names it
     assert report.deleted == 1 and "103/att1" not in indexed(engine)
+
+
+def test_a_space_whose_permissions_the_credential_cannot_see_is_said_in_one_line(
+    make_engine, serve, caplog
+) -> None:
+    """Its unrestricted pages go to everyone who may use the source (docs/permissions.md): the operator is told,
+    once a sync, which space and what bounds it."""
+    api = serve(wiki())
+    api.spaces["ENG"]["permissions_hidden"] = True
+    engine, settings = make_engine([source(api)])
+    with caplog.at_level(logging.WARNING):
+        (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok, report.error
+    docs = indexed(engine)
+    assert docs["101"]["readers"] == ["*"] and docs["103"]["readers"] == ["group:legal", "user:hr@x.com"]
+    lines = [r for r in caplog.records if getattr(r, "event", "") == "confluence_space_permissions_hidden"]
+    assert len(lines) == 1 and lines[0].space == "ENG" and "visible_to" in lines[0].getMessage()
