@@ -47,6 +47,13 @@ log = logging.getLogger(__name__)
 SCOPE = "https://www.googleapis.com/auth/drive.readonly"
 PAGE_SIZE = 100  # files per files.list page with full metadata
 LIST_SIZE = 1000  # ids per page of the slim listing (Drive's maximum)
+
+
+class SharingHidden(SourceUnavailable):
+    """Drive refused a file's permissions (403 insufficientFilePermissions): that file is skipped where the
+    sync reads permissions; anywhere else it fails the sync like any refusal."""
+
+
 _SIZE_LIMITS = {"exportSizeLimitExceeded", "cannotExportFile"}
 _RATE_LIMITS = {"rateLimitExceeded", "userRateLimitExceeded"}
 
@@ -133,7 +140,10 @@ class DriveApiConnector(LiveConnector):
                     and not sharing_hidden(meta)
                 ):
                     # sharing (or a move within scope) changed, the content did not: new readers, no export
-                    batch.access.append(AccessChange(str(meta["id"]), self._access(meta), exact=True))
+                    try:
+                        batch.access.append(AccessChange(str(meta["id"]), self._access(meta), exact=True))
+                    except SharingHidden:
+                        self._hidden(batch, meta, stamps)
                 else:
                     self._add(batch, meta, stamps)
             new_start = page.get("newStartPageToken")
@@ -242,18 +252,27 @@ class DriveApiConnector(LiveConnector):
         """The file read whole into `batch`; its content stamp kept when it was indexed (else dropped). One whose
         sharing this account cannot read is skipped, and leaves the index if it was in it: nobody can vouch for
         its readers any more."""
-        if sharing_hidden(meta):
-            batch.documents.append(Skipped(str(meta.get("name") or meta["id"]), HIDDEN_SHARING))
-            batch.deleted.append(str(meta["id"]))
-            stamps.pop(str(meta["id"]), None)
+        if sharing_hidden(meta):  # known from the listing: no request made to fail
+            self._hidden(batch, meta, stamps)
             return
-        document = self._document(meta)
+        try:
+            document = self._document(meta)
+        except SharingHidden:  # the listing did not say (a shared drive, or a right lost since)
+            self._hidden(batch, meta, stamps)
+            return
         batch.documents.append(document)
         stamp = content_stamp(meta)
         if isinstance(document, Document) and stamp:
             stamps[document.id] = stamp
         else:
             stamps.pop(str(meta.get("id")), None)
+
+    @staticmethod
+    def _hidden(batch: Batch, meta: dict[str, Any], stamps: dict[str, str]) -> None:
+        """A file whose sharing this account cannot read: skipped with why, and out of the index."""
+        batch.documents.append(Skipped(str(meta.get("name") or meta["id"]), HIDDEN_SHARING))
+        batch.deleted.append(str(meta["id"]))
+        stamps.pop(str(meta["id"]), None)
 
     def _access(self, meta: dict[str, Any]) -> Access:
         perms = meta.get("permissions")
@@ -322,6 +341,8 @@ class DriveApiConnector(LiveConnector):
     def _error(self, exc: HttpError) -> Exception:
         status = int(exc.resp.status)
         reasons = {d.get("reason") for d in (exc.error_details or []) if isinstance(d, dict)}
+        if status == 403 and "insufficientFilePermissions" in reasons:
+            return SharingHidden(f"{self.config.name}: {HIDDEN_SHARING}")
         if status == 401 or (status == 403 and not reasons & (_SIZE_LIMITS | _RATE_LIMITS)):
             return SourceUnavailable(
                 f"{self.config.name}: the service account in {credential_name(self.config)} was refused "

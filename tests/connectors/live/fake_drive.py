@@ -62,6 +62,7 @@ class FakeDrive(FakeApi):
         self.grant_ok = True
         self.tokens_issued = 0
         self.hide_permissions = False  # shared drives: files.list leaves permissions out
+        self.forbid_permissions: set[str] = set()  # file ids whose permissions.list answers 403 all the same
         self.claims: dict[str, Any] = {}  # of the last signed JWT the service account sent
         self.edits = 0
 
@@ -122,7 +123,7 @@ class FakeDrive(FakeApi):
             file = self.files.get(m.group(1))
             if file is None:
                 return _error(404, "notFound", "File not found")
-            if not file.can_share and not file.drive_id:  # Drive shows sharing only to who may share
+            if (not file.can_share and not file.drive_id) or file.id in self.forbid_permissions:
                 return _error(
                     403,
                     "insufficientFilePermissions",

@@ -340,3 +340,32 @@ def test_a_file_the_service_account_only_views_is_skipped_with_why_and_fails_not
     (poll,) = run_sync(settings, writer)
     assert poll.ok, poll.error
     assert "m1" not in indexed(engine, "drive") and poll.deleted == 1
+
+
+def test_a_403_on_a_files_permissions_that_can_share_did_not_predict_skips_that_file_only(
+    make_engine, serve, key
+) -> None:
+    """`permissions.list` refusing one file (403 insufficientFilePermissions: on a shared drive, or a sharing
+    right lost between the listing and the call) skips that file, with why, and takes it out of the index; the
+    rest of the load and of the poll goes on, as for a file the listing already said was only viewed."""
+    api = serve(FakeDrive())
+    api.hide_permissions = True
+    who = [{"type": "user", "emailAddress": "pm@x.com", "role": "reader"}]
+    api.put(File("x1", "plan.md", "text/markdown", b"# Plan\n\nShip it.", drive_id="0AB", permissions=who))
+    api.put(File("x2", "risks.md", "text/markdown", b"# Risks\n\nNone.", drive_id="0AB", permissions=who))
+    api.forbid_permissions = {"x2"}
+    key(api)
+    engine, settings = make_engine([source(api, drive_id="0AB")])
+    writer = engine.index_writer()
+    (report,) = run_sync(settings, writer)
+    assert report.ok, report.error
+    assert set(indexed(engine, "drive")) == {"x1"}
+    (reason,) = [why for where, why in report.skipped if where == "risks.md"]
+    assert "cannot see who may read it" in reason
+    api.forbid_permissions = {"x1"}
+    api.touch(
+        "x1", permissions=[{"type": "user", "emailAddress": "cfo@x.com", "role": "reader"}]
+    )  # sharing only
+    (poll,) = run_sync(settings, writer)
+    assert poll.ok, poll.error
+    assert "x1" not in indexed(engine, "drive") and poll.deleted == 1
