@@ -99,6 +99,10 @@ class SlackThreadsConnector(LiveConnector):
             }
 
         for channel in self.config.channels:
+            if not self._joined(channel):
+                yield self._not_joined(channel, since, readers)
+                yield Batch(checkpoint=saved(False))
+                continue
             last = since.get(channel)
             # everyone, or a private channel's members (a failed member lookup fails the sync: checkpoint kept)
             access = self._channel(channel)[1]
@@ -179,6 +183,8 @@ class SlackThreadsConnector(LiveConnector):
 
     def list_ids(self) -> Iterator[Listed]:
         for channel in self.config.channels:
+            if not self._joined(channel):
+                continue  # its threads are listed nowhere: they leave the index
             access = self._channel(channel)[1]
             for messages in self._history(channel, None):
                 for message in messages:
@@ -271,6 +277,33 @@ class SlackThreadsConnector(LiveConnector):
         if self.config.reaction:
             return any(r.get("name") == self.config.reaction for r in message.get("reactions") or [])
         return True
+
+    def _joined(self, channel: str) -> bool:
+        """Whether the bot is in the channel (`users.conversations`, read once a sync)."""
+        if not self._names:
+            self._list_channels()
+        return channel in self._names
+
+    def _not_joined(self, channel: str, since: dict[str, float], readers: dict[str, str]) -> Batch:
+        """A configured channel the bot is not (or no longer) in. Removing the bot means "stop using it": its
+        threads are read by nobody from this sync on and leave the index at the next id listing; the other
+        channels go on; invited back, it is read again whole (its checkpoint goes)."""
+        log.warning(
+            "slack threads: the bot is not in a configured channel; its threads are hidden",
+            extra={"event": "slack_channel_not_joined", "source": self.config.name, "channel": channel},
+        )
+        since.pop(channel, None)
+        readers.pop(channel, None)
+        return Batch(
+            documents=[
+                Skipped(
+                    f"#{channel}",
+                    f"the bot is not in channel {channel}: its threads are hidden and leave the index at the "
+                    "next id listing; invite the bot to the channel to index them again",
+                )
+            ],
+            access=[AccessChange(f"{channel}:", Access.only(()))],
+        )
 
     def _channel(self, channel: str) -> tuple[str, Access]:
         """The channel's name and who may read its threads (members of a private one), looked up when needed."""

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from connectors.sync import run_sync
-from rag_core.permissions import Audience
+from rag_core.permissions import NOBODY, Audience
 from rag_core.settings import SourceConfig
 from tests.connectors.live.fake_slack_api import BOT_USER, Channel, FakeSlackApi
 from tests.connectors.live.test_confluence_api import indexed
@@ -226,16 +226,50 @@ def test_rate_limits_are_waited_out(make_engine, serve) -> None:
     assert report.ok and report.added == 3
 
 
-def test_a_channel_the_bot_is_not_in_fails_with_how_to_fix_it(make_engine, serve) -> None:
+def test_a_channel_the_bot_is_not_in_is_skipped_with_how_to_fix_it_and_the_rest_is_synced(
+    make_engine, serve, caplog
+) -> None:
     api, ts = workspace()
     serve(api)
     api.channels["C2"].members.remove(BOT_USER)
     engine, settings = make_engine([source(api)])
-    (report,) = run_sync(settings, engine.index_writer())
-    assert report.error.startswith(
-        "slack: channel C2 is not visible to the token in environment variable TEST_SLACK_TOKEN; invite the bot"
-    )
-    assert indexed(engine, "slack") == {}  # C1's threads were still in the open batch: nothing was published
+    with caplog.at_level(logging.WARNING):
+        (report,) = run_sync(settings, engine.index_writer())
+    assert report.ok, report.error
+    assert set(indexed(engine, "slack")) == {f"C1:{ts['vpn']}", f"C1:{ts['lunch']}"}
+    (reason,) = [why for where, why in report.skipped if where == "#C2"]
+    assert "the bot is not in channel C2" in reason and "invite the bot" in reason
+    lines = [r for r in caplog.records if getattr(r, "event", "") == "slack_channel_not_joined"]
+    assert len(lines) == 1 and lines[0].channel == "C2" and TOKEN not in lines[0].getMessage()
+
+
+def test_a_private_channel_the_bot_is_removed_from_is_hidden_at_once_and_read_again_when_invited_back(
+    make_engine, serve
+) -> None:
+    """Removing the bot from a channel means "stop using it": at the next poll its threads are read by nobody
+    (only the operator), the other channels' changes are applied all the same, the id listing then drops them;
+    invited back, the channel is read again whole."""
+    api, ts = workspace()
+    serve(api)
+    engine, settings = make_engine([source(api, min_replies=1)], live_prune_every=2)
+    writer = engine.index_writer()
+    run_sync(settings, writer)
+    comp = f"C2:{ts['comp']}"
+    assert comp in threads_for(engine, "ada@x.com")
+    api.channels["C2"].members.remove(BOT_USER)
+    api.post("C1", "U2", "Restart the client too.", thread_ts=ts["vpn"])  # C1 keeps changing
+    (poll,) = run_sync(settings, writer)
+    assert poll.ok, poll.error
+    assert indexed(engine, "slack")[comp]["readers"] == [NOBODY]
+    assert comp not in threads_for(engine, "ada@x.com")  # not even to its members: the bot was told to leave
+    assert "Restart the client" in indexed(engine, "slack")[f"C1:{ts['vpn']}"]["text"]
+    (listing,) = run_sync(settings, writer)  # the second sync since the load lists ids
+    assert listing.ok, listing.error
+    assert comp not in indexed(engine, "slack")
+    api.channels["C2"].members.append(BOT_USER)  # invited back
+    (poll,) = run_sync(settings, writer)
+    assert poll.ok, poll.error
+    assert comp in threads_for(engine, "ada@x.com")
 
 
 def test_a_long_thread_and_a_long_channel_are_read_across_cursor_pages(make_engine, serve) -> None:
