@@ -67,6 +67,9 @@ class LiveConnector(ABC):
     def __init__(self, config: SourceConfig, settings: Settings) -> None:
         self.config = config
         self.settings = settings
+        # set by a poll that saw a change only the id listing can apply (a Confluence space the credential no
+        # longer sees: its pages' ids do not say their space); the sync then lists ids at once
+        self.wants_listing = False
 
     @property
     def calls(self) -> int:

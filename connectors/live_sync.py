@@ -125,7 +125,7 @@ class _Run:
             cursor = next((b.checkpoint for b in reversed(group) if b.checkpoint is not None), cursor)
             self._apply(group, {"cursor": cursor, "syncs": syncs})
             applied = True
-        if prune:
+        if prune or self.connector.wants_listing:
             self._prune(cursor)
             return
         if not applied:  # a poll with nothing to say still counts towards the next pruning

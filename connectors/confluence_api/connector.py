@@ -80,7 +80,8 @@ class ConfluenceApiConnector(LiveConnector):
         self.http = ApiClient(
             config, settings, config.url or "", {"Authorization": auth, "Accept": "application/json"}, needs
         )
-        self._spaces: dict[str, tuple[str, Access]] | None = None  # key -> (name, access)
+        self._spaces: dict[str, tuple[str, Access]] | None = None  # key -> (name, access), the visible ones
+        self._unseen: list[str] = []  # configured spaces that do not exist or the credential cannot see
         self._space_ids: dict[str, str] = {}  # key -> REST v2 id (Cloud)
         self._events: EventLog | None = None
 
@@ -90,29 +91,53 @@ class ConfluenceApiConnector(LiveConnector):
         since = _parse_when((checkpoint or {}).get("since"))
         was = (checkpoint or {}).get("events")
         pending = self._pending(was)
+        seen_spaces = sorted(self.spaces())
+        was_spaces = None if checkpoint is None else checkpoint.get("spaces")
+        if self._unseen:
+            yield self._unseen_spaces(was_spaces)
+            if since is None:
+                self.wants_listing = False  # a first load: nothing of theirs is indexed
+        searches: list[tuple[str, list[str] | None]] = []  # (CQL, the spaces its checkpoints record)
+        fresh = [k for k in seen_spaces if was_spaces is not None and k not in was_spaces]
+        if since is not None and fresh:  # added to `spaces`, or visible again: read whole, as at a load
+            searches.append((f"{self._cql(fresh)} order by lastmodified asc", was_spaces))
         cql = self._cql()
         if since is not None:
             cql += f' and lastmodified >= "{(since - _OVERLAP).strftime("%Y-%m-%d %H:%M")}"'
-        cql += " order by lastmodified asc"
+        searches.append((f"{cql} order by lastmodified asc", seen_spaces))
         newest = since
         seen: set[str] = set()
-        for results in self._search(cql, _EXPAND, PAGE_SIZE):
-            batch = Batch()
-            for content in results:
-                seen.add(str(content.get("id")))
-                batch.documents.extend(self._with_attachments(content))
-                when = _parse_when((content.get("version") or {}).get("when"))
-                if when is not None and (newest is None or when > newest):
-                    newest = when
-            # the webhook position moves with the last batch only: a poll cut short reads the same hints again
-            batch.checkpoint = {"since": newest.isoformat() if newest else None, "events": was}
-            yield batch
+        for query, marked in searches:
+            for results in self._search(query, _EXPAND, PAGE_SIZE):
+                batch = Batch()
+                for content in results:
+                    seen.add(str(content.get("id")))
+                    batch.documents.extend(self._with_attachments(content))
+                    when = _parse_when((content.get("version") or {}).get("when"))
+                    if when is not None and (newest is None or when > newest):
+                        newest = when
+                # the webhook position moves with the last batch only: a poll cut short reads the same hints
+                # again; while new spaces are read whole, neither `since` nor the spaces move (cut short, the
+                # next poll reads them whole again)
+                moved = newest if marked is seen_spaces else since
+                batch.checkpoint = {
+                    "since": moved.isoformat() if moved else None,
+                    "events": was,
+                    "spaces": marked,
+                }
+                yield batch
         if since is not None:  # the first load has nothing to delete
             hinted = sorted(set(pending.hints) - seen, key=lambda i: (len(i), i))
             if hinted:  # pages a webhook named (a restriction change shows nowhere else before the listing)
                 yield self._named(hinted)
             yield Batch(deleted=list(self._gone() if self.config.flavor == "cloud" else self._trashed()))
-        yield Batch(checkpoint={"since": newest.isoformat() if newest else None, "events": pending.position})
+        yield Batch(
+            checkpoint={
+                "since": newest.isoformat() if newest else None,
+                "events": pending.position,
+                "spaces": seen_spaces,
+            }
+        )
 
     def _pending(self, was: str | None) -> Pending:
         """Page ids Data Center's webhooks named since the last poll (`events.py`); they only add to the poll,
@@ -171,7 +196,8 @@ class ConfluenceApiConnector(LiveConnector):
     # -- spaces ------------------------------------------------------------------------------------------------
 
     def spaces(self) -> dict[str, tuple[str, Access]]:
-        """Each configured space's name and read access; an unknown or invisible space fails the sync."""
+        """Each visible configured space's name and read access; the others are kept in `_unseen` (the poll
+        skips them), and none visible fails the sync."""
         if self._spaces is not None:
             return self._spaces
         names: dict[str, str] = {}
@@ -184,20 +210,17 @@ class ConfluenceApiConnector(LiveConnector):
                     names[found["key"]] = found.get("name") or found["key"]
                     self._space_ids[found["key"]] = str(found.get("id") or "")
                 path, params = (data.get("_links") or {}).get("next"), None
-        self._spaces = {}
+        spaces: dict[str, tuple[str, Access]] = {}
         for key in self.config.spaces:
-            if self.config.flavor == "cloud" and key not in names:
-                raise SourceUnavailable(
-                    f"{self.config.name}: space {key} does not exist or the credential cannot see it"
-                )
             try:
+                if self.config.flavor == "cloud" and key not in names:
+                    raise ApiError(f"space {key} is not in REST v2's answer", 404)
                 space = self.http.get_json(f"/rest/api/space/{key}", {"expand": "permissions"})
             except ApiError as exc:
-                if exc.status == 404:
-                    raise SourceUnavailable(
-                        f"{self.config.name}: space {key} does not exist or the credential cannot see it"
-                    ) from None
-                raise
+                if exc.status != 404:
+                    raise
+                self._unseen.append(key)  # the other spaces sync; the poll says so (`_unseen_spaces`)
+                continue
             if not space.get("permissions"):  # documented (docs/permissions.md), but an operator should know
                 log.warning(
                     "confluence space permissions are not visible to the credential: the space's unrestricted "
@@ -208,8 +231,36 @@ class ConfluenceApiConnector(LiveConnector):
                         "space": key,
                     },
                 )
-            self._spaces[key] = (names.get(key) or space.get("name") or key, space_access(space))
-        return self._spaces
+            spaces[key] = (names.get(key) or space.get("name") or key, space_access(space))
+        if not spaces:
+            raise SourceUnavailable(
+                f"{self.config.name}: space {self._unseen[0]} does not exist or the credential cannot see it"
+                if len(self._unseen) == 1
+                else f"{self.config.name}: no space of {', '.join(self._unseen)} exists or is visible to the "
+                "credential"
+            )
+        self._spaces = spaces
+        return spaces
+
+    def _unseen_spaces(self, was: list[str] | None) -> Batch:
+        """The configured spaces the credential cannot see, skipped with why and one line each; one it saw at
+        the last poll makes this sync list ids at once, which drops its pages."""
+        batch = Batch()
+        for key in self._unseen:
+            log.warning(
+                "confluence space does not exist or the credential cannot see it; skipped",
+                extra={"event": "confluence_space_not_visible", "source": self.config.name, "space": key},
+            )
+            batch.documents.append(
+                Skipped(
+                    f"space {key}",
+                    f"space {key} does not exist or the credential cannot see it: its pages leave the index "
+                    "(give the account read access to the space to index it)",
+                )
+            )
+            if was is None or key in was:  # a space whose pages may be indexed (or a checkpoint from before)
+                self.wants_listing = True
+        return batch
 
     # -- internals ---------------------------------------------------------------------------------------------
 
@@ -218,8 +269,8 @@ class ConfluenceApiConnector(LiveConnector):
         page = self._document(content)
         return [page, *self._attachments(content, page)] if isinstance(page, Document) else [page]
 
-    def _cql(self) -> str:
-        keys = ",".join(f'"{key}"' for key in self.config.spaces)
+    def _cql(self, spaces: list[str] | None = None) -> str:
+        keys = ",".join(f'"{key}"' for key in (self.spaces() if spaces is None else spaces))  # visible ones
         return f"space in ({keys}) and type in (page, blogpost)"
 
     def _search(self, cql: str, expand: str, limit: int) -> Iterator[list[dict[str, Any]]]:
@@ -281,7 +332,7 @@ class ConfluenceApiConnector(LiveConnector):
     def _trashed(self) -> Iterator[str]:
         """Data Center (no REST v2): ids of the spaces' trashed pages and blog posts, REST v1 content with
         `status=trashed`, per space and type."""
-        for key in self.config.spaces:
+        for key in self.spaces():
             for kind in ("page", "blogpost"):
                 path: str | None = "/rest/api/content"
                 params: dict[str, Any] | None = {

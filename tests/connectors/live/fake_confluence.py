@@ -161,7 +161,7 @@ class FakeConfluence(FakeApi):
 
     def _v2_spaces(self, req: Request) -> Reply:
         keys = (req.arg("keys") or "").split(",")
-        found = [s for k, s in self.spaces.items() if k in keys]
+        found = [s for k, s in self.spaces.items() if k in keys and not s.get("invisible")]
         offset = int(req.arg("cursor") or 0)
         limit = int(req.arg("limit") or 25)
         page = found[offset : offset + limit]
@@ -247,7 +247,7 @@ class FakeConfluence(FakeApi):
 
     def _space(self, key: str) -> Reply:
         space = self.spaces.get(key)
-        if space is None:
+        if space is None or space.get("invisible"):  # gone, or the credential lost its read permission
             return Reply(404, {"message": "No space with key"})
         permissions = (
             [{"operation": {"operation": "read", "targetType": "space"}, "anonymousAccess": True}]
@@ -320,6 +320,7 @@ class FakeConfluence(FakeApi):
             p
             for p in self.pages.values()
             if p.status == "current"
+            and not self.spaces[p.space].get("invisible")
             and (keys is None or p.space in keys)
             and (since_at is None or p.when >= since_at)
             and (id_set is None or p.id in id_set or bool(under_set & set(p.ancestors)))

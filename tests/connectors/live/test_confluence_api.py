@@ -326,7 +326,7 @@ def test_unknown_space_and_missing_fields_are_one_line_each(make_engine, serve) 
     from rag_core.errors import ConfigError
 
     api = serve(wiki())
-    engine, settings = make_engine([source(api, spaces=["ENG", "NOPE"])])
+    engine, settings = make_engine([source(api, spaces=["NOPE"])])
     (report,) = run_sync(settings, engine.index_writer())
     assert report.error == "wiki: space NOPE does not exist or the credential cannot see it"
     bad = settings.model_copy(update={"sources": [SourceConfig(name="w", kind="confluence_api")]})
@@ -472,3 +472,66 @@ def test_a_space_whose_permissions_the_credential_cannot_see_is_said_in_one_line
     assert docs["101"]["readers"] == ["*"] and docs["103"]["readers"] == ["group:legal", "user:hr@x.com"]
     lines = [r for r in caplog.records if getattr(r, "event", "") == "confluence_space_permissions_hidden"]
     assert len(lines) == 1 and lines[0].space == "ENG" and "visible_to" in lines[0].getMessage()
+
+
+@pytest.mark.parametrize("flavor", ["cloud", "datacenter"])
+def test_a_space_the_credential_can_no_longer_see_is_skipped_and_its_pages_leave_at_once(
+    make_engine, serve, caplog, flavor
+) -> None:
+    """A space never there (a typo) or taken from the bot's account ("stop using it") is skipped with the reason
+    and one warning line; the other spaces sync as usual, and the same sync's id listing drops the space's pages
+    (page ids carry no space, so only the listing can tell them). Every space gone fails the sync, as before."""
+    api = serve(wiki(flavor))
+    engine, settings = make_engine([source(api, spaces=["ENG", "OPS", "NOPE"])])
+    writer = engine.index_writer()
+    (load,) = run_sync(settings, writer)
+    assert load.ok, load.error
+    assert {"101", "201"} <= set(indexed(engine))
+    assert [where for where, _ in load.skipped] == ["space NOPE"]
+    api.spaces["OPS"]["invisible"] = True
+    api.edit("102", "<p>Paged through Opsgenie now.</p>")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        (poll,) = run_sync(settings, writer)
+    assert poll.ok, poll.error
+    docs = indexed(engine)
+    assert "201" not in docs and "Opsgenie" in docs["102"]["text"]
+    reasons = dict(poll.skipped)
+    assert "cannot see it" in reasons["space OPS"] and "leave the index" in reasons["space OPS"]
+    lines = [r for r in caplog.records if getattr(r, "event", "") == "confluence_space_not_visible"]
+    assert sorted(r.space for r in lines) == ["NOPE", "OPS"]
+    before = len(api.requests)
+    (again,) = run_sync(settings, writer)  # OPS is gone from the checkpoint's spaces: no listing again
+    assert again.ok, again.error
+    listed = [r for r in api.requests[before:] if (r.arg("expand") or "").startswith("ancestors,")]
+    assert listed == [] and [where for where, _ in again.skipped] == ["space OPS", "space NOPE"]
+    api.spaces["OPS"]["invisible"] = False  # access given back: read whole at the next poll, old pages too
+    (back,) = run_sync(settings, writer)
+    assert back.ok, back.error
+    assert "201" in indexed(engine) and back.added == 1
+    api.spaces["ENG"]["invisible"] = True
+    api.spaces["OPS"]["invisible"] = True
+    (none,) = run_sync(settings, writer)
+    assert none.error == "wiki: no space of ENG, OPS, NOPE exists or is visible to the credential"
+    assert {"101", "201"} <= set(indexed(engine))  # nothing deleted by a sync that failed
+
+
+def test_a_space_added_to_the_source_is_read_whole_at_the_next_poll(make_engine, serve) -> None:
+    """Its pages were last edited long before the checkpoint: a poll's `lastmodified` window alone would never
+    bring them (before, only `--full` did)."""
+    api = serve(wiki())
+    api.pages["201"].when = T0 - timedelta(
+        days=30
+    )  # long before ENG's newest page: outside any poll's window
+    engine, settings = make_engine([source(api, spaces=["ENG"])])
+    writer = engine.index_writer()
+    run_sync(settings, writer)
+    assert "201" not in indexed(engine)
+    wider = settings.model_copy(update={"sources": [source(api, spaces=["ENG", "OPS"])]})
+    (poll,) = run_sync(wider, writer)
+    assert poll.ok, poll.error
+    assert "201" in indexed(engine) and (poll.added, poll.updated) == (1, 0)
+    before = len(api.requests)
+    (again,) = run_sync(wider, writer)  # now in the checkpoint's spaces: only the window again
+    whole = [r for r in api.requests[before:] if (r.arg("cql") or "").startswith('space in ("OPS")')]
+    assert again.ok and again.added == 0 and whole == []
