@@ -114,6 +114,22 @@ class DriveApiConnector(LiveConnector):
         token: str | None = state["page_token"]
         folders = set(state.get("folders") or [])
         stamps: dict[str, str] = dict(state.get("stamps") or {})
+        added = [f for f in self.config.folders if f not in folders]
+        if (
+            added
+        ):  # added to the source since the load: walked whole, as at a load (a cut-short walk is redone:
+            # these batches move no checkpoint, and the folders are recorded only with the changes below)
+            batch = Batch()
+            for meta in self._files(f"files({FILE_FIELDS})", PAGE_SIZE, added):
+                if meta.get("mimeType") == FOLDER:
+                    folders.add(str(meta["id"]))
+                else:
+                    self._add(batch, meta, stamps)
+                if len(batch.documents) >= PAGE_SIZE:
+                    yield batch
+                    batch = Batch()
+            folders.update(added)
+            yield batch
         while token:
             page = self._execute(
                 self.service.changes().list(
@@ -208,17 +224,19 @@ class DriveApiConnector(LiveConnector):
                     break
         yield Batch(checkpoint={"page_token": start, "folders": sorted(folders), "stamps": stamps})
 
-    def _files(self, fields: str, size: int) -> Iterator[dict[str, Any]]:
-        """Every file under the configured folders (walked down), or of the whole drive."""
-        seen: set[str] = set(self.config.folders)
-        pending: list[str | None] = list(self.config.folders) or [None]
+    def _files(self, fields: str, size: int, roots: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every file (and folder) under `roots` (the configured folders by default), walked down, or of the
+        whole drive when no folder is configured."""
+        roots = list(self.config.folders) if roots is None else roots
+        seen: set[str] = set(roots)
+        pending: list[str | None] = list(roots) or [None]
         while pending:
             parent = pending.pop(0)
             token: str | None = None
             while True:
                 page = self._list_page(f"nextPageToken,{fields}", size, parent, token)
                 for meta in page.get("files") or []:
-                    if meta.get("mimeType") == FOLDER and self.config.folders and meta["id"] not in seen:
+                    if meta.get("mimeType") == FOLDER and roots and meta["id"] not in seen:
                         seen.add(meta["id"])
                         pending.append(str(meta["id"]))
                     yield meta

@@ -369,3 +369,26 @@ def test_a_403_on_a_files_permissions_that_can_share_did_not_predict_skips_that_
     (poll,) = run_sync(settings, writer)
     assert poll.ok, poll.error
     assert "x1" not in indexed(engine, "drive") and poll.deleted == 1
+
+
+def test_a_folder_added_to_the_source_is_walked_at_the_next_poll(make_engine, serve, key) -> None:
+    """Its files changed before the stored change token: `changes.list` alone would never bring them (before,
+    only `--full` did). A poll walks the new folder once, then follows it by changes like the others."""
+    api = serve(drive())
+    api.put(File("f1", "Handbook", FOLDER))
+    api.put(File("h1", "leave.md", "text/markdown", b"# Leave\n\n25 days a year.", parents=["f1"]))
+    api.put(File("g1", "Guides", FOLDER))
+    api.put(File("g2", "Deep", FOLDER, parents=["g1"]))
+    api.put(File("k1", "oncall.md", "text/markdown", b"# On call\n\nPage the secondary.", parents=["g2"]))
+    key(api)
+    engine, settings = make_engine([source(api, folders=["f1"])])
+    writer = engine.index_writer()
+    run_sync(settings, writer)
+    assert set(indexed(engine, "drive")) == {"h1"}
+    wider = settings.model_copy(update={"sources": [source(api, folders=["f1", "g1"])]})
+    (poll,) = run_sync(wider, writer)
+    assert poll.ok, poll.error
+    assert set(indexed(engine, "drive")) == {"h1", "k1"} and poll.added == 1
+    api.touch("k1", content=b"# On call\n\nPage the primary first.")  # followed by changes from now on
+    (again,) = run_sync(wider, writer)
+    assert again.ok and again.updated == 1 and "primary" in indexed(engine, "drive")["k1"]["text"]
