@@ -114,14 +114,15 @@ class ConfluenceApiConnector(LiveConnector):
                     seen.add(str(content.get("id")))
                     batch.documents.extend(self._with_attachments(content))
                     when = _parse_when((content.get("version") or {}).get("when"))
-                    if when is not None and (newest is None or when > newest):
+                    # only the window's own pages move `since` (ordered by lastmodified, a cut-short poll
+                    # resumes after the last one committed); new spaces' pages come in no such order
+                    if marked is seen_spaces and when is not None and (newest is None or when > newest):
                         newest = when
                 # the webhook position moves with the last batch only: a poll cut short reads the same hints
-                # again; while new spaces are read whole, neither `since` nor the spaces move (cut short, the
-                # next poll reads them whole again)
-                moved = newest if marked is seen_spaces else since
+                # again; while new spaces are read whole, the recorded spaces do not move (cut short, the next
+                # poll reads them whole again)
                 batch.checkpoint = {
-                    "since": moved.isoformat() if moved else None,
+                    "since": newest.isoformat() if newest else None,
                     "events": was,
                     "spaces": marked,
                 }
