@@ -50,6 +50,9 @@ class Batch:
     documents: list[Document | Skipped] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # ids gone from the source (deleted, trashed, archived)
     access: list[AccessChange] = field(default_factory=list)  # applied after `documents` and `deleted`
+    # the poll saw a change only the id listing can apply (a Confluence space the credential no longer sees:
+    # its pages' ids do not say their space); the sync then lists ids at once
+    wants_listing: bool = False
     checkpoint: Checkpoint | None = None  # None: this batch does not move the checkpoint
 
 
@@ -67,9 +70,6 @@ class LiveConnector(ABC):
     def __init__(self, config: SourceConfig, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        # set by a poll that saw a change only the id listing can apply (a Confluence space the credential no
-        # longer sees: its pages' ids do not say their space); the sync then lists ids at once
-        self.wants_listing = False
 
     @property
     def calls(self) -> int:

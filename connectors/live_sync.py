@@ -125,7 +125,8 @@ class _Run:
             cursor = next((b.checkpoint for b in reversed(group) if b.checkpoint is not None), cursor)
             self._apply(group, {"cursor": cursor, "syncs": syncs})
             applied = True
-        if prune or self.connector.wants_listing:
+            prune = prune or any(b.wants_listing for b in group)
+        if prune:
             self._prune(cursor)
             return
         if not applied:  # a poll with nothing to say still counts towards the next pruning

@@ -6,8 +6,7 @@ restrictions of the page and of its ancestors (which it inherits) expanded, so o
 pages. Cloud's spaces come from REST v2 (`/api/v2/spaces?keys=…`, cursor pagination). The checkpoint is the
 newest `version.when` committed; the next poll asks for `lastmodified >= checkpoint - 14 h` (CQL reads times
 in the account's time zone, which may be up to 14 h off UTC; pages seen again are unchanged and cost no
-embedding). Each poll also lists the spaces'
-content that is gone and deletes it: on Cloud trashed, archived and deleted pages and blog posts (REST v2
+embedding). Each poll also lists the spaces' content that is gone and deletes it: on Cloud trashed, archived and deleted pages and blog posts (REST v2
 `/pages` and `/blogposts` with `status`, 250 ids a request: two requests while the trash is small), on Data
 Center trashed ones (REST v1 `/content?status=trashed`, a request per space and type). Restriction changes touch
 neither `lastmodified` nor anything else a cheap request shows: they, purged pages, and Data Center's archived
@@ -94,9 +93,13 @@ class ConfluenceApiConnector(LiveConnector):
         seen_spaces = sorted(self.spaces())
         was_spaces = None if checkpoint is None else checkpoint.get("spaces")
         if self._unseen:
-            yield self._unseen_spaces(was_spaces)
-            if since is None:
-                self.wants_listing = False  # a first load: nothing of theirs is indexed
+            unseen = self._unseen_spaces()
+            # one the last poll saw may have indexed pages (as may any, with a checkpoint from before); a first
+            # load has none
+            unseen.wants_listing = since is not None and any(
+                was_spaces is None or key in was_spaces for key in self._unseen
+            )
+            yield unseen
         searches: list[tuple[str, list[str] | None]] = []  # (CQL, the spaces its checkpoints record)
         fresh = [k for k in seen_spaces if was_spaces is not None and k not in was_spaces]
         if since is not None and fresh:  # added to `spaces`, or visible again: read whole, as at a load
@@ -213,13 +216,8 @@ class ConfluenceApiConnector(LiveConnector):
                 path, params = (data.get("_links") or {}).get("next"), None
         spaces: dict[str, tuple[str, Access]] = {}
         for key in self.config.spaces:
-            try:
-                if self.config.flavor == "cloud" and key not in names:
-                    raise ApiError(f"space {key} is not in REST v2's answer", 404)
-                space = self.http.get_json(f"/rest/api/space/{key}", {"expand": "permissions"})
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
+            space = None if self.config.flavor == "cloud" and key not in names else self._space(key)
+            if space is None:
                 self._unseen.append(key)  # the other spaces sync; the poll says so (`_unseen_spaces`)
                 continue
             if not space.get("permissions"):  # documented (docs/permissions.md), but an operator should know
@@ -243,9 +241,17 @@ class ConfluenceApiConnector(LiveConnector):
         self._spaces = spaces
         return spaces
 
-    def _unseen_spaces(self, was: list[str] | None) -> Batch:
-        """The configured spaces the credential cannot see, skipped with why and one line each; one it saw at
-        the last poll makes this sync list ids at once, which drops its pages."""
+    def _space(self, key: str) -> dict[str, Any] | None:
+        """`GET /rest/api/space/{key}` with its permissions; None when it does not exist for this credential."""
+        try:
+            return dict(self.http.get_json(f"/rest/api/space/{key}", {"expand": "permissions"}))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _unseen_spaces(self) -> Batch:
+        """The configured spaces the credential cannot see, skipped with why and one line each."""
         batch = Batch()
         for key in self._unseen:
             log.warning(
@@ -259,8 +265,6 @@ class ConfluenceApiConnector(LiveConnector):
                     "(give the account read access to the space to index it)",
                 )
             )
-            if was is None or key in was:  # a space whose pages may be indexed (or a checkpoint from before)
-                self.wants_listing = True
         return batch
 
     # -- internals ---------------------------------------------------------------------------------------------

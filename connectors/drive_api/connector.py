@@ -114,11 +114,10 @@ class DriveApiConnector(LiveConnector):
         token: str | None = state["page_token"]
         folders = set(state.get("folders") or [])
         stamps: dict[str, str] = dict(state.get("stamps") or {})
+        # folders added to the source since the load: walked whole, as at a load (a cut-short walk is redone:
+        # these batches move no checkpoint, and the folders are recorded only with the changes below)
         added = [f for f in self.config.folders if f not in folders]
-        if (
-            added
-        ):  # added to the source since the load: walked whole, as at a load (a cut-short walk is redone:
-            # these batches move no checkpoint, and the folders are recorded only with the changes below)
+        if added:
             batch = Batch()
             for meta in self._files(f"files({FILE_FIELDS})", PAGE_SIZE, added):
                 if meta.get("mimeType") == FOLDER:
@@ -150,11 +149,7 @@ class DriveApiConnector(LiveConnector):
                     stamps.pop(str(change["fileId"]), None)
                 elif meta.get("mimeType") == FOLDER:
                     folders.add(str(meta["id"]))
-                elif (
-                    (stamp := content_stamp(meta))
-                    and stamps.get(str(meta["id"])) == stamp
-                    and not sharing_hidden(meta)
-                ):
+                elif (stamp := content_stamp(meta)) and stamps.get(str(meta["id"])) == stamp:
                     # sharing (or a move within scope) changed, the content did not: new readers, no export
                     try:
                         batch.access.append(AccessChange(str(meta["id"]), self._access(meta), exact=True))
@@ -293,6 +288,8 @@ class DriveApiConnector(LiveConnector):
         stamps.pop(str(meta["id"]), None)
 
     def _access(self, meta: dict[str, Any]) -> Access:
+        if sharing_hidden(meta):  # known from the listing: no request made to fail
+            raise SharingHidden(f"{self.config.name}: {HIDDEN_SHARING}")
         perms = meta.get("permissions")
         return access_of(perms if perms is not None else self._permissions(str(meta["id"])))
 

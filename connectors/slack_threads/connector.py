@@ -307,9 +307,7 @@ class SlackThreadsConnector(LiveConnector):
 
     def _channel(self, channel: str) -> tuple[str, Access]:
         """The channel's name and who may read its threads (members of a private one), looked up when needed."""
-        if not self._names:
-            self._list_channels()
-        if channel not in self._names:
+        if not self._joined(channel):
             raise SourceUnavailable(
                 f"{self.config.name}: channel {channel} is not visible to the token in "
                 f"{credential_name(self.config)}; invite the bot to it (it needs {self.http.needs})"
