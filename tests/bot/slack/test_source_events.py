@@ -15,10 +15,7 @@ import pytest
 import redis
 
 import connectors.slack_threads.events as slack_events
-from bot.conversation import Conversation
-from bot.front_door import FrontDoor, Part
-from bot.runtime import Runtime, Service
-from bot.settings import BotSettings
+from bot.runtime import Service
 from bot.slack.app import http_service, socket_service
 from connectors.live_events import EventLog
 from connectors.slack_threads.events import RECEIVER
@@ -29,6 +26,7 @@ from rag_core.settings import SourceConfig
 from tests.bot.slack.conftest import bot_settings, make_bot
 from tests.bot.slack.fake_slack import BOT_USER_ID, FakeSlack, channel_message, event_callback, mention
 from tests.bot.slack.test_mentions import final_update
+from tests.connectors.live.receivers import MountedDoor, assert_stopping_ends_the_receiver, service_runtime
 
 GUARD_S = 30.0  # fails a test that would otherwise hang (the fixed code never comes near it)
 
@@ -151,18 +149,6 @@ async def test_a_hanging_event_log_write_delays_no_ack_and_no_answer(
     assert pending.complete and pending.hints == [f"C1:{ts}" for ts in [*messages, question]]
 
 
-class MountedDoor(FrontDoor):
-    """The process's front door, telling the test when HTTP mode has mounted its app."""
-
-    def __init__(self, settings: BotSettings) -> None:
-        super().__init__(settings)
-        self.mounted = asyncio.Event()
-
-    def mount_slack(self, app: Part) -> None:
-        super().mount_slack(app)
-        self.mounted.set()
-
-
 @pytest.mark.parametrize("mode", ["http", "socket"])
 async def test_a_stopped_slack_service_ends_its_receivers_epoch(
     small_engine: Engine, tmp_path: Path, clean_redis: str, mode: str
@@ -180,14 +166,7 @@ async def test_a_stopped_slack_service_ends_its_receivers_epoch(
     feedback = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
     kv = make_kv(clean_redis)
     door = MountedDoor(settings)
-    runtime = Runtime(
-        settings,
-        small_engine,
-        kv,
-        feedback,
-        Conversation(small_engine, settings, kv, feedback),
-        front_door=door,
-    )
+    runtime = service_runtime(settings, small_engine, kv, feedback, door)
     service: Service = http_service(settings) if mode == "http" else socket_service(settings)
     log = EventLog(clean_redis, RECEIVER)
     task = asyncio.create_task(service.run(runtime))
@@ -196,11 +175,7 @@ async def test_a_stopped_slack_service_ends_its_receivers_epoch(
             await asyncio.wait_for(door.mounted.wait(), GUARD_S)
         else:
             await fake.wait_connected(GUARD_S)
-        assert log.read(None).position is not None  # its receiver is alive
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        pending = log.read(None)
-        assert pending.position is None and "no event receiver" in pending.why
+        await assert_stopping_ends_the_receiver(task, log)
     finally:
         task.cancel()
         await fake.stop()

@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 import redis
-from fastapi import FastAPI
 
-from bot.api import webhooks
 from bot.api.server import ApiServer
 from bot.settings import BotSettings
 from connectors.confluence_api.events import ConfluenceChangeRecorder
@@ -22,6 +20,7 @@ from connectors.live_events import _PREFIX
 from connectors.sync import run_sync
 from tests.conftest import ROOT
 from tests.connectors.live.test_confluence_api import _token, indexed, source, wiki  # noqa: F401
+from tests.connectors.live.test_confluence_webhook_route import webhook_app
 
 RELAY = ROOT / "deploy" / "confluence-forge" / "src" / "relay.js"
 SECRET = "forge-relay-secret-0123456789"
@@ -68,11 +67,9 @@ def route(redis_url: str, tmp_path) -> Iterator[tuple[str, ConfluenceChangeRecor
     settings = BotSettings(
         _env_file=None, data_dir=tmp_path, redis_url=redis_url, confluence_webhook_secret=SECRET
     )
-    app = FastAPI()
-    recorder = webhooks.confluence_recorder(settings)
+    app = webhook_app(settings)
+    recorder = app.state.confluence_webhooks
     assert recorder is not None
-    app.state.confluence_webhooks = recorder
-    app.include_router(webhooks.router)
     server = ApiServer(app)
     try:
         yield f"{server.url}/webhooks/confluence", recorder

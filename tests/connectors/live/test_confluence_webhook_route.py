@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,25 +19,34 @@ from fastapi.testclient import TestClient
 import bot.api.server as api_server
 from bot.api import webhooks
 from bot.api.server import api_service
-from bot.conversation import Conversation
-from bot.front_door import FrontDoor, Part
-from bot.runtime import Runtime
+from bot.front_door import Part
 from bot.settings import BotSettings
 from connectors.confluence_api.events import RECEIVER, signature
 from connectors.live_events import _PREFIX, EventLog
 from rag_core.engine import Engine
 from rag_core.feedback import FeedbackStore
 from rag_core.kv import make_kv
+from tests.connectors.live.receivers import (
+    HeldLog,
+    MountedDoor,
+    assert_stopping_ends_the_receiver,
+    service_runtime,
+)
 
 SECRET = "webhook-secret-0123456789"
 GUARD_S = 30.0  # fails a test that would otherwise hang (the fixed code never comes near it)
 
 
-def client(settings: BotSettings) -> TestClient:
+def webhook_app(settings: BotSettings) -> FastAPI:
+    """The webhook route alone, with the recorder the settings give (None: no route to serve)."""
     app = FastAPI()
     app.state.confluence_webhooks = webhooks.confluence_recorder(settings)
     app.include_router(webhooks.router)
-    return TestClient(app)
+    return app
+
+
+def client(settings: BotSettings) -> TestClient:
+    return TestClient(webhook_app(settings))
 
 
 def test_signed_webhooks_are_recorded_and_others_refused(redis_url, tmp_path) -> None:
@@ -70,21 +78,6 @@ def test_without_a_secret_or_redis_there_is_no_webhook(tmp_path) -> None:
     assert client(none).post("/webhooks/confluence", content=body).status_code == 404
 
 
-class HeldLog(EventLog):
-    """Redis hanging on XADD until the test releases it (the epoch's key still answers)."""
-
-    def __init__(self, redis_url: str) -> None:
-        super().__init__(redis_url, RECEIVER)
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def add(self, hints: Iterable[str]) -> None:
-        self.entered.set()
-        if not self.release.wait(2 * GUARD_S):  # longer than a response's guard: that one fails first
-            raise redis.TimeoutError("held past the test's guard")
-        super().add(hints)
-
-
 def signed_post(http: httpx.AsyncClient, body: bytes, secret: str = SECRET) -> Awaitable[httpx.Response]:
     return http.post(
         "/webhooks/confluence", content=body, headers={"X-Hub-Signature": signature(body, secret)}
@@ -98,13 +91,11 @@ async def test_a_hanging_event_log_write_delays_no_webhook_answer(redis_url, tmp
     settings = BotSettings(
         _env_file=None, data_dir=tmp_path, redis_url=redis_url, confluence_webhook_secret=SECRET
     )
-    app = FastAPI()
-    recorder = webhooks.confluence_recorder(settings)
+    app = webhook_app(settings)
+    recorder = app.state.confluence_webhooks
     assert recorder is not None
-    app.state.confluence_webhooks = recorder
-    app.include_router(webhooks.router)
     log = EventLog(redis_url, RECEIVER)
-    held = HeldLog(redis_url)
+    held = HeldLog(redis_url, RECEIVER, 2 * GUARD_S)  # longer than a response's guard: that one fails first
     recorder.receiver.log = held
     ids = [101 + i for i in range(10)]  # more webhooks than the default thread pool's workers
     try:
@@ -130,20 +121,6 @@ async def test_a_hanging_event_log_write_delays_no_webhook_answer(redis_url, tmp
         log.close()
         held.close()
     assert pending.complete and pending.hints == [str(page) for page in ids]
-
-
-class MountedDoor(FrontDoor):
-    """The process's front door, telling the test when the API service has mounted its app."""
-
-    def __init__(self, settings: BotSettings) -> None:
-        super().__init__(settings)
-        self.mounted = asyncio.Event()
-        self.api: Part | None = None
-
-    def mount_api(self, app: Part) -> None:
-        super().mount_api(app)
-        self.api = app
-        self.mounted.set()
 
 
 @pytest.mark.parametrize("where", ["front door", "own port"])
@@ -172,14 +149,7 @@ async def test_a_stopped_api_service_ends_the_webhooks_receiver(
             await serve_socket(app, sock)
 
         monkeypatch.setattr(api_server, "_serve_socket", served)
-    runtime = Runtime(
-        settings,
-        small_engine,
-        kv,
-        feedback,
-        Conversation(small_engine, settings, kv, feedback),
-        front_door=door if where == "front door" else None,
-    )
+    runtime = service_runtime(settings, small_engine, kv, feedback, door if where == "front door" else None)
     service = api_service(settings, port=0) if where == "own port" else api_service(settings)
     log = EventLog(redis_url, RECEIVER)
     task = asyncio.create_task(service.run(runtime))
@@ -191,11 +161,7 @@ async def test_a_stopped_api_service_ends_the_webhooks_receiver(
             transport=httpx.ASGITransport(app=door.api), base_url="http://ragbot.test"
         ) as http:
             assert (await asyncio.wait_for(signed_post(http, body), GUARD_S)).status_code == 204
-        assert log.read(None).position is not None  # its receiver is alive
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        pending = log.read(None)
-        assert pending.position is None and "no event receiver" in pending.why
+        await assert_stopping_ends_the_receiver(task, log)
     finally:
         task.cancel()
         feedback.close()

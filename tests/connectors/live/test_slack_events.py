@@ -5,8 +5,7 @@ listing every channel whenever the log cannot vouch that nothing was missed."""
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -15,6 +14,7 @@ from connectors.live_events import _PREFIX, EventLog
 from connectors.slack_threads.events import RECEIVER, SlackChangeRecorder, hints_of
 from connectors.sync import run_sync
 from tests.connectors.live.fake_slack_api import FakeSlackApi
+from tests.connectors.live.receivers import HeldLog
 from tests.connectors.live.test_confluence_api import indexed
 from tests.connectors.live.test_slack_threads import _token, source, workspace  # noqa: F401
 
@@ -251,21 +251,6 @@ def test_a_history_change_naming_no_channel_ends_the_epoch(redis_url, events) ->
     log.close()
 
 
-class HeldLog(EventLog):
-    """Redis hanging on XADD until the test releases it (HGET/SET for the epoch still answer)."""
-
-    def __init__(self, redis_url: str) -> None:
-        super().__init__(redis_url, RECEIVER)
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def add(self, hints: Iterable[str]) -> None:
-        self.entered.set()
-        if not self.release.wait(FLUSH_S):
-            raise redis.TimeoutError("held past the test's guard")
-        super().add(hints)
-
-
 def message(ts: str) -> dict:
     return {"type": "event_callback", "event": {"type": "message", "channel": "C1", "ts": ts}}
 
@@ -289,7 +274,7 @@ def test_while_redis_hangs_events_queue_in_order_and_a_full_queue_ends_the_epoch
     client.close()
     recorder = SlackChangeRecorder(redis_url, queue_events=2)
     log = EventLog(redis_url, RECEIVER)
-    held = HeldLog(redis_url)
+    held = HeldLog(redis_url, RECEIVER, FLUSH_S)
     try:
         position = log.read(None).position
         recorder.receiver.log = held
